@@ -1,0 +1,381 @@
+//! Every setting, as a flag with an environment fallback, validated once at start.
+//!
+//! This module is a leaf: it imports nothing from the rest of the crate. A bad
+//! setting is reported as one line and the process exits with status 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Built-in example inputs, used when `EXAMPLES_FILE` is not set.
+pub const BUILTIN_EXAMPLES: &[&str] = &[
+    "CC(C)=O.OCC",
+    "N#Cc1ccccc1",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "c1ccc2ccccc2c1",
+    "CCN(CC)CC.Cl",
+];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "translation-front",
+    version,
+    about = "Web front end of a sequence-to-sequence model served from AWS Lambda",
+    long_about = "Web front end of a sequence-to-sequence model served from AWS Lambda.\n\n\
+        With no subcommand it serves the UI and the JSON API. Every flag has an \
+        environment fallback (shown as [env: NAME=]). AWS settings come from the \
+        standard AWS chain (AWS_REGION, AWS_PROFILE, web identity, AWS_ENDPOINT_URL_LAMBDA)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve the UI and the API (the default).
+    Serve,
+    /// Send one round of keep-warm pings to the Lambda and exit (for a CronJob).
+    Warmup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenizerKind {
+    /// Drop whitespace and put one space between characters (SMILES models).
+    Chars,
+    /// Collapse runs of whitespace to one space.
+    Whitespace,
+    /// Send the text as it is.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the UI and API listener.
+    #[arg(
+        long,
+        env = "LISTEN_ADDR",
+        default_value = "0.0.0.0:8501",
+        global = true
+    )]
+    pub listen_addr: SocketAddr,
+
+    /// Address of the Prometheus metrics listener (keep it off the load balancer).
+    #[arg(
+        long,
+        env = "METRICS_ADDR",
+        default_value = "0.0.0.0:9090",
+        global = true
+    )]
+    pub metrics_addr: SocketAddr,
+
+    /// Lambda function name or ARN. Unset: the built-in demo backend.
+    #[arg(long, env = "TRANSLATION_FUNCTION", global = true)]
+    pub translation_function: Option<String>,
+
+    /// Lambda alias or version to invoke.
+    #[arg(long, env = "TRANSLATION_QUALIFIER", global = true)]
+    pub translation_qualifier: Option<String>,
+
+    /// How input text is split into the tokens the model expects.
+    #[arg(
+        long,
+        env = "TOKENIZER",
+        value_enum,
+        default_value = "chars",
+        global = true
+    )]
+    pub tokenizer: TokenizerKind,
+
+    /// Beam width used when a request gives none.
+    #[arg(long, env = "DEFAULT_BEAM", default_value_t = 5, global = true)]
+    pub default_beam: u32,
+
+    /// Number of results (top-k) used when a request gives none.
+    #[arg(long, env = "DEFAULT_N_BEST", default_value_t = 5, global = true)]
+    pub default_n_best: u32,
+
+    /// Largest beam width a request may ask for.
+    #[arg(long, env = "MAX_BEAM", default_value_t = 10, global = true)]
+    pub max_beam: u32,
+
+    /// Longest input, in Unicode characters (code points).
+    #[arg(long, env = "MAX_INPUT_CHARS", default_value_t = 2000, global = true)]
+    pub max_input_chars: usize,
+
+    /// Most inputs in one bulk request.
+    #[arg(
+        long,
+        env = "MAX_BATCH_INPUTS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_batch_inputs: usize,
+
+    /// Largest request body (e.g. 5MiB, 512KiB, 1000000).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value = "5MiB", value_parser = parse_bytes, global = true)]
+    pub max_body_bytes: usize,
+
+    /// Deadline of one translation, retries included (e.g. 55s, 1500ms).
+    #[arg(long, env = "LAMBDA_TIMEOUT", default_value = "55s", value_parser = parse_duration, global = true)]
+    pub lambda_timeout: Duration,
+
+    /// Concurrent Lambda invocations per bulk request.
+    #[arg(long, env = "LAMBDA_FAN_OUT", default_value_t = 4, global = true)]
+    pub lambda_fan_out: usize,
+
+    /// Lambda invocations in flight per pod; past it requests get 503 overloaded.
+    #[arg(
+        long,
+        env = "MAX_INFLIGHT_INVOCATIONS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_inflight_invocations: usize,
+
+    /// Longest wait to group concurrent translations into one invocation (0 = off).
+    #[arg(long, env = "COALESCE_MAX_WAIT", default_value = "2ms", value_parser = parse_duration, global = true)]
+    pub coalesce_max_wait: Duration,
+
+    /// Interval of the per-pod keep-warm pinger (0 = off; prefer one CronJob per cluster).
+    #[arg(long, env = "LAMBDA_WARMUP_INTERVAL", default_value = "0", value_parser = parse_duration, global = true)]
+    pub lambda_warmup_interval: Duration,
+
+    /// Concurrent pings in one keep-warm round.
+    #[arg(
+        long,
+        env = "LAMBDA_WARMUP_CONCURRENCY",
+        default_value_t = 1,
+        global = true
+    )]
+    pub lambda_warmup_concurrency: usize,
+
+    /// File of example inputs, one per line (default: built-in examples).
+    #[arg(long, env = "EXAMPLES_FILE", global = true)]
+    pub examples_file: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// How long to keep serving after SIGTERM (readiness already 503) before stopping.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]
+    pub shutdown_grace: Duration,
+
+    /// Example inputs, loaded from `examples_file` by [`Config::finish`].
+    #[arg(skip)]
+    pub examples: Vec<String>,
+}
+
+/// The largest beam any deployment may allow: beyond it the model's cost explodes.
+pub const BEAM_CEILING: u32 = 64;
+
+impl Config {
+    /// Checks the settings against each other and loads the examples file.
+    pub fn finish(mut self) -> Result<Self, String> {
+        if self
+            .translation_function
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            self.translation_function = None;
+        }
+        if self
+            .translation_qualifier
+            .as_deref()
+            .is_some_and(|q| q.trim().is_empty())
+        {
+            self.translation_qualifier = None;
+        }
+        if !(1..=BEAM_CEILING).contains(&self.max_beam) {
+            return Err(format!(
+                "MAX_BEAM must be between 1 and {BEAM_CEILING}, got {}",
+                self.max_beam
+            ));
+        }
+        if !(1..=self.max_beam).contains(&self.default_beam) {
+            return Err(format!(
+                "DEFAULT_BEAM must be between 1 and MAX_BEAM ({}), got {}",
+                self.max_beam, self.default_beam
+            ));
+        }
+        if !(1..=self.default_beam).contains(&self.default_n_best) {
+            return Err(format!(
+                "DEFAULT_N_BEST must be between 1 and DEFAULT_BEAM ({}), got {}",
+                self.default_beam, self.default_n_best
+            ));
+        }
+        for (name, value) in [
+            ("MAX_INPUT_CHARS", self.max_input_chars),
+            ("MAX_BATCH_INPUTS", self.max_batch_inputs),
+            ("LAMBDA_FAN_OUT", self.lambda_fan_out),
+            ("MAX_INFLIGHT_INVOCATIONS", self.max_inflight_invocations),
+            ("LAMBDA_WARMUP_CONCURRENCY", self.lambda_warmup_concurrency),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(format!(
+                "MAX_BODY_BYTES must be at least 1KiB, got {}",
+                self.max_body_bytes
+            ));
+        }
+        if self.lambda_timeout.is_zero() {
+            return Err("LAMBDA_TIMEOUT must be more than 0".into());
+        }
+        self.examples = match &self.examples_file {
+            None => BUILTIN_EXAMPLES.iter().map(|s| s.to_string()).collect(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("EXAMPLES_FILE {}: {e}", path.display()))?;
+                let examples: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect();
+                if examples.is_empty() {
+                    return Err(format!("EXAMPLES_FILE {} has no examples", path.display()));
+                }
+                examples
+            }
+        };
+        Ok(self)
+    }
+
+    /// Name shown for the backend in `/api/v1/config` and the UI.
+    pub fn backend_name(&self) -> &'static str {
+        if self.translation_function.is_some() {
+            "lambda"
+        } else {
+            "demo"
+        }
+    }
+}
+
+/// Parses `55s`, `1500ms`, `2m`, `1h 30m` (humantime), a bare number of seconds, or `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration like 55s or 250ms ({e})"))
+}
+
+/// Parses a byte size: `5242880`, `512KiB`, `5MiB`, `1MB`, `64kb`.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 5MiB or 1048576"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit (use B, KiB, MiB, KB, MB)"
+            ));
+        }
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["translation-front"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .config
+            .finish()
+    }
+
+    #[test]
+    fn durations_accept_units_bare_seconds_and_zero() {
+        assert_eq!(parse_duration("55s"), Ok(Duration::from_secs(55)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn byte_sizes_accept_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("5MiB"), Ok(5 << 20));
+        assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1MB"), Ok(1_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid_and_use_the_demo_backend() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.default_beam, 5);
+        assert_eq!(c.max_body_bytes, 5 << 20);
+        assert_eq!(c.lambda_timeout, Duration::from_secs(55));
+        assert_eq!(c.backend_name(), "demo");
+        assert_eq!(c.examples.len(), BUILTIN_EXAMPLES.len());
+    }
+
+    #[test]
+    fn n_best_above_beam_is_rejected_with_a_clear_message() {
+        let err = parse(&["--default-beam", "3", "--default-n-best", "4"]).unwrap_err();
+        assert!(err.contains("DEFAULT_N_BEST"), "{err}");
+    }
+
+    #[test]
+    fn beam_above_max_is_rejected() {
+        let err = parse(&["--default-beam", "12"]).unwrap_err();
+        assert!(err.contains("DEFAULT_BEAM"), "{err}");
+    }
+
+    #[test]
+    fn unparsable_duration_is_rejected() {
+        let err = parse(&["--lambda-timeout", "forever"]).unwrap_err();
+        assert!(err.contains("forever"), "{err}");
+    }
+
+    #[test]
+    fn empty_function_name_means_demo() {
+        let c = parse(&["--translation-function", " "]).unwrap();
+        assert_eq!(c.backend_name(), "demo");
+    }
+
+    #[test]
+    fn missing_examples_file_is_rejected() {
+        let err = parse(&["--examples-file", "/nonexistent/examples.txt"]).unwrap_err();
+        assert!(err.contains("EXAMPLES_FILE"), "{err}");
+    }
+}

@@ -1,0 +1,91 @@
+//! The JSON API handlers: parse, call, render. Rejections of malformed bodies are
+//! our JSON errors too, never the framework's plain-text ones.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use super::metrics::LambdaRequestId;
+use super::translate::{self, TranslateInput};
+
+/// A JSON body: `Content-Type: application/json`, valid UTF-8, within
+/// `MAX_BODY_BYTES`, deserializing into `T`; otherwise an [`ApiError`].
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::invalid_input(
+                "Content-Type must be application/json",
+            ));
+        }
+        let body = read_body(req, state).await?;
+        std::str::from_utf8(&body)
+            .map_err(|_| ApiError::invalid_input("the body is not valid UTF-8"))?;
+        serde_json::from_slice(&body)
+            .map(ApiJson)
+            .map_err(|e| ApiError::invalid_input(format!("invalid JSON: {e}")))
+    }
+}
+
+/// Reads the whole body, mapping the size limit to `too_large`.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("the request body is larger than MAX_BODY_BYTES")
+        } else {
+            ApiError::invalid_input(format!("could not read the body: {e}"))
+        }
+    })
+}
+
+pub async fn translate(
+    State(state): State<Arc<AppState>>,
+    ApiJson(input): ApiJson<TranslateInput>,
+) -> Result<Response, ApiError> {
+    let (view, request_id) = translate::translate(&state, input).await?;
+    let mut response = Json(view).into_response();
+    if let Some(id) = request_id {
+        response.extensions_mut().insert(LambdaRequestId(id));
+    }
+    Ok(response)
+}
+
+pub async fn config(State(state): State<Arc<AppState>>) -> Response {
+    let c = &state.config;
+    Json(json!({
+        "backend": state.translator.backend(),
+        "tokenizer": format!("{:?}", state.tokenizer).to_lowercase(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "defaults": {"beam": c.default_beam, "n_best": c.default_n_best},
+        "limits": {
+            "max_beam": c.max_beam,
+            "max_input_chars": c.max_input_chars,
+            "max_batch_inputs": c.max_batch_inputs,
+            "max_body_bytes": c.max_body_bytes,
+            "lambda_timeout_ms": c.lambda_timeout.as_millis() as u64,
+        },
+        "examples": c.examples,
+    }))
+    .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such page or endpoint")
+}

@@ -1,0 +1,308 @@
+//! The AWS Lambda backend: one shared `aws-sdk-lambda` client, a deadline on every
+//! call, jittered exponential backoff for throttles and 5xx, and error mapping.
+//!
+//! The SDK's own retries are off: they would sleep past our deadline. Our loop
+//! retries throttles (429) and server errors (5xx) only; a function error is the
+//! model failing on this input, and retrying it would fail again at full cost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::config::Region;
+use aws_sdk_lambda::config::retry::RetryConfig;
+use aws_sdk_lambda::config::timeout::TimeoutConfig;
+use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::operation::RequestId;
+use aws_sdk_lambda::operation::invoke::{InvokeError, InvokeOutput};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use super::protocol::{self, ProtocolError};
+use super::{BoxFuture, InferenceError, Invocation, Request, Translator};
+use crate::telemetry::Metrics;
+
+/// Attempts per call, the first included.
+const MAX_ATTEMPTS: u32 = 4;
+/// First backoff; doubled per retry, with "equal jitter" (half fixed, half random).
+const BASE_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// What a throttled client is told to wait when Lambda gives no hint.
+const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Where to find the function and how long a call may take.
+#[derive(Debug, Clone)]
+pub struct LambdaSettings {
+    pub function: String,
+    pub qualifier: Option<String>,
+    pub timeout: Duration,
+}
+
+pub struct LambdaBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: LambdaSettings,
+    client: OnceCell<Client>,
+    metrics: Metrics,
+}
+
+impl LambdaBackend {
+    /// Starts loading the AWS configuration in the background and returns at
+    /// once: without `AWS_REGION` the SDK may probe the EC2 metadata endpoint for
+    /// seconds, and start-up must never wait on that. Must run inside a runtime.
+    pub fn new(settings: LambdaSettings, metrics: Metrics) -> Self {
+        let inner = Arc::new(Inner {
+            settings,
+            client: OnceCell::new(),
+            metrics,
+        });
+        let warm = inner.clone();
+        tokio::spawn(async move {
+            warm.client().await;
+        });
+        Self { inner }
+    }
+}
+
+impl Inner {
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                // An ARN names its region; use it when the environment names none.
+                if std::env::var_os("AWS_REGION").is_none()
+                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                {
+                    if let Some(region) = arn_region(&self.settings.function) {
+                        loader = loader.region(Region::new(region.to_string()));
+                    }
+                }
+                let shared = loader.load().await;
+                let config = aws_sdk_lambda::config::Builder::from(&shared)
+                    .retry_config(RetryConfig::disabled())
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_secs(3).min(self.settings.timeout))
+                            .operation_timeout(self.settings.timeout)
+                            .operation_attempt_timeout(self.settings.timeout)
+                            .build(),
+                    )
+                    .build();
+                Client::from_conf(config)
+            })
+            .await
+    }
+
+    /// One call with retries, all within `deadline`. Returns the payload and the
+    /// request id of the successful attempt.
+    async fn call(
+        &self,
+        payload: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, Option<String>), InferenceError> {
+        let client = tokio::time::timeout_at(deadline, self.client())
+            .await
+            .map_err(|_| InferenceError::Timeout)?;
+        let mut attempt = 1;
+        loop {
+            let send = client
+                .invoke()
+                .function_name(&self.settings.function)
+                .set_qualifier(self.settings.qualifier.clone())
+                .invocation_type(InvocationType::RequestResponse)
+                .payload(Blob::new(payload.clone()))
+                .send();
+            let result = tokio::time::timeout_at(deadline, send)
+                .await
+                .map_err(|_| InferenceError::Timeout)?;
+            let error = match result {
+                Ok(output) => return read_output(output),
+                Err(e) => classify(e),
+            };
+            let Some(reason) = error.retry_reason() else {
+                return Err(error.into());
+            };
+            let backoff = backoff(attempt);
+            if attempt >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
+                return Err(error.into());
+            }
+            self.metrics.retries.with_label_values(&[reason]).inc();
+            tracing::debug!(
+                attempt,
+                reason,
+                backoff_ms = backoff.as_millis() as u64,
+                "retrying lambda invoke"
+            );
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// A failed attempt, before deciding whether to retry it.
+enum Failure {
+    Throttled { retry_after: Option<Duration> },
+    ServerError(String),
+    Timeout,
+    Other(String),
+}
+
+impl Failure {
+    fn retry_reason(&self) -> Option<&'static str> {
+        match self {
+            Failure::Throttled { .. } => Some("throttled"),
+            Failure::ServerError(_) => Some("server_error"),
+            Failure::Timeout | Failure::Other(_) => None,
+        }
+    }
+}
+
+impl From<Failure> for InferenceError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Throttled { retry_after } => InferenceError::Throttled {
+                retry_after: retry_after.unwrap_or(THROTTLED_RETRY_AFTER),
+            },
+            Failure::ServerError(m) | Failure::Other(m) => InferenceError::Unavailable(m),
+            Failure::Timeout => InferenceError::Timeout,
+        }
+    }
+}
+
+fn classify(error: SdkError<InvokeError>) -> Failure {
+    match error {
+        SdkError::ServiceError(e) => {
+            let status = e.raw().status().as_u16();
+            let err = e.into_err();
+            if let InvokeError::TooManyRequestsException(t) = &err {
+                let retry_after = t
+                    .retry_after_seconds()
+                    .and_then(|s| s.parse().ok())
+                    .map(Duration::from_secs);
+                return Failure::Throttled { retry_after };
+            }
+            if status == 429 {
+                return Failure::Throttled { retry_after: None };
+            }
+            let message = format!(
+                "{} (HTTP {status}): {}",
+                err.code().unwrap_or("UnknownError"),
+                err.message().unwrap_or("no message")
+            );
+            if status >= 500 {
+                Failure::ServerError(message)
+            } else {
+                Failure::Other(message)
+            }
+        }
+        SdkError::TimeoutError(_) => Failure::Timeout,
+        SdkError::DispatchFailure(f) if f.is_timeout() => Failure::Timeout,
+        other => Failure::Other(DisplayErrorContext(&other).to_string()),
+    }
+}
+
+fn read_output(mut output: InvokeOutput) -> Result<(Vec<u8>, Option<String>), InferenceError> {
+    let request_id = output.request_id().map(str::to_string);
+    let payload = output
+        .payload
+        .take()
+        .map(Blob::into_inner)
+        .unwrap_or_default();
+    if output.function_error.is_some() {
+        let (error_type, message) = protocol::decode_function_error(&payload);
+        return Err(InferenceError::FunctionError {
+            error_type,
+            message,
+        });
+    }
+    Ok((payload, request_id))
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BASE_BACKOFF
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(MAX_BACKOFF);
+    ceiling / 2 + ceiling.mul_f64(fastrand::f64() / 2.0)
+}
+
+/// The region of a Lambda ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`).
+fn arn_region(function: &str) -> Option<&str> {
+    let mut parts = function.split(':');
+    (parts.next()? == "arn").then_some(())?;
+    let _partition = parts.next()?;
+    (parts.next()? == "lambda").then_some(())?;
+    parts.next().filter(|r| !r.is_empty())
+}
+
+fn protocol_error(e: ProtocolError) -> InferenceError {
+    match e {
+        ProtocolError::Status { status, message } => InferenceError::FunctionError {
+            error_type: format!("HTTP {status}"),
+            message,
+        },
+        other => InferenceError::BadPayload(other.to_string()),
+    }
+}
+
+impl Translator for LambdaBackend {
+    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+        Box::pin(async move {
+            let p = request.params;
+            let event = protocol::encode_event(&request.inputs, p.beam, p.n_best, p.attention);
+            let (payload, request_id) = self.inner.call(event, request.deadline).await?;
+            let results =
+                protocol::decode_result(&payload, request.inputs.len(), p.n_best, p.attention)
+                    .map_err(protocol_error)?;
+            Ok(Invocation {
+                results,
+                request_id,
+            })
+        })
+    }
+
+    fn warmup(&self, deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
+        Box::pin(async move {
+            let (payload, _) = self.inner.call(protocol::encode_warmup(), deadline).await?;
+            protocol::decode_warmup(&payload).map_err(protocol_error)
+        })
+    }
+
+    fn backend(&self) -> &'static str {
+        "lambda"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_region_is_read_from_function_arns_only() {
+        assert_eq!(
+            arn_region("arn:aws:lambda:eu-west-1:123456789012:function:translate"),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            arn_region("arn:aws:lambda:us-east-1:123456789012:function:translate:live"),
+            Some("us-east-1")
+        );
+        assert_eq!(arn_region("translate"), None);
+        assert_eq!(arn_region("arn:aws:s3:::bucket"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for attempt in 1..10 {
+            let ceiling = BASE_BACKOFF
+                .saturating_mul(1 << (attempt - 1))
+                .min(MAX_BACKOFF);
+            let b = backoff(attempt);
+            assert!(b >= ceiling / 2 && b <= ceiling, "attempt {attempt}: {b:?}");
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The Lambda wire contract (v1): the event we send and the result we decode.
+//!
+//! Pure: serde, base64 and gzip only, no I/O, no AWS SDK, no HTTP. Every decoding
+//! failure is a [`ProtocolError`], never a panic: the payload comes from outside.
+
+use std::borrow::Cow;
+use std::io::{Read, Write};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+
+/// A gzipped body may not expand past this: a Lambda response is at most 6 MB, and
+/// a model result that large compresses well, but a zip bomb must not take the pod.
+const MAX_DECOMPRESSED_BYTES: u64 = 256 << 20;
+
+/// The event the function expects. `data` is a JSON *string* holding the list of
+/// tokenized inputs (double encoded, as the existing function reads it).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub data: String,
+    pub beam: u32,
+    pub n_best: u32,
+    pub return_attention: bool,
+    pub warmup: bool,
+}
+
+/// Encodes the invoke event for a list of tokenized inputs.
+pub fn encode_event(inputs: &[String], beam: u32, n_best: u32, return_attention: bool) -> Vec<u8> {
+    let event = Event {
+        data: encode_data(inputs),
+        beam,
+        n_best,
+        return_attention,
+        warmup: false,
+    };
+    serde_json::to_vec(&event).expect("the event always serializes")
+}
+
+/// The list as Python's `json.dumps` writes it (`", "` between items), which is
+/// what the existing function was written against.
+fn encode_data(inputs: &[String]) -> String {
+    let mut data = String::with_capacity(2 + inputs.iter().map(|i| i.len() + 4).sum::<usize>());
+    data.push('[');
+    for (i, input) in inputs.iter().enumerate() {
+        if i > 0 {
+            data.push_str(", ");
+        }
+        data.push_str(&serde_json::to_string(input).expect("a string always serializes"));
+    }
+    data.push(']');
+    data
+}
+
+/// Encodes the keep-warm ping.
+pub fn encode_warmup() -> Vec<u8> {
+    let event = Event {
+        data: "[]".into(),
+        beam: 1,
+        n_best: 1,
+        return_attention: false,
+        warmup: true,
+    };
+    serde_json::to_vec(&event).expect("the event always serializes")
+}
+
+/// Decodes an event (the emulator's side of the wire); `data` is parsed too.
+pub fn decode_event(payload: &[u8]) -> Result<(Event, Vec<String>), ProtocolError> {
+    let event: Event = serde_json::from_slice(payload)
+        .map_err(|e| ProtocolError::Malformed(format!("event: {e}")))?;
+    let inputs: Vec<String> = serde_json::from_str(&event.data)
+        .map_err(|e| ProtocolError::Malformed(format!("event data: {e}")))?;
+    Ok((event, inputs))
+}
+
+/// One hypothesis of the n-best list, as the model returned it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hypothesis {
+    /// The predicted tokens, space separated, as the model wrote them.
+    pub tokens: String,
+    /// Log-probability; the probability shown is `exp(score)`.
+    pub score: f64,
+    /// `target tokens x source tokens` weights; rows may be padded.
+    pub attention: Option<Vec<Vec<f32>>>,
+}
+
+/// Probability of a hypothesis from its log-probability score.
+pub fn probability(score: f64) -> f64 {
+    score.exp().clamp(0.0, 1.0)
+}
+
+/// The result object inside the envelope.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ResultBody {
+    pub predictions: Vec<Vec<String>>,
+    pub scores: Vec<Vec<f64>>,
+    #[serde(default)]
+    pub attention: Option<Vec<Option<Vec<Vec<Vec<f32>>>>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Not JSON, not base64, not gzip, or not the expected shape.
+    #[error("malformed result: {0}")]
+    Malformed(String),
+    /// Well formed, but does not answer the request (counts or lengths differ).
+    #[error("result does not match the request: {0}")]
+    Mismatch(String),
+    /// The envelope carried an error status.
+    #[error("function answered status {status}: {message}")]
+    Status { status: u16, message: String },
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "statusCode")]
+    status_code: Option<u16>,
+    #[serde(rename = "isBase64Encoded", default)]
+    is_base64_encoded: bool,
+    #[serde(borrow, default)]
+    body: Option<Cow<'a, str>>,
+}
+
+/// Returns the result JSON: unwraps the API-Gateway-style envelope when there is
+/// one (base64 or not, gzipped or not), or the payload itself when there is none.
+fn unwrap_body(payload: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(payload)
+        .map_err(|e| ProtocolError::Malformed(format!("not a JSON object: {e}")))?;
+    if envelope.status_code.is_none() && envelope.body.is_none() {
+        return Ok(Cow::Borrowed(payload));
+    }
+    let body: Cow<'_, [u8]> = match envelope.body {
+        None => Cow::Borrowed(b"".as_slice()),
+        Some(body) if envelope.is_base64_encoded => Cow::Owned(
+            BASE64
+                .decode(body.as_bytes())
+                .map_err(|e| ProtocolError::Malformed(format!("body is not base64: {e}")))?,
+        ),
+        Some(Cow::Borrowed(body)) => Cow::Borrowed(body.as_bytes()),
+        Some(Cow::Owned(body)) => Cow::Owned(body.into_bytes()),
+    };
+    let body = if body.starts_with(&[0x1f, 0x8b]) {
+        Cow::Owned(gunzip(&body)?)
+    } else {
+        body
+    };
+    if let Some(status) = envelope.status_code.filter(|s| *s >= 400) {
+        return Err(ProtocolError::Status {
+            status,
+            message: error_message(&body),
+        });
+    }
+    if body.is_empty() {
+        return Err(ProtocolError::Malformed("envelope has no body".into()));
+    }
+    Ok(body)
+}
+
+fn gunzip(data: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let mut out = Vec::with_capacity(data.len() * 4);
+    flate2::read::GzDecoder::new(data)
+        .take(MAX_DECOMPRESSED_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ProtocolError::Malformed(format!("body is not valid gzip: {e}")))?;
+    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+        return Err(ProtocolError::Malformed(
+            "gzipped body expands past 256 MiB".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// A short human message from an error body: its `errorMessage`/`message`/`error`
+/// field when it is JSON, else its first 200 characters.
+fn error_message(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(alias = "errorMessage", alias = "error", alias = "Message")]
+        message: Option<String>,
+    }
+    if let Ok(ErrorBody { message: Some(m) }) = serde_json::from_slice::<ErrorBody>(body) {
+        return truncate(&m, 500);
+    }
+    truncate(&String::from_utf8_lossy(body), 200)
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Decodes and validates the result of a translation invoke for `inputs` inputs.
+/// Attention is returned only when `want_attention` and the function sent it.
+pub fn decode_result(
+    payload: &[u8],
+    inputs: usize,
+    n_best: u32,
+    want_attention: bool,
+) -> Result<Vec<Vec<Hypothesis>>, ProtocolError> {
+    let body = unwrap_body(payload)?;
+    let result: ResultBody = serde_json::from_slice(&body)
+        .map_err(|e| ProtocolError::Malformed(format!("result: {e}")))?;
+    validate(result, inputs, n_best as usize, want_attention)
+}
+
+fn validate(
+    result: ResultBody,
+    inputs: usize,
+    n_best: usize,
+    want_attention: bool,
+) -> Result<Vec<Vec<Hypothesis>>, ProtocolError> {
+    let ResultBody {
+        predictions,
+        scores,
+        attention,
+    } = result;
+    if predictions.len() != inputs || scores.len() != inputs {
+        return Err(ProtocolError::Mismatch(format!(
+            "{inputs} inputs sent, {} prediction lists and {} score lists returned",
+            predictions.len(),
+            scores.len()
+        )));
+    }
+    let width = predictions.first().map_or(0, Vec::len);
+    for (i, (p, s)) in predictions.iter().zip(&scores).enumerate() {
+        if p.len() != width || s.len() != width {
+            return Err(ProtocolError::Mismatch(format!(
+                "input {i}: {} predictions and {} scores, expected {width} of each",
+                p.len(),
+                s.len()
+            )));
+        }
+        if let Some(bad) = s.iter().find(|x| !x.is_finite()) {
+            return Err(ProtocolError::Malformed(format!(
+                "input {i}: score {bad} is not finite"
+            )));
+        }
+    }
+    if inputs > 0 && !(1..=n_best).contains(&width) {
+        return Err(ProtocolError::Mismatch(format!(
+            "{width} hypotheses per input, asked for {n_best}"
+        )));
+    }
+    // `[null]` (or no field at all) means the function sent no attention.
+    let attention = attention.filter(|a| a.iter().any(Option::is_some));
+    let mut attention = match attention {
+        Some(a) if a.len() != inputs => {
+            return Err(ProtocolError::Mismatch(format!(
+                "{} attention lists for {inputs} inputs",
+                a.len()
+            )));
+        }
+        Some(a) if want_attention => Some(a.into_iter()),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(inputs);
+    for (i, (preds, scores)) in predictions.into_iter().zip(scores).enumerate() {
+        let mut mats = match attention.as_mut().and_then(Iterator::next).flatten() {
+            Some(m) if m.len() != width => {
+                return Err(ProtocolError::Mismatch(format!(
+                    "input {i}: {} attention matrices for {width} hypotheses",
+                    m.len()
+                )));
+            }
+            Some(m) => {
+                if m.iter().flatten().flatten().any(|x| !x.is_finite()) {
+                    return Err(ProtocolError::Malformed(format!(
+                        "input {i}: attention is not finite"
+                    )));
+                }
+                Some(m.into_iter())
+            }
+            None => None,
+        };
+        let hyps = preds
+            .into_iter()
+            .zip(scores)
+            .map(|(tokens, score)| Hypothesis {
+                tokens,
+                score,
+                attention: mats.as_mut().and_then(Iterator::next),
+            })
+            .collect();
+        out.push(hyps);
+    }
+    Ok(out)
+}
+
+/// Checks a keep-warm answer: `{"warmup": "confirmed"}` inside the envelope.
+pub fn decode_warmup(payload: &[u8]) -> Result<(), ProtocolError> {
+    #[derive(Deserialize)]
+    struct Warmup {
+        warmup: Option<String>,
+    }
+    let body = unwrap_body(payload)?;
+    match serde_json::from_slice::<Warmup>(&body) {
+        Ok(Warmup { warmup: Some(w) }) if w == "confirmed" => Ok(()),
+        _ => Err(ProtocolError::Malformed(format!(
+            "warmup not confirmed: {}",
+            truncate(&String::from_utf8_lossy(&body), 200)
+        ))),
+    }
+}
+
+/// The `errorType` and `errorMessage` of a function that raised.
+pub fn decode_function_error(payload: &[u8]) -> (String, String) {
+    #[derive(Deserialize)]
+    struct FunctionError {
+        #[serde(rename = "errorType")]
+        error_type: Option<String>,
+        #[serde(rename = "errorMessage")]
+        error_message: Option<String>,
+    }
+    match serde_json::from_slice::<FunctionError>(payload) {
+        Ok(e) => (
+            e.error_type.unwrap_or_else(|| "Unhandled".into()),
+            truncate(&e.error_message.unwrap_or_default(), 500),
+        ),
+        Err(_) => (
+            "Unhandled".into(),
+            truncate(&String::from_utf8_lossy(payload), 200),
+        ),
+    }
+}
+
+/// Wraps a result JSON in the envelope the existing function returns: base64 of
+/// gzip. The emulator and tests use it to answer like the real function.
+pub fn encode_envelope(body_json: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(body_json)
+        .expect("writing to a Vec cannot fail");
+    let gzipped = gz.finish().expect("writing to a Vec cannot fail");
+    let envelope = serde_json::json!({
+        "isBase64Encoded": true,
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        "body": BASE64.encode(gzipped),
+    });
+    serde_json::to_vec(&envelope).expect("the envelope always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &[u8] = include_bytes!("../../tests/fixtures/invoke-event.json");
+    const RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/invoke-response.json");
+    const DECODED: &[u8] = include_bytes!("../../tests/fixtures/invoke-result.decoded.json");
+    const NO_ATTENTION: &[u8] =
+        include_bytes!("../../tests/fixtures/invoke-response.no-attention.json");
+    const PLAIN: &[u8] = include_bytes!("../../tests/fixtures/invoke-response.plain.json");
+    const WARMUP_EVENT: &[u8] = include_bytes!("../../tests/fixtures/warmup-event.json");
+    const WARMUP_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/warmup-response.json");
+    const FUNCTION_ERROR: &[u8] =
+        include_bytes!("../../tests/fixtures/function-error-response.json");
+    const THROTTLE: &[u8] = include_bytes!("../../tests/fixtures/throttle-429-body.json");
+
+    fn json(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    fn fixture_inputs() -> Vec<String> {
+        vec![
+            "C C ( C ) = O . O C C".into(),
+            "N # C c 1 c c c c c 1".into(),
+        ]
+    }
+
+    #[test]
+    fn event_matches_the_contract_vector() {
+        let ours = encode_event(&fixture_inputs(), 3, 2, true);
+        assert_eq!(json(&ours), json(EVENT));
+        // data is a JSON string holding the list, not the list itself
+        assert!(json(&ours)["data"].is_string());
+        let (event, inputs) = decode_event(EVENT).unwrap();
+        assert_eq!(inputs, fixture_inputs());
+        assert_eq!(
+            (
+                event.beam,
+                event.n_best,
+                event.return_attention,
+                event.warmup
+            ),
+            (3, 2, true, false)
+        );
+    }
+
+    #[test]
+    fn warmup_event_matches_the_contract_vector() {
+        assert_eq!(json(&encode_warmup()), json(WARMUP_EVENT));
+    }
+
+    #[test]
+    fn gzipped_base64_envelope_decodes_to_the_documented_values() {
+        let got = decode_result(RESPONSE, 2, 2, true).unwrap();
+        let want: ResultBody = serde_json::from_slice(DECODED).unwrap();
+        assert_eq!(got.len(), 2);
+        for (i, hyps) in got.iter().enumerate() {
+            assert_eq!(hyps.len(), 2);
+            for (j, h) in hyps.iter().enumerate() {
+                assert_eq!(h.tokens, want.predictions[i][j]);
+                assert_eq!(h.score, want.scores[i][j]);
+                let att = h.attention.as_ref().expect("attention present");
+                assert_eq!(
+                    att,
+                    want.attention.as_ref().unwrap()[i]
+                        .as_ref()
+                        .unwrap()
+                        .get(j)
+                        .unwrap()
+                );
+            }
+        }
+        assert_eq!(got[0][0].tokens, "C C ( C ) ( O ) O C C");
+        assert_eq!(got[1][1].score, -2.0402);
+        assert_eq!(got[0][0].attention.as_ref().unwrap()[0][0], 0.8);
+        // rows are target tokens, columns source tokens (padded to the longest input)
+        assert_eq!(got[0][1].attention.as_ref().unwrap().len(), 9);
+        assert_eq!(got[0][1].attention.as_ref().unwrap()[0].len(), 11);
+    }
+
+    #[test]
+    fn attention_is_dropped_when_not_asked_for() {
+        let got = decode_result(RESPONSE, 2, 2, false).unwrap();
+        assert!(got.iter().flatten().all(|h| h.attention.is_none()));
+    }
+
+    #[test]
+    fn null_attention_decodes_as_none() {
+        let got = decode_result(NO_ATTENTION, 2, 2, true).unwrap();
+        assert_eq!(got[1][0].tokens, "N C c 1 c c c c c 1");
+        assert_eq!(got[1][0].score, -0.1625);
+        assert!(got.iter().flatten().all(|h| h.attention.is_none()));
+    }
+
+    #[test]
+    fn plain_result_without_envelope_decodes() {
+        let got = decode_result(PLAIN, 2, 2, true).unwrap();
+        assert_eq!(got[0][1].tokens, "C C ( = O ) O C C");
+        assert_eq!(got[0][1].score, -3.2188);
+    }
+
+    #[test]
+    fn plain_string_body_and_ungzipped_base64_body_decode() {
+        let body = std::str::from_utf8(PLAIN).unwrap();
+        let plain_string =
+            serde_json::json!({"statusCode": 200, "isBase64Encoded": false, "body": body});
+        let got = decode_result(&serde_json::to_vec(&plain_string).unwrap(), 2, 2, true).unwrap();
+        assert_eq!(got[1][1].tokens, "N # C c 1 c c c c c 1");
+
+        let b64 = serde_json::json!({"statusCode": 200, "isBase64Encoded": true, "body": BASE64.encode(PLAIN)});
+        let got = decode_result(&serde_json::to_vec(&b64).unwrap(), 2, 2, true).unwrap();
+        assert_eq!(got[0][0].score, -0.0513);
+    }
+
+    #[test]
+    fn our_envelope_round_trips() {
+        let got = decode_result(&encode_envelope(DECODED), 2, 2, true).unwrap();
+        assert_eq!(got, decode_result(RESPONSE, 2, 2, true).unwrap());
+    }
+
+    #[test]
+    fn error_status_in_the_envelope_is_an_error() {
+        let env =
+            serde_json::json!({"statusCode": 500, "body": "{\"message\": \"model not loaded\"}"});
+        let err = decode_result(&serde_json::to_vec(&env).unwrap(), 2, 2, true).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::Status {
+                status: 500,
+                message: "model not loaded".into()
+            }
+        );
+    }
+
+    #[test]
+    fn warmup_response_is_confirmed() {
+        decode_warmup(WARMUP_RESPONSE).unwrap();
+        assert!(decode_warmup(PLAIN).is_err());
+    }
+
+    #[test]
+    fn function_error_gives_type_and_message() {
+        let (t, m) = decode_function_error(FUNCTION_ERROR);
+        assert_eq!(
+            (t.as_str(), m.as_str()),
+            ("RuntimeError", "CUDA out of memory")
+        );
+        let (t, m) = decode_function_error(b"not json");
+        assert_eq!((t.as_str(), m.as_str()), ("Unhandled", "not json"));
+    }
+
+    #[test]
+    fn throttle_body_is_not_a_result() {
+        assert!(matches!(
+            decode_result(THROTTLE, 2, 2, true),
+            Err(ProtocolError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn shapes_that_do_not_match_the_request_are_rejected() {
+        // wrong number of inputs
+        assert!(matches!(
+            decode_result(PLAIN, 3, 2, true),
+            Err(ProtocolError::Mismatch(_))
+        ));
+        // more hypotheses than asked for
+        assert!(matches!(
+            decode_result(PLAIN, 2, 1, true),
+            Err(ProtocolError::Mismatch(_))
+        ));
+        // unequal n-best lists
+        let uneven =
+            br#"{"predictions": [["a","b"],["c"]], "scores": [[-1,-2],[-1]], "attention": [null]}"#;
+        assert!(matches!(
+            decode_result(uneven, 2, 2, true),
+            Err(ProtocolError::Mismatch(_))
+        ));
+        // scores and predictions of different lengths
+        let short = br#"{"predictions": [["a","b"]], "scores": [[-1]]}"#;
+        assert!(matches!(
+            decode_result(short, 1, 2, true),
+            Err(ProtocolError::Mismatch(_))
+        ));
+        // attention for the wrong number of hypotheses
+        let att = br#"{"predictions": [["a","b"]], "scores": [[-1,-2]], "attention": [[[[1.0]]]]}"#;
+        assert!(matches!(
+            decode_result(att, 1, 2, true),
+            Err(ProtocolError::Mismatch(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed_never_a_panic() {
+        for bad in [
+            &b""[..],
+            b"null",
+            b"[]",
+            b"{\"predictions\": [[\"a\"]], \"scores\": [[NaN]]}",
+            b"{\"statusCode\": 200, \"isBase64Encoded\": true, \"body\": \"%%%\"}",
+            b"{\"statusCode\": 200, \"isBase64Encoded\": true, \"body\": \"H4sIAAAA\"}",
+            b"{\"statusCode\": 200}",
+            b"{\"predictions\": \"a\", \"scores\": []}",
+        ] {
+            assert!(
+                matches!(
+                    decode_result(bad, 1, 1, true),
+                    Err(ProtocolError::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn probability_is_exp_of_score() {
+        assert!((probability(-0.0513) - 0.95).abs() < 0.001);
+        assert_eq!(probability(0.0), 1.0);
+    }
+}

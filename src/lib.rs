@@ -1,0 +1,28 @@
+//! translation-front: the web front end of a sequence-to-sequence model served
+//! from AWS Lambda.
+//!
+//! # Layout
+//!
+//! ```text
+//! main.rs        parse config, init telemetry, run a subcommand
+//! config         every setting, validated once at start (a leaf)
+//! telemetry      tracing init and the per-app Prometheus registry (a leaf)
+//! startup        Application::build binds the sockets; run_until drains and stops
+//! http/          routes, extractors, views; maps errors to statuses in one place
+//! inference/     the Translator trait and its backends:
+//!   protocol     the Lambda event/result codec (pure: serde, base64, gzip)
+//!   tokenize     chars / whitespace / none tokenizers
+//!   lambda       the aws-sdk-lambda backend: deadlines, retries, error mapping
+//!   demo         a deterministic in-process backend for use without AWS
+//!   limit        the pod-wide cap on invocations in flight
+//! ```
+//!
+//! Dependencies point one way: `main -> startup -> {config, telemetry, http,
+//! inference}`, `http -> inference` (the trait and its error type only, never the
+//! AWS SDK), `inference::lambda -> protocol`. Inference knows nothing of HTTP.
+
+pub mod config;
+pub mod http;
+pub mod inference;
+pub mod startup;
+pub mod telemetry;

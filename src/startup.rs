@@ -1,0 +1,242 @@
+//! Building and running the application: bind the sockets, wire the backend,
+//! serve until shutdown, drain, stop. Tests use the same path with port 0.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::{Config, TokenizerKind};
+use crate::http::{self, AppState};
+use crate::inference::Translator;
+use crate::inference::demo::DemoBackend;
+use crate::inference::lambda::{LambdaBackend, LambdaSettings};
+use crate::inference::limit::Limited;
+use crate::inference::tokenize::Tokenizer;
+use crate::telemetry::Metrics;
+
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    addr: SocketAddr,
+    source: io::Error,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+impl Application {
+    /// Binds both listeners and wires the backend. Never waits on AWS.
+    pub async fn build(config: Config) -> Result<Self, BindError> {
+        let listener = bind(config.listen_addr).await?;
+        let metrics_listener = bind(config.metrics_addr).await?;
+        let metrics = Metrics::new();
+        let translator = translator(&config, &metrics);
+        let tokenizer = match config.tokenizer {
+            TokenizerKind::Chars => Tokenizer::Chars,
+            TokenizerKind::Whitespace => Tokenizer::Whitespace,
+            TokenizerKind::None => Tokenizer::None,
+        };
+        let state = Arc::new(AppState {
+            translator,
+            config: Arc::new(config),
+            tokenizer,
+            metrics,
+            ready: Arc::new(AtomicBool::new(true)),
+        });
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; then readiness turns 503 at once, the
+    /// server keeps serving for `SHUTDOWN_GRACE` (so the load balancer can
+    /// deregister the pod), stops accepting, and returns when requests in flight
+    /// have finished.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        let Self {
+            listener,
+            metrics_listener,
+            state,
+        } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ready = state.ready.clone();
+        let grace = state.config.shutdown_grace;
+        tokio::spawn(async move {
+            shutdown.await;
+            ready.store(false, Ordering::SeqCst);
+            tracing::info!(
+                grace_s = grace.as_secs_f64(),
+                "shutting down: readiness is 503, draining"
+            );
+            tokio::time::sleep(grace).await;
+            tracing::info!("no longer accepting connections; finishing requests in flight");
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let app = http::router(state.clone());
+        let metrics_app = http::metrics::router(state.metrics.clone());
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve_http =
+            axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let serve_metrics =
+            axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx));
+        let (a, b) = tokio::join!(serve_http.into_future(), serve_metrics.into_future());
+        tracing::info!("stopped");
+        a.and(b)
+    }
+}
+
+/// The backend the settings ask for, behind the pod-wide in-flight limit.
+pub fn translator(config: &Config, metrics: &Metrics) -> Arc<dyn Translator> {
+    let backend: Arc<dyn Translator> = match &config.translation_function {
+        Some(function) => Arc::new(LambdaBackend::new(
+            lambda_settings(config, function),
+            metrics.clone(),
+        )),
+        None => Arc::new(DemoBackend),
+    };
+    Arc::new(Limited::new(
+        backend,
+        config.max_inflight_invocations,
+        metrics.clone(),
+    ))
+}
+
+fn lambda_settings(config: &Config, function: &str) -> LambdaSettings {
+    LambdaSettings {
+        function: function.to_string(),
+        qualifier: config.translation_qualifier.clone(),
+        timeout: config.lambda_timeout,
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second one exits at once.
+pub async fn shutdown_signal() {
+    first_signal().await;
+    tokio::spawn(async {
+        first_signal().await;
+        eprintln!("second signal: exiting without draining");
+        std::process::exit(130);
+    });
+}
+
+async fn first_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `translation-front serve`: exit 0 after a clean shutdown, 2 when a listener
+/// cannot be bound.
+pub async fn serve(config: Config) -> ExitCode {
+    let backend = config.backend_name();
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(
+        addr = %app.local_addr(),
+        metrics_addr = %app.metrics_addr(),
+        backend,
+        "listening on http://{}",
+        app.local_addr()
+    );
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `translation-front warmup`: `LAMBDA_WARMUP_CONCURRENCY` concurrent pings; exit
+/// 0 when all were confirmed, 1 when any was not, 2 when no function is set.
+pub async fn warmup(config: Config) -> ExitCode {
+    let Some(function) = config.translation_function.as_deref() else {
+        eprintln!("error: TRANSLATION_FUNCTION is not set: there is no Lambda to warm up");
+        return ExitCode::from(2);
+    };
+    let backend = LambdaBackend::new(lambda_settings(&config, function), Metrics::new());
+    let started = Instant::now();
+    let deadline = started + config.lambda_timeout;
+    let n = config.lambda_warmup_concurrency;
+    let results = futures_util::future::join_all((0..n).map(|_| backend.warmup(deadline))).await;
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.to_string())
+        .collect();
+    let elapsed_ms = started.elapsed().as_millis();
+    if failures.is_empty() {
+        println!("warmup: {n}/{n} pings to {function} confirmed in {elapsed_ms} ms");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "error: warmup: {} of {n} pings to {function} failed in {elapsed_ms} ms; first error: {}",
+            failures.len(),
+            failures[0]
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// How long a ping may take when run from the background pinger.
+pub const WARMUP_PING_TIMEOUT: Duration = Duration::from_secs(30);

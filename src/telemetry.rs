@@ -1,0 +1,181 @@
+//! Logging and metrics: tracing initialisation and one Prometheus registry per app.
+//!
+//! A leaf module. Labels are low-cardinality by construction: route templates,
+//! status codes and fixed outcome names, never user text, paths or addresses.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Initialises the global tracing subscriber. `RUST_LOG` overrides the level.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
+    // try_init: a second init (tests, subcommands) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Metric handles, cheap to clone; all registered in `registry`.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub invocations: IntCounterVec,
+    pub invocation_duration: HistogramVec,
+    pub invocations_in_flight: IntGauge,
+    pub retries: IntCounterVec,
+    pub translated_inputs: IntCounterVec,
+    pub warmup_pings: IntCounterVec,
+    pub coalesce_group_size: Histogram,
+    pub coalesce_wait: Histogram,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .unwrap();
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request duration by route template",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .unwrap();
+        let invocations = IntCounterVec::new(
+            Opts::new(
+                "lambda_invocations_total",
+                "Lambda invocations by outcome (ok, function_error, throttled, timeout, bad_payload, unavailable)",
+            ),
+            &["outcome"],
+        )
+        .unwrap();
+        let invocation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "lambda_invocation_duration_seconds",
+                "Duration of one Lambda invocation, retries included",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["outcome"],
+        )
+        .unwrap();
+        let invocations_in_flight = IntGauge::new(
+            "lambda_invocations_in_flight",
+            "Lambda invocations in flight on this pod",
+        )
+        .unwrap();
+        let retries = IntCounterVec::new(
+            Opts::new("lambda_retries_total", "Lambda calls retried, by reason"),
+            &["reason"],
+        )
+        .unwrap();
+        let translated_inputs = IntCounterVec::new(
+            Opts::new(
+                "translated_inputs_total",
+                "Inputs sent to the model, by path (single or batch)",
+            ),
+            &["path"],
+        )
+        .unwrap();
+        let warmup_pings = IntCounterVec::new(
+            Opts::new("lambda_warmup_pings_total", "Keep-warm pings by outcome"),
+            &["outcome"],
+        )
+        .unwrap();
+        let coalesce_group_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "coalesce_group_size",
+                "Single translations sharing one invocation",
+            )
+            .buckets(vec![
+                1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0, 64.0, 100.0,
+            ]),
+        )
+        .unwrap();
+        let coalesce_wait = Histogram::with_opts(
+            HistogramOpts::new(
+                "coalesce_queue_wait_seconds",
+                "Time a single translation waited to be sent",
+            )
+            .buckets(vec![
+                0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+            ]),
+        )
+        .unwrap();
+
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(invocations.clone()),
+            Box::new(invocation_duration.clone()),
+            Box::new(invocations_in_flight.clone()),
+            Box::new(retries.clone()),
+            Box::new(translated_inputs.clone()),
+            Box::new(warmup_pings.clone()),
+            Box::new(coalesce_group_size.clone()),
+            Box::new(coalesce_wait.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process collector registers once per registry");
+
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            invocations,
+            invocation_duration,
+            invocations_in_flight,
+            retries,
+            translated_inputs,
+            warmup_pings,
+            coalesce_group_size,
+            coalesce_wait,
+        }
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(8 * 1024);
+        // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a collector.
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("metrics encode");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -77,10 +77,9 @@ impl Inner {
                 // An ARN names its region; use it when the environment names none.
                 if std::env::var_os("AWS_REGION").is_none()
                     && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                    && let Some(region) = arn_region(&self.settings.function)
                 {
-                    if let Some(region) = arn_region(&self.settings.function) {
-                        loader = loader.region(Region::new(region.to_string()));
-                    }
+                    loader = loader.region(Region::new(region.to_string()));
                 }
                 let shared = loader.load().await;
                 let config = aws_sdk_lambda::config::Builder::from(&shared)
@@ -202,7 +201,26 @@ fn classify(error: SdkError<InvokeError>) -> Failure {
         }
         SdkError::TimeoutError(_) => Failure::Timeout,
         SdkError::DispatchFailure(f) if f.is_timeout() => Failure::Timeout,
-        other => Failure::Other(DisplayErrorContext(&other).to_string()),
+        other => {
+            let detail = DisplayErrorContext(&other).to_string();
+            tracing::warn!(error = %detail, "lambda call failed before an answer");
+            Failure::Other(short_reason(&other, &detail).to_string())
+        }
+    }
+}
+
+/// A reason fit for a client: the SDK's full chain (logged above) names
+/// providers, files and internals that do not belong in a response body.
+fn short_reason(error: &SdkError<InvokeError>, detail: &str) -> &'static str {
+    let detail = detail.to_ascii_lowercase();
+    if detail.contains("credential") {
+        "no AWS credentials could be loaded"
+    } else if detail.contains("region") {
+        "no AWS region is configured"
+    } else if matches!(error, SdkError::DispatchFailure(f) if f.is_io()) {
+        "cannot connect to the Lambda endpoint"
+    } else {
+        "the Lambda call failed before an answer"
     }
 }
 

@@ -81,7 +81,7 @@ pub struct Hypothesis {
     /// Log-probability; the probability shown is `exp(score)`.
     pub score: f64,
     /// `target tokens x source tokens` weights; rows may be padded.
-    pub attention: Option<Vec<Vec<f32>>>,
+    pub attention: Option<Matrix>,
 }
 
 /// Probability of a hypothesis from its log-probability score.
@@ -89,13 +89,16 @@ pub fn probability(score: f64) -> f64 {
     score.exp().clamp(0.0, 1.0)
 }
 
+/// `target tokens x source tokens` attention weights of one hypothesis.
+pub type Matrix = Vec<Vec<f32>>;
+
 /// The result object inside the envelope.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ResultBody {
     pub predictions: Vec<Vec<String>>,
     pub scores: Vec<Vec<f64>>,
     #[serde(default)]
-    pub attention: Option<Vec<Option<Vec<Vec<Vec<f32>>>>>>,
+    pub attention: Option<Vec<Option<Vec<Matrix>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,0 +1,11 @@
+//! Integration tests: the real binary, the real `aws-sdk-lambda` client, and a
+//! Lambda Invoke API emulator on 127.0.0.1.
+
+#[path = "../support/emulator.rs"]
+mod emulator;
+mod helpers;
+
+mod config;
+mod lambda;
+mod lifecycle;
+mod translate;

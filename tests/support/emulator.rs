@@ -1,0 +1,362 @@
+//! A Lambda Invoke API emulator on 127.0.0.1, for tests and for trying the real
+//! Lambda path without AWS (`cargo run --example lambda-emulator`).
+//!
+//! It answers `POST /2015-03-31/functions/{name}/invocations` like the real
+//! service and the existing TranslationFunction: the demo model's n-best lists in
+//! the base64+gzip envelope, function errors as HTTP 200 with
+//! `X-Amz-Function-Error`, throttles as HTTP 429 `TooManyRequestsException`. It
+//! records every event it receives and can be told to misbehave.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use translation_front::inference::demo;
+use translation_front::inference::protocol::{self, ResultBody};
+use translation_front::inference::tokenize::split_tokens;
+use translation_front::inference::{Hypothesis, Params};
+
+/// What every call does, after the one-shot counters are used up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// HTTP 200 + `X-Amz-Function-Error: Unhandled` (the function raised).
+    FunctionError,
+    /// HTTP 429 on every call.
+    ThrottleAlways,
+    /// Never answers.
+    Hang,
+    /// A payload that is not a result at all.
+    Malformed,
+    /// A well-formed result for one input fewer than were sent.
+    Mismatched,
+    /// The envelope says statusCode 500.
+    ErrorStatus,
+}
+
+/// How a successful result is wrapped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// base64(gzip(result)) in the envelope, like the existing function.
+    #[default]
+    Envelope,
+    /// The result object with no envelope.
+    Plain,
+    /// `isBase64Encoded: false` with the result JSON as a string body.
+    StringBody,
+    /// base64 of the result JSON, not gzipped.
+    Base64NoGzip,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Behavior {
+    pub latency: Duration,
+    /// Throttle this many calls (HTTP 429), then behave.
+    pub throttle_next: usize,
+    /// Answer this many calls with HTTP 500 ServiceException, then behave.
+    pub server_error_next: usize,
+    pub fault: Fault,
+    pub format: Format,
+    /// A function error for any call that holds an input containing this text.
+    pub poison: Option<String>,
+}
+
+/// One call as the emulator received it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub function: String,
+    pub qualifier: Option<String>,
+    pub event: serde_json::Value,
+    pub inputs: Vec<String>,
+    pub authorization: Option<String>,
+}
+
+#[derive(Default)]
+pub struct EmulatorState {
+    pub behavior: Mutex<Behavior>,
+    pub calls: Mutex<Vec<Call>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    request_ids: AtomicUsize,
+}
+
+pub struct Emulator {
+    pub addr: SocketAddr,
+    pub state: Arc<EmulatorState>,
+}
+
+impl Emulator {
+    /// Starts on 127.0.0.1 with an ephemeral port.
+    pub async fn start(behavior: Behavior) -> Emulator {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), behavior).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, behavior: Behavior) -> Emulator {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the emulator");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(EmulatorState {
+            behavior: Mutex::new(behavior),
+            ..Default::default()
+        });
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("emulator serves");
+        });
+        Emulator { addr, state }
+    }
+
+    /// What to put in `AWS_ENDPOINT_URL_LAMBDA`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut Behavior)) {
+        f(&mut self.state.behavior.lock().unwrap());
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.state.calls.lock().unwrap().clone()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+pub fn router(state: Arc<EmulatorState>) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct InvokeQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}
+
+struct InFlight<'a>(&'a EmulatorState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn invoke(
+    State(state): State<Arc<EmulatorState>>,
+    Path(function): Path<String>,
+    Query(query): Query<InvokeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _guard = InFlight(&state);
+    let request_id = format!(
+        "emu-{:08}",
+        state.request_ids.fetch_add(1, Ordering::SeqCst)
+    );
+
+    let decoded = protocol::decode_event(&body);
+    let (event, inputs) = match &decoded {
+        Ok((e, i)) => (Some(e), i.clone()),
+        Err(_) => (None, Vec::new()),
+    };
+    state.calls.lock().unwrap().push(Call {
+        function,
+        qualifier: query.qualifier,
+        event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        inputs: inputs.clone(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
+    });
+
+    let behavior = {
+        let mut b = state.behavior.lock().unwrap();
+        let snapshot = b.clone();
+        if b.throttle_next > 0 {
+            b.throttle_next -= 1;
+        } else if b.server_error_next > 0 {
+            b.server_error_next -= 1;
+        }
+        snapshot
+    };
+    tokio::time::sleep(behavior.latency).await;
+
+    if behavior.throttle_next > 0 || behavior.fault == Fault::ThrottleAlways {
+        return throttled(&request_id);
+    }
+    if behavior.server_error_next > 0 {
+        return service_error(&request_id);
+    }
+    let Some(event) = event else {
+        return function_error(
+            &request_id,
+            "JSONDecodeError",
+            "the event is not the expected JSON",
+        );
+    };
+    if behavior
+        .poison
+        .as_ref()
+        .is_some_and(|p| inputs.iter().any(|i| i.contains(p.as_str())))
+    {
+        return function_error(&request_id, "RuntimeError", "poisoned input");
+    }
+    match behavior.fault {
+        Fault::FunctionError => {
+            return function_error(&request_id, "RuntimeError", "CUDA out of memory");
+        }
+        Fault::Hang => std::future::pending::<()>().await,
+        Fault::Malformed => return ok(&request_id, b"{\"predictions\": \"oops\"".to_vec()),
+        Fault::ErrorStatus => {
+            let body = br#"{"statusCode": 500, "body": "{\"message\": \"model failed to load\"}"}"#;
+            return ok(&request_id, body.to_vec());
+        }
+        _ => {}
+    }
+    if event.warmup {
+        return ok(
+            &request_id,
+            protocol::encode_envelope(br#"{"warmup": "confirmed"}"#),
+        );
+    }
+    let params = Params {
+        beam: event.beam,
+        n_best: event.n_best,
+        attention: event.return_attention,
+    };
+    let mut answered: Vec<&String> = inputs.iter().collect();
+    if behavior.fault == Fault::Mismatched {
+        answered.pop();
+    }
+    let result = result_body(&answered, params);
+    let json = serde_json::to_vec(&result).unwrap();
+    let payload = match behavior.format {
+        Format::Envelope => protocol::encode_envelope(&json),
+        Format::Plain => json,
+        Format::StringBody => serde_json::to_vec(&serde_json::json!({
+            "statusCode": 200, "isBase64Encoded": false, "body": String::from_utf8(json).unwrap()
+        }))
+        .unwrap(),
+        Format::Base64NoGzip => {
+            use base64::Engine;
+            serde_json::to_vec(&serde_json::json!({
+                "statusCode": 200, "isBase64Encoded": true,
+                "body": base64::engine::general_purpose::STANDARD.encode(json)
+            }))
+            .unwrap()
+        }
+    };
+    ok(&request_id, payload)
+}
+
+/// The demo model's answer for these inputs, as the function would send it:
+/// attention columns padded to the longest input, `[null]` when off.
+pub fn result_body(inputs: &[&String], params: Params) -> ResultBody {
+    let width = inputs
+        .iter()
+        .map(|i| split_tokens(i).len())
+        .max()
+        .unwrap_or(0);
+    let all: Vec<Vec<Hypothesis>> = inputs.iter().map(|i| demo::hypotheses(i, params)).collect();
+    let attention = if params.attention {
+        all.iter()
+            .map(|hyps| {
+                Some(
+                    hyps.iter()
+                        .map(|h| {
+                            let mut m = h.attention.clone().unwrap_or_default();
+                            for row in &mut m {
+                                row.resize(width, 0.0);
+                            }
+                            m
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    } else {
+        vec![None]
+    };
+    ResultBody {
+        predictions: all
+            .iter()
+            .map(|h| h.iter().map(|x| x.tokens.clone()).collect())
+            .collect(),
+        scores: all
+            .iter()
+            .map(|h| h.iter().map(|x| x.score).collect())
+            .collect(),
+        attention: Some(attention),
+    }
+}
+
+fn base(status: StatusCode, request_id: &str, body: Vec<u8>) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    h.insert(
+        "x-amzn-requestid",
+        HeaderValue::from_str(request_id).unwrap(),
+    );
+    r
+}
+
+fn ok(request_id: &str, payload: Vec<u8>) -> Response {
+    let mut r = base(StatusCode::OK, request_id, payload);
+    r.headers_mut().insert(
+        "x-amz-executed-version",
+        HeaderValue::from_static("$LATEST"),
+    );
+    r
+}
+
+fn function_error(request_id: &str, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errorMessage": message, "errorType": error_type,
+        "stackTrace": ["  File \"/var/task/app.py\", line 64, in lambda_handler\n"]
+    });
+    let mut r = ok(request_id, serde_json::to_vec(&body).unwrap());
+    r.headers_mut().insert(
+        "x-amz-function-error",
+        HeaderValue::from_static("Unhandled"),
+    );
+    r
+}
+
+fn throttled(request_id: &str) -> Response {
+    let body = br#"{"Type": "User", "message": "Rate Exceeded.", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}"#;
+    let mut r = base(StatusCode::TOO_MANY_REQUESTS, request_id, body.to_vec());
+    r.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("TooManyRequestsException"),
+    );
+    r
+}
+
+fn service_error(request_id: &str) -> Response {
+    let body = br#"{"Type": "Service", "message": "Internal service error."}"#;
+    let mut r = base(StatusCode::INTERNAL_SERVER_ERROR, request_id, body.to_vec());
+    r.headers_mut().insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("ServiceException"),
+    );
+    r
+}

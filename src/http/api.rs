@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -14,6 +14,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::metrics::LambdaRequestId;
+use super::pages;
 use super::translate::{self, TranslateInput};
 
 /// A JSON body: `Content-Type: application/json`, valid UTF-8, within
@@ -55,12 +56,24 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
     })
 }
 
+/// JSON by default; with `Accept: text/html`, the rendered results fragment
+/// (what the translate page inserts, so the page and the API share one renderer).
 pub async fn translate(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     ApiJson(input): ApiJson<TranslateInput>,
 ) -> Result<Response, ApiError> {
+    let beam = input.beam.unwrap_or(state.config.default_beam);
     let (view, request_id) = translate::translate(&state, input).await?;
-    let mut response = Json(view).into_response();
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let mut response = if wants_html {
+        pages::render(&pages::ResultsFragment::new(view, beam))
+    } else {
+        Json(view).into_response()
+    };
     if let Some(id) = request_id {
         response.extensions_mut().insert(LambdaRequestId(id));
     }

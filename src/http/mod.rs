@@ -2,9 +2,12 @@
 //! the [`Translator`], render. Only [`error`] turns errors into statuses.
 
 pub mod api;
+pub mod assets;
 pub mod error;
 pub mod health;
+pub mod heatmap;
 pub mod metrics;
+pub mod pages;
 pub mod translate;
 
 use std::sync::Arc;
@@ -13,9 +16,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::routing::{get, post};
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
@@ -37,9 +42,23 @@ pub struct AppState {
 /// answer that the inference deadline would still have produced.
 const REQUEST_TIMEOUT_HEADROOM: Duration = Duration::from_secs(5);
 
+/// The Content-Security-Policy of every response: nothing but this origin, no
+/// inline scripts, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 pub fn router(state: Arc<AppState>) -> Router {
     let request_timeout = state.config.lambda_timeout + REQUEST_TIMEOUT_HEADROOM;
-    Router::new()
+    let security = [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ];
+    let mut router = Router::new()
+        .route("/", get(pages::index).post(pages::index_post))
+        .route("/about", get(pages::about))
+        .route("/static/{file}", get(assets::serve))
         .route("/api/v1/translate", post(api::translate))
         .route("/api/v1/config", get(api::config))
         .route("/healthz", get(health::healthz))
@@ -50,9 +69,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             request_timeout,
-        ))
-        .with_state(state)
+        ));
+    for (name, value) in security {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    router.with_state(state)
 }

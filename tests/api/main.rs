@@ -3,9 +3,11 @@
 
 #[path = "../support/emulator.rs"]
 mod emulator;
+#[path = "../support/server.rs"]
 mod helpers;
 
 mod config;
 mod lambda;
 mod lifecycle;
+mod pages;
 mod translate;

@@ -1,3 +1,5 @@
+#![allow(dead_code)]
+
 //! Spawning the real binary on 127.0.0.1:0, configured through the environment
 //! the way users configure it, and talking to it over HTTP.
 

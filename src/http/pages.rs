@@ -1,0 +1,275 @@
+//! The server-rendered pages. Every page works without JavaScript; `app.js`
+//! only makes the translate page faster (no reload) and friendlier.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::assets;
+use super::error::ApiError;
+use super::heatmap::Heatmap;
+use super::translate::{self, TranslateInput, TranslationView};
+use crate::inference::tokenize::Tokenizer;
+
+/// What every page's frame needs.
+pub struct Shell {
+    pub demo: bool,
+    pub active: &'static str,
+    pub version: &'static str,
+    pub version_label: &'static str,
+}
+
+impl Shell {
+    pub fn new(state: &AppState, active: &'static str) -> Self {
+        Shell {
+            demo: state.translator.backend() == "demo",
+            active,
+            version: assets::version(),
+            version_label: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+pub struct Opt {
+    pub value: u32,
+    pub selected: bool,
+}
+
+fn options(max: u32, selected: u32) -> Vec<Opt> {
+    (1..=max)
+        .map(|value| Opt {
+            value,
+            selected: value == selected,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    shell: Shell,
+    examples: &'a [String],
+    input_kind: &'static str,
+    text: String,
+    chars: usize,
+    max_chars: usize,
+    beam_options: Vec<Opt>,
+    n_best_options: Vec<Opt>,
+    results: Option<String>,
+    error: Option<String>,
+}
+
+pub struct Item {
+    pub rank: usize,
+    pub text: String,
+    pub score: String,
+    pub percent: String,
+    pub bar: String,
+    pub heatmap: Option<Heatmap>,
+}
+
+#[derive(Template)]
+#[template(path = "results.html")]
+pub struct ResultsFragment {
+    count: usize,
+    beam: u32,
+    elapsed: String,
+    source: Vec<String>,
+    items: Vec<Item>,
+}
+
+impl ResultsFragment {
+    pub fn new(view: TranslationView, beam: u32) -> Self {
+        let items = view
+            .predictions
+            .into_iter()
+            .map(|p| {
+                let heatmap = p
+                    .attention
+                    .as_deref()
+                    .and_then(|m| Heatmap::new(&view.tokens, &p.tokens, m));
+                Item {
+                    rank: p.rank,
+                    text: p.text,
+                    score: format!("{:.4}", p.score),
+                    percent: format!("{:.1}%", p.probability * 100.0),
+                    bar: format!("{:.2}", (p.probability * 100.0).max(0.5)),
+                    heatmap,
+                }
+            })
+            .collect::<Vec<_>>();
+        let elapsed = if view.elapsed_ms >= 1000.0 {
+            format!("{:.1} s", view.elapsed_ms / 1000.0)
+        } else {
+            format!("{:.0} ms", view.elapsed_ms.max(1.0))
+        };
+        ResultsFragment {
+            count: items.len(),
+            beam,
+            elapsed,
+            source: view.tokens,
+            items,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "about.html")]
+struct AboutPage {
+    shell: Shell,
+    tokenizer: &'static str,
+    max_chars: usize,
+    max_beam: u32,
+    max_batch: usize,
+}
+
+/// Renders a template, or a plain 500 (logged) if the template fails.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn index_page(state: &AppState, text: String, beam: u32, n_best: u32) -> IndexPage<'_> {
+    let c = &state.config;
+    IndexPage {
+        shell: Shell::new(state, "translate"),
+        examples: &c.examples,
+        input_kind: match state.tokenizer {
+            Tokenizer::Chars => "molecule as SMILES or any text",
+            _ => "sentence",
+        },
+        chars: text.chars().count(),
+        text,
+        max_chars: c.max_input_chars,
+        beam_options: options(c.max_beam, beam),
+        n_best_options: options(c.max_beam, n_best),
+        results: None,
+        error: None,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Prefill {
+    text: Option<String>,
+}
+
+/// `GET /`: the empty form, or prefilled from `?text=` (a shared link).
+pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>) -> Response {
+    let c = &state.config;
+    render(&index_page(
+        &state,
+        q.text.unwrap_or_default(),
+        c.default_beam,
+        c.default_n_best,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct FormInput {
+    text: Option<String>,
+    beam: Option<String>,
+    n_best: Option<String>,
+    /// An example button was pressed: translate that example.
+    example: Option<String>,
+}
+
+/// `POST /`: the same page with results, for browsers without JavaScript.
+pub async fn index_post(
+    State(state): State<Arc<AppState>>,
+    form: Result<Form<FormInput>, FormRejection>,
+) -> Response {
+    let c = &state.config;
+    let form = match form {
+        Ok(Form(f)) => f,
+        Err(e) => {
+            let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large("the form is larger than this server accepts")
+            } else {
+                ApiError::invalid_input("the form could not be read; please try again")
+            };
+            let mut page = index_page(&state, String::new(), c.default_beam, c.default_n_best);
+            page.error = Some(error.message.clone());
+            return (error.status, render(&page)).into_response();
+        }
+    };
+    let text = form.example.or(form.text).unwrap_or_default();
+    let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
+    let (beam, n_best) = (number(form.beam), number(form.n_best));
+    let mut page = index_page(
+        &state,
+        text.clone(),
+        beam.unwrap_or(c.default_beam),
+        n_best.unwrap_or(c.default_n_best),
+    );
+    let input = TranslateInput {
+        text,
+        beam: beam.or(Some(c.default_beam)),
+        n_best,
+        attention: Some(true),
+    };
+    match translate::translate(&state, input).await {
+        Ok((view, _)) => {
+            let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));
+            match fragment.render() {
+                Ok(html) => page.results = Some(html),
+                Err(e) => {
+                    tracing::error!(error = %e, "results failed to render");
+                    page.error = Some("the results could not be shown".into());
+                }
+            }
+            render(&page)
+        }
+        Err(e) => {
+            page.error = Some(friendly(&e));
+            (e.status, render(&page)).into_response()
+        }
+    }
+}
+
+/// The error in plain words for a person.
+pub fn friendly(e: &ApiError) -> String {
+    match (e.code, e.retry_after_secs()) {
+        ("overloaded" | "lambda_throttled", Some(s)) => {
+            format!("The model is busy. Try again in {s} s.")
+        }
+        ("lambda_timeout", _) => {
+            "The model did not answer in time. Try again, or a shorter input.".into()
+        }
+        ("lambda_unavailable", _) => {
+            format!("The model cannot be reached right now ({}).", e.message)
+        }
+        _ => e.message.clone(),
+    }
+}
+
+/// `GET /about`.
+pub async fn about(State(state): State<Arc<AppState>>) -> Response {
+    let c = &state.config;
+    render(&AboutPage {
+        shell: Shell::new(&state, "about"),
+        tokenizer: match state.tokenizer {
+            Tokenizer::Chars => "chars",
+            Tokenizer::Whitespace => "whitespace",
+            Tokenizer::None => "none",
+        },
+        max_chars: c.max_input_chars,
+        max_beam: c.max_beam,
+        max_batch: c.max_batch_inputs,
+    })
+}

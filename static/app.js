@@ -116,6 +116,10 @@
       if (response.ok) {
         results.innerHTML = await response.text();
         enhance();
+        // On small screens the results start below the fold: bring them up.
+        if (results.getBoundingClientRect().top > window.innerHeight * 0.6) {
+          results.scrollIntoView({ block: 'start', behavior: 'smooth' });
+        }
       } else {
         showError(await describe(response));
       }

@@ -20,6 +20,8 @@ pub struct Heatmap {
     /// Where the rotated column labels and the row labels are anchored.
     pub col_label_y: usize,
     pub row_label_x: usize,
+    /// Column labels are turned upright only when some are long.
+    pub rotate: bool,
     pub grid_w: usize,
     pub grid_h: usize,
     pub cell: usize,
@@ -52,7 +54,12 @@ impl Heatmap {
         }
         let longest = |v: &[String]| v.iter().map(|t| t.chars().count()).max().unwrap_or(1);
         let left = 12 + CHAR_W * longest(targets).min(24);
-        let top = 12 + CHAR_W * longest(sources).min(24);
+        let rotate = longest(sources) > 2;
+        let top = if rotate {
+            12 + CHAR_W * longest(sources).min(24)
+        } else {
+            22
+        };
         let (n_rows, n_cols) = (matrix.len().min(targets.len()), sources.len());
         let dense = n_rows * n_cols <= DENSE_LIMIT;
         let mut cells = Vec::new();
@@ -100,6 +107,7 @@ impl Heatmap {
             top,
             col_label_y: top - 6,
             row_label_x: left - 6,
+            rotate,
             grid_w: n_cols * CELL,
             grid_h: n_rows * CELL,
             cell: CELL,

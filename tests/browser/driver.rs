@@ -1,0 +1,142 @@
+//! Headless Chromium through chromedriver, one browser at a time (the machine
+//! has two cores). Needs Debian's `chromium` and `chromium-driver`; without them
+//! the tests say so loudly and do not run, unless `REQUIRE_BROWSER=1` (set by
+//! `.ci/run`), which turns a missing browser into a failure.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    profile: PathBuf,
+    _turn: MutexGuard<'static, ()>,
+}
+
+pub struct Options {
+    pub javascript: bool,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            javascript: true,
+            width: 1280,
+            height: 900,
+        }
+    }
+}
+
+/// A fresh headless browser, or `None` (with a loud message) when the machine
+/// has no Chromium and the run does not require one.
+pub async fn browser(test: &str, options: Options) -> Option<Browser> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        let message = format!(
+            "BROWSER TEST NOT RUN: {test}: {CHROMIUM} or {CHROMEDRIVER} is missing \
+             (apt-get install chromium chromium-driver; .ci/run installs them)"
+        );
+        if std::env::var_os("REQUIRE_BROWSER").is_some() {
+            panic!("{message}, and REQUIRE_BROWSER is set");
+        }
+        eprintln!("\n!!!!! {message}\n");
+        return None;
+    }
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new(CHROMEDRIVER)
+        .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = std::env::temp_dir().join(format!("tf-chrome-{}-{port}", std::process::id()));
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--no-first-run".into(),
+        "--disable-quic".into(),
+        format!("--window-size={},{}", options.width, options.height),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    if options.width < 500 {
+        args.push("--force-device-scale-factor=1".into());
+    }
+    let mut chrome = json!({"binary": CHROMIUM, "args": args});
+    if !options.javascript {
+        chrome["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+    }
+    let caps = json!({"browserName": "chrome", "goog:chromeOptions": chrome});
+    let caps = caps.as_object().unwrap().clone();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let client = loop {
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no browser session: {e}"),
+        }
+    };
+    client
+        .set_window_size(options.width, options.height)
+        .await
+        .unwrap();
+    Some(Browser {
+        client,
+        driver,
+        profile,
+        _turn: turn,
+    })
+}
+
+impl Browser {
+    /// Saves a screenshot under `target/screenshots/`.
+    pub async fn screenshot(&self, name: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}

@@ -6,7 +6,6 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
@@ -16,13 +15,14 @@ use serde_json::json;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+// A tokio mutex: the guard is held across awaits, and each test has its own runtime.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub struct Browser {
     pub client: Client,
     driver: Child,
     profile: PathBuf,
-    _turn: MutexGuard<'static, ()>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 pub struct Options {
@@ -55,7 +55,7 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
         eprintln!("\n!!!!! {message}\n");
         return None;
     }
-    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let turn = ONE_AT_A_TIME.lock().await;
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -18,6 +18,7 @@ use crate::config::{Config, TokenizerKind};
 use crate::http::{self, AppState};
 use crate::inference::Translator;
 use crate::inference::demo::DemoBackend;
+use crate::inference::keep_warm;
 use crate::inference::lambda::{LambdaBackend, LambdaSettings};
 use crate::inference::limit::Limited;
 use crate::inference::tokenize::Tokenizer;
@@ -94,11 +95,24 @@ impl Application {
             state,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (draining_tx, draining_rx) = watch::channel(false);
         let ready = state.ready.clone();
         let grace = state.config.shutdown_grace;
+        let c = &state.config;
+        if !c.lambda_warmup_interval.is_zero() {
+            tokio::spawn(keep_warm::run(
+                state.translator.clone(),
+                c.lambda_warmup_interval,
+                c.lambda_warmup_concurrency,
+                WARMUP_PING_TIMEOUT.min(c.lambda_timeout),
+                state.metrics.clone(),
+                draining_rx,
+            ));
+        }
         tokio::spawn(async move {
             shutdown.await;
             ready.store(false, Ordering::SeqCst);
+            let _ = draining_tx.send(true);
             tracing::info!(
                 grace_s = grace.as_secs_f64(),
                 "shutting down: readiness is 503, draining"

@@ -174,3 +174,240 @@
   updateCounter();
   enhance();
 })();
+
+// The batch page: upload, stream NDJSON results with progress, cancel, a paged
+// table, the accuracy summary, and a CSV built from what arrived. Without this
+// file the form posts and the server answers with the CSV download.
+(() => {
+  const $ = (sel) => document.querySelector(sel);
+  const form = $('#batch');
+  if (!form) return;
+  const PAGE = 100;
+  const beam = $('#beam');
+  const nBest = $('#n_best');
+  const start = $('#start');
+  const cancel = $('#cancel');
+  const progress = $('#progress');
+  const bar = $('#bar');
+  const progressText = $('#progress-text');
+  const error = $('#error');
+  const summary = $('#summary');
+  const tableWrap = $('#table-wrap');
+  const tbody = $('#table tbody');
+  const pageLabel = $('#page');
+  $('#nojs-hint').hidden = true;
+
+  let rows = [];
+  let total = 0;
+  let page = 0;
+  let controller = null;
+  let drawPending = false;
+
+  const boundTopK = () => {
+    const b = Number(beam.value);
+    for (const o of nBest.options) o.disabled = Number(o.value) > b;
+    if (Number(nBest.value) > b) nBest.value = String(b);
+  };
+  beam.addEventListener('change', boundTopK);
+  boundTopK();
+
+  for (const zone of document.querySelectorAll('.drop')) {
+    const input = zone.querySelector('input[type=file]');
+    zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+    zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+    zone.addEventListener('drop', (e) => {
+      e.preventDefault();
+      zone.classList.remove('over');
+      if (e.dataTransfer.files.length) input.files = e.dataTransfer.files;
+    });
+  }
+
+  const showError = (message) => { error.textContent = message || ''; error.hidden = !message; };
+  const pct = (p) => `${(p * 100).toFixed(1)}%`;
+  const duration = (ms) => (ms >= 90000 ? `${Math.round(ms / 60000)} min` : `${Math.max(1, Math.round(ms / 1000))} s`);
+
+  const cell = (tr, text, cls) => {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+  };
+
+  const draw = () => {
+    drawPending = false;
+    const pages = Math.max(1, Math.ceil(Math.max(rows.length, 1) / PAGE));
+    page = Math.min(page, pages - 1);
+    tbody.replaceChildren();
+    for (const r of rows.slice(page * PAGE, page * PAGE + PAGE)) {
+      const tr = document.createElement('tr');
+      cell(tr, String(r.index + 1), 'num');
+      cell(tr, r.input, 'mono');
+      if (r.error) {
+        tr.className = 'failed';
+        cell(tr, `Error: ${r.error.message} (${r.error.code})`);
+        cell(tr, '');
+      } else {
+        const top = r.predictions[0];
+        cell(tr, top ? top.text : '', 'mono');
+        cell(tr, top ? pct(top.probability) : '', 'num');
+      }
+      cell(tr, r.target == null ? '' : r.target, 'mono');
+      cell(tr, r.target == null || r.error ? '' : (r.correct_rank ? `top-${r.correct_rank}` : 'no'));
+      tbody.appendChild(tr);
+    }
+    pageLabel.textContent = `Page ${page + 1} of ${pages} · ${rows.length} of ${total} rows`;
+    $('#prev').disabled = page === 0;
+    $('#next').disabled = page >= pages - 1;
+  };
+  const scheduleDraw = () => {
+    if (!drawPending) { drawPending = true; requestAnimationFrame(draw); }
+  };
+  $('#prev').addEventListener('click', () => { page -= 1; draw(); });
+  $('#next').addEventListener('click', () => { page += 1; draw(); });
+
+  const showSummary = (s) => {
+    const items = [
+      ['Rows', s.total],
+      ['Translated', s.succeeded],
+      ['Failed', s.failed],
+      ['Time', duration(s.elapsed_ms)],
+    ];
+    if (s.top_k_accuracy) s.top_k_accuracy.forEach((a, i) => items.push([`Top-${i + 1} accuracy`, pct(a)]));
+    const dl = document.createElement('dl');
+    dl.className = 'summary-grid';
+    for (const [k, v] of items) {
+      const div = document.createElement('div');
+      const dt = document.createElement('dt');
+      const dd = document.createElement('dd');
+      dt.textContent = k;
+      dd.textContent = String(v);
+      div.append(dt, dd);
+      dl.appendChild(div);
+    }
+    const h = document.createElement('h2');
+    h.textContent = 'Summary';
+    summary.replaceChildren(h, dl);
+    if (s.top_k_accuracy) {
+      const note = document.createElement('p');
+      note.className = 'hint';
+      note.textContent = `Accuracy over the ${s.evaluated} translated rows with a target: a row counts at top-k when one of its first k predictions equals the target.`;
+      summary.appendChild(note);
+    }
+    summary.hidden = false;
+  };
+
+  const handle = (msg) => {
+    if (msg.type === 'start') {
+      total = msg.total;
+      progressText.textContent = `0 of ${total} rows…`;
+    } else if (msg.type === 'result') {
+      rows.push(msg);
+      if (rows.length <= (page + 1) * PAGE) scheduleDraw();
+    } else if (msg.type === 'progress') {
+      bar.value = msg.total ? msg.done / msg.total : 1;
+      const left = msg.eta_ms == null ? '' : ` · about ${duration(msg.eta_ms)} left`;
+      progressText.textContent = `${msg.done} of ${msg.total} rows · ${msg.rate_per_s} rows/s${left}`;
+      scheduleDraw();
+    } else if (msg.type === 'summary') {
+      bar.value = 1;
+      progressText.textContent = `Done: ${msg.total} rows in ${duration(msg.elapsed_ms)}${msg.failed ? `, ${msg.failed} failed` : ''}.`;
+      showSummary(msg);
+      scheduleDraw();
+    }
+  };
+
+  const csvField = (v) => {
+    const s = v == null ? '' : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  $('#download').addEventListener('click', () => {
+    const lines = ['id,source,rank,prediction,probability,target,correct,error'];
+    for (const r of rows) {
+      if (r.error) {
+        lines.push([r.index, r.input, '', '', '', r.target, '', `${r.error.code}: ${r.error.message}`].map(csvField).join(','));
+        continue;
+      }
+      for (const p of r.predictions) {
+        const correct = r.target == null ? '' : String(r.correct_rank === p.rank);
+        lines.push([r.index, r.input, p.rank, p.text, p.probability.toFixed(6), r.target, correct, ''].map(csvField).join(','));
+      }
+    }
+    const blob = new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' });
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(blob);
+    a.download = 'translations.csv';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  });
+
+  const running = (on) => {
+    start.disabled = on;
+    cancel.hidden = !on;
+  };
+
+  cancel.addEventListener('click', () => { if (controller) controller.abort(); });
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (!form.inputs.files.length) {
+      showError('Choose a file of inputs first.');
+      return;
+    }
+    rows = [];
+    total = 0;
+    page = 0;
+    showError(null);
+    summary.hidden = true;
+    progress.hidden = false;
+    tableWrap.hidden = false;
+    bar.value = 0;
+    progressText.textContent = 'Uploading…';
+    draw();
+    controller = new AbortController();
+    running(true);
+    const data = new FormData(form);
+    if (!form.targets.files.length) data.delete('targets');
+    try {
+      const response = await fetch('/api/v1/translate/batch', {
+        method: 'POST',
+        body: data,
+        headers: { accept: 'application/x-ndjson' },
+        signal: controller.signal,
+      });
+      if (!response.ok) {
+        let message = `The server answered with status ${response.status}.`;
+        try { message = (await response.json()).error.message; } catch (_) { /* keep the status */ }
+        showError(message.charAt(0).toUpperCase() + message.slice(1));
+        progress.hidden = true;
+        tableWrap.hidden = true;
+        return;
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffered += decoder.decode(value, { stream: true });
+        let nl;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.trim()) handle(JSON.parse(line));
+        }
+      }
+    } catch (err) {
+      if (err.name === 'AbortError') {
+        progressText.textContent = `Cancelled after ${rows.length} of ${total} rows. The rows that arrived can still be downloaded.`;
+      } else {
+        showError('The connection was lost. The rows that arrived can still be downloaded.');
+      }
+    } finally {
+      controller = null;
+      running(false);
+      draw();
+    }
+  });
+})();

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod batch;
 pub mod error;
 pub mod health;
 pub mod heatmap;
@@ -55,9 +56,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
     ];
+    // Bulk requests stream for as long as their chunks take: no request timeout
+    // (each chunk has its own deadline) and no compression (lines must flow).
+    let bulk = Router::new()
+        .route("/api/v1/translate/batch", post(batch::translate_batch))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let mut router = Router::new()
         .route("/", get(pages::index).post(pages::index_post))
         .route("/about", get(pages::about))
+        .route("/batch", get(pages::batch))
         .route("/static/{file}", get(assets::serve))
         .route("/api/v1/translate", post(api::translate))
         .route("/api/v1/config", get(api::config))
@@ -73,7 +84,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             request_timeout,
-        ));
+        ))
+        .merge(bulk);
     for (name, value) in security {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,

@@ -273,3 +273,25 @@ pub async fn about(State(state): State<Arc<AppState>>) -> Response {
         max_batch: c.max_batch_inputs,
     })
 }
+
+#[derive(Template)]
+#[template(path = "batch.html")]
+struct BatchPage {
+    shell: Shell,
+    max_batch: usize,
+    max_chars: usize,
+    beam_options: Vec<Opt>,
+    n_best_options: Vec<Opt>,
+}
+
+/// `GET /batch`: upload a file; without JavaScript the form downloads the CSV.
+pub async fn batch(State(state): State<Arc<AppState>>) -> Response {
+    let c = &state.config;
+    render(&BatchPage {
+        shell: Shell::new(&state, "batch"),
+        max_batch: c.max_batch_inputs,
+        max_chars: c.max_input_chars,
+        beam_options: options(c.max_beam, c.default_beam),
+        n_best_options: options(c.max_beam, c.default_n_best),
+    })
+}

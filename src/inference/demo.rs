@@ -52,6 +52,8 @@ pub fn hypotheses(tokenized: &str, params: Params) -> Vec<Hypothesis> {
             // Strictly decreasing: each rank costs 0.9 nats plus a jitter below 0.5.
             let jitter = ((seed.rotate_left(rank as u32 * 7) % 1000) as f64) / 2000.0;
             let score = -(0.03 + 0.9 * rank as f64 + jitter * (rank as f64 + 0.1));
+            // Four decimals, as the real function rounds its scores.
+            let score = (score * 1e4).round() / 1e4;
             let attention = params.attention.then(|| {
                 (0..n)
                     .map(|t| {

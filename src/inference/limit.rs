@@ -18,15 +18,21 @@ const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Limited {
     inner: Arc<dyn Translator>,
-    slots: Arc<Semaphore>,
+    /// Every invocation takes one of these.
+    slots: Semaphore,
+    /// Bulk invocations also take one of these: fewer than `slots`, so a quarter
+    /// of the pod's slots always stays free for interactive translations.
+    bulk_slots: Semaphore,
     metrics: Metrics,
 }
 
 impl Limited {
     pub fn new(inner: Arc<dyn Translator>, max_in_flight: usize, metrics: Metrics) -> Self {
+        let bulk = (max_in_flight - max_in_flight / 4).max(1);
         Self {
             inner,
-            slots: Arc::new(Semaphore::new(max_in_flight)),
+            slots: Semaphore::new(max_in_flight),
+            bulk_slots: Semaphore::new(bulk),
             metrics,
         }
     }
@@ -54,12 +60,17 @@ impl Translator for Limited {
             let overloaded = InferenceError::Overloaded {
                 retry_after: OVERLOADED_RETRY_AFTER,
             };
-            let _permit = match request.admission {
-                Admission::FailFast => self.slots.try_acquire().map_err(|_| overloaded)?,
-                Admission::Wait => tokio::time::timeout_at(request.deadline, self.slots.acquire())
-                    .await
-                    .map_err(|_| InferenceError::Timeout)?
-                    .map_err(|_| overloaded)?,
+            let (_bulk, _permit) = match request.admission {
+                Admission::FailFast => (None, self.slots.try_acquire().map_err(|_| overloaded)?),
+                Admission::Wait => {
+                    let both =
+                        async { (self.bulk_slots.acquire().await, self.slots.acquire().await) };
+                    match tokio::time::timeout_at(request.deadline, both).await {
+                        Err(_) => return Err(InferenceError::Timeout),
+                        Ok((Ok(bulk), Ok(slot))) => (Some(bulk), slot),
+                        Ok(_) => return Err(overloaded),
+                    }
+                }
             };
             let _in_flight = InFlight::enter(&self.metrics);
             let started = Instant::now();

@@ -4,6 +4,8 @@
 //! HTTP status codes; `http::error` maps [`InferenceError`] to statuses.
 
 pub mod demo;
+pub mod fanout;
+pub mod keep_warm;
 pub mod lambda;
 pub mod limit;
 pub mod protocol;

@@ -6,6 +6,7 @@ mod emulator;
 #[path = "../support/server.rs"]
 mod helpers;
 
+mod batch;
 mod config;
 mod lambda;
 mod lifecycle;

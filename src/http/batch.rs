@@ -1,0 +1,598 @@
+//! `POST /api/v1/translate/batch`: bulk translation streamed back on the same
+//! response, so any replica can serve any batch and nothing stays on the pod.
+//!
+//! Every input line gets exactly one result row, in input order, carrying its
+//! index; a line that cannot be translated gets an error row, never a drop. The
+//! work runs in a task that writes into a small channel: when the client goes
+//! away the channel closes and no further chunk is invoked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::AppState;
+use super::api::ApiJson;
+use super::error::ApiError;
+use super::translate::{self, PredictionView};
+use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
+use crate::inference::tokenize::Tokenizer;
+use crate::inference::{Hypothesis, InferenceError, Params};
+
+/// Progress lines at least this often, so proxies with idle timeouts keep the
+/// connection open while a slow chunk runs.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Deserialize)]
+struct BatchJson {
+    inputs: Vec<String>,
+    targets: Option<Vec<String>>,
+    beam: Option<u32>,
+    n_best: Option<u32>,
+    attention: Option<bool>,
+}
+
+#[derive(Debug, Default)]
+struct BatchInput {
+    inputs: Vec<String>,
+    targets: Option<Vec<String>>,
+    beam: Option<u32>,
+    n_best: Option<u32>,
+    attention: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Ndjson,
+    Csv,
+}
+
+pub async fn translate_batch(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<FormatQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let accepts_csv = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    let format = match query.format.as_deref() {
+        Some("csv") => Format::Csv,
+        Some("ndjson") | None if !accepts_csv => Format::Ndjson,
+        None | Some("ndjson") => Format::Csv,
+        Some(other) => {
+            return Err(ApiError::invalid_input(format!(
+                "unknown format '{other}' (use ndjson or csv)"
+            )));
+        }
+    };
+    let input = parse(&state, req).await?;
+    let job = Job::new(&state, input)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    tokio::spawn(job.run(state.clone(), format, tx));
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    }));
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    match format {
+        Format::Ndjson => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+        }
+        Format::Csv => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"translations.csv\""),
+            );
+        }
+    }
+    // Tell buffering proxies (nginx) to pass lines through as they come.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// JSON (`{"inputs": [...]}`) or multipart (an `inputs` file, optional `targets`).
+async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::invalid_input(format!("could not read the upload: {e}")))?;
+        return parse_multipart(multipart).await;
+    }
+    let ApiJson(json) = ApiJson::<BatchJson>::from_request(req, state).await?;
+    Ok(BatchInput {
+        inputs: json.inputs,
+        targets: json.targets,
+        beam: json.beam,
+        n_best: json.n_best,
+        attention: json.attention.unwrap_or(false),
+    })
+}
+
+async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiError> {
+    let mut input = BatchInput::default();
+    let mut saw_inputs = false;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e.status(), e.body_text())),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| multipart_error(e.status(), e.body_text()))?;
+        let number = |what: &str| -> Result<Option<u32>, ApiError> {
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse().map(Some).map_err(|_| {
+                ApiError::invalid_input(format!("{what} must be a number, got '{text}'"))
+            })
+        };
+        match name.as_str() {
+            "inputs" => {
+                input.inputs = lines(&bytes, "inputs")?;
+                saw_inputs = true;
+            }
+            "targets" if !bytes.is_empty() => input.targets = Some(lines(&bytes, "targets")?),
+            "beam" => input.beam = number("beam")?,
+            "n_best" => input.n_best = number("n_best")?,
+            "attention" => input.attention = matches!(&bytes[..], b"true" | b"on" | b"1"),
+            _ => {}
+        }
+    }
+    if !saw_inputs {
+        return Err(ApiError::invalid_input("the upload has no 'inputs' file"));
+    }
+    Ok(input)
+}
+
+fn multipart_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("the upload is larger than MAX_BODY_BYTES")
+    } else {
+        ApiError::invalid_input(format!("could not read the upload: {text}"))
+    }
+}
+
+/// The lines of an uploaded file: UTF-8, LF or CRLF, a final newline optional.
+fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::invalid_input(format!(
+            "the {what} file is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect())
+}
+
+/// A validated bulk request, ready to run.
+struct Job {
+    inputs: Vec<String>,
+    targets: Option<Vec<String>>,
+    rows: Arc<Vec<Row>>,
+    chunks: Vec<std::ops::Range<usize>>,
+    params: Params,
+}
+
+impl Job {
+    /// Checks everything that can be checked before any invocation.
+    fn new(state: &AppState, input: BatchInput) -> Result<Job, ApiError> {
+        let c = &state.config;
+        let params = translate::params(state, input.beam, input.n_best, input.attention)?;
+        if input.inputs.is_empty() {
+            return Err(ApiError::invalid_input("there are no inputs"));
+        }
+        if input.inputs.len() > c.max_batch_inputs {
+            return Err(ApiError::too_large(format!(
+                "{} inputs; the limit is {} (MAX_BATCH_INPUTS)",
+                input.inputs.len(),
+                c.max_batch_inputs
+            )));
+        }
+        if let Some(targets) = &input.targets
+            && targets.len() != input.inputs.len()
+        {
+            return Err(ApiError::invalid_input(format!(
+                "{} targets for {} inputs: the targets file must have one line per input",
+                targets.len(),
+                input.inputs.len()
+            )));
+        }
+        let rows: Vec<Row> = input
+            .inputs
+            .iter()
+            .map(|text| match translate::check_text(state, text) {
+                Err(e) => Row::Invalid {
+                    code: e.code,
+                    message: e.message,
+                },
+                Ok(()) => Row::Valid(state.tokenizer.tokenize(text)),
+            })
+            .collect();
+        let chunks = fanout::plan(
+            &rows,
+            params,
+            fanout::chunk_size_for_beam(params.beam),
+            MAX_CHUNK_BYTES,
+        );
+        Ok(Job {
+            inputs: input.inputs,
+            targets: input.targets,
+            rows: Arc::new(rows),
+            chunks,
+            params,
+        })
+    }
+
+    async fn run(self, state: Arc<AppState>, format: Format, tx: mpsc::Sender<Bytes>) {
+        let started = Instant::now();
+        let total = self.rows.len();
+        let mut out = Output::new(format, state.tokenizer, self.params.n_best as usize);
+        out.start(total, self.chunks.len(), self.params);
+        if !out.flush(&tx).await {
+            return;
+        }
+        let mut results = std::pin::pin!(fanout::run(
+            state.translator.clone(),
+            self.rows.clone(),
+            self.chunks,
+            self.params,
+            state.config.lambda_fan_out,
+            state.config.lambda_timeout,
+        ));
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        loop {
+            tokio::select! {
+                _ = tx.closed() => {
+                    tracing::info!(done = out.done, total, "batch client went away; stopping");
+                    return;
+                }
+                next = results.next() => {
+                    let Some((range, result)) = next else { break };
+                    let mut hypotheses = match result {
+                        Ok(h) => Ok(h.into_iter()),
+                        Err(e) => Err(e),
+                    };
+                    for i in range {
+                        let target = self.targets.as_ref().map(|t| t[i].as_str());
+                        let outcome = match (&self.rows[i], &mut hypotheses) {
+                            (Row::Invalid { code, message }, _) => Err((*code, message.clone())),
+                            (Row::Valid(_), Err(e)) => Err(error_of(e)),
+                            (Row::Valid(tokenized), Ok(it)) => match it.next() {
+                                Some(h) => Ok((tokenized.as_str(), h)),
+                                None => Err(("lambda_bad_payload", "no result for this input".to_string())),
+                            },
+                        };
+                        out.row(i, &self.inputs[i], target, outcome);
+                    }
+                    out.progress(total, started);
+                    if !out.flush(&tx).await {
+                        return;
+                    }
+                    heartbeat.reset();
+                }
+                _ = heartbeat.tick() => {
+                    out.progress(total, started);
+                    if !out.flush(&tx).await {
+                        return;
+                    }
+                }
+            }
+        }
+        out.summary(total, started);
+        out.flush(&tx).await;
+    }
+}
+
+fn error_of(e: &InferenceError) -> (&'static str, String) {
+    let api = ApiError::from(e.clone());
+    (api.code, api.message)
+}
+
+#[derive(Serialize)]
+struct BatchPrediction<'a> {
+    rank: usize,
+    text: &'a str,
+    score: f64,
+    probability: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention: Option<&'a Vec<Vec<f32>>>,
+}
+
+/// Encodes rows as NDJSON or CSV into a buffer flushed per chunk, and keeps the
+/// running counts for progress and the summary.
+struct Output {
+    format: Format,
+    tokenizer: Tokenizer,
+    buf: Vec<u8>,
+    done: usize,
+    failed: Vec<usize>,
+    evaluated: usize,
+    hits: Vec<usize>,
+}
+
+impl Output {
+    fn new(format: Format, tokenizer: Tokenizer, n_best: usize) -> Self {
+        Output {
+            format,
+            tokenizer,
+            buf: Vec::with_capacity(16 * 1024),
+            done: 0,
+            failed: Vec::new(),
+            evaluated: 0,
+            hits: vec![0; n_best],
+        }
+    }
+
+    fn line(&mut self, value: &impl Serialize) {
+        serde_json::to_writer(&mut self.buf, value).expect("serializing to a Vec cannot fail");
+        self.buf.push(b'\n');
+    }
+
+    fn start(&mut self, total: usize, chunks: usize, p: Params) {
+        match self.format {
+            Format::Ndjson => self.line(&serde_json::json!({
+                "type": "start", "total": total, "chunks": chunks,
+                "beam": p.beam, "n_best": p.n_best, "attention": p.attention,
+            })),
+            Format::Csv => self.buf.extend_from_slice(
+                b"id,source,rank,prediction,probability,target,correct,error\r\n",
+            ),
+        }
+    }
+
+    /// Compared after trimming and normalizing whitespace the way the tokenizer
+    /// does, so `CC(=O)O` and `C C ( = O ) O` match under `chars`.
+    fn normalize(&self, text: &str) -> String {
+        self.tokenizer
+            .detokenize(&self.tokenizer.tokenize(text.trim()))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn row(
+        &mut self,
+        index: usize,
+        input: &str,
+        target: Option<&str>,
+        outcome: Result<(&str, Vec<Hypothesis>), (&'static str, String)>,
+    ) {
+        self.done += 1;
+        let (tokenized, hypotheses) = match outcome {
+            Ok(ok) => ok,
+            Err((code, message)) => {
+                self.failed.push(index);
+                match self.format {
+                    Format::Ndjson => self.line(&serde_json::json!({
+                        "type": "result", "index": index, "input": input, "target": target,
+                        "error": {"code": code, "message": message},
+                    })),
+                    Format::Csv => {
+                        let fields = [
+                            &index.to_string(),
+                            input,
+                            "",
+                            "",
+                            "",
+                            target.unwrap_or(""),
+                            "",
+                            &format!("{code}: {message}"),
+                        ];
+                        csv_record(&mut self.buf, &fields);
+                    }
+                }
+                return;
+            }
+        };
+        let view = translate::view(
+            String::new(),
+            tokenized,
+            hypotheses,
+            self.tokenizer,
+            Instant::now(),
+        );
+        let correct_rank = target.map(|t| {
+            let t = self.normalize(t);
+            view.predictions
+                .iter()
+                .position(|p| self.normalize(&p.text) == t)
+                .map(|r| r + 1)
+        });
+        if let Some(rank) = correct_rank {
+            self.evaluated += 1;
+            if let Some(r) = rank {
+                for hit in self.hits.iter_mut().skip(r - 1) {
+                    *hit += 1;
+                }
+            }
+        }
+        match self.format {
+            Format::Ndjson => {
+                let predictions: Vec<BatchPrediction> = view.predictions.iter().map(lean).collect();
+                self.line(&serde_json::json!({
+                    "type": "result", "index": index, "input": input, "target": target,
+                    "correct_rank": correct_rank.flatten(), "predictions": predictions,
+                }));
+            }
+            Format::Csv => {
+                for p in &view.predictions {
+                    let correct = match correct_rank {
+                        Some(r) => {
+                            if r == Some(p.rank) {
+                                "true"
+                            } else {
+                                "false"
+                            }
+                        }
+                        None => "",
+                    };
+                    let fields = [
+                        &index.to_string(),
+                        input,
+                        &p.rank.to_string(),
+                        &p.text,
+                        &format!("{:.6}", p.probability),
+                        target.unwrap_or(""),
+                        correct,
+                        "",
+                    ];
+                    csv_record(&mut self.buf, &fields);
+                }
+            }
+        }
+    }
+
+    fn progress(&mut self, total: usize, started: Instant) {
+        if self.format != Format::Ndjson {
+            return;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            self.done as f64 / elapsed
+        } else {
+            0.0
+        };
+        let eta_ms =
+            (self.done > 0).then(|| ((total - self.done) as f64 / rate * 1e3).round() as u64);
+        self.line(&serde_json::json!({
+            "type": "progress", "done": self.done, "total": total,
+            "elapsed_ms": (elapsed * 1e3).round() as u64, "eta_ms": eta_ms,
+            "rate_per_s": (rate * 10.0).round() / 10.0,
+        }));
+    }
+
+    fn summary(&mut self, total: usize, started: Instant) {
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            total,
+            failed = self.failed.len(),
+            elapsed_ms,
+            "batch finished"
+        );
+        if self.format != Format::Ndjson {
+            return;
+        }
+        let accuracy = (self.evaluated > 0).then(|| {
+            self.hits
+                .iter()
+                .map(|h| *h as f64 / self.evaluated as f64)
+                .collect::<Vec<_>>()
+        });
+        let failed = std::mem::take(&mut self.failed);
+        self.line(&serde_json::json!({
+            "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
+            "failed_indices": failed, "evaluated": self.evaluated, "top_k_accuracy": accuracy,
+            "elapsed_ms": elapsed_ms,
+        }));
+    }
+
+    /// Sends what is buffered; false when the client is gone.
+    async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(16 * 1024),
+        ));
+        tx.send(chunk).await.is_ok()
+    }
+}
+
+fn lean(p: &PredictionView) -> BatchPrediction<'_> {
+    BatchPrediction {
+        rank: p.rank,
+        text: &p.text,
+        score: p.score,
+        probability: p.probability,
+        attention: p.attention.as_ref(),
+    }
+}
+
+/// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a
+/// line break are quoted, quotes doubled; records end with CRLF.
+fn csv_record(buf: &mut Vec<u8>, fields: &[&str]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        if f.contains([',', '"', '\n', '\r']) {
+            buf.push(b'"');
+            buf.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+            buf.push(b'"');
+        } else {
+            buf.extend_from_slice(f.as_bytes());
+        }
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_only_what_needs_it() {
+        let mut buf = Vec::new();
+        csv_record(&mut buf, &["1", "a,b", "say \"hi\"", "two\nlines", "plain"]);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "1,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain\r\n"
+        );
+    }
+
+    #[test]
+    fn lines_accept_lf_crlf_bom_and_a_missing_final_newline() {
+        assert_eq!(lines(b"a\r\nb\r\n", "x").unwrap(), vec!["a", "b"]);
+        assert_eq!(lines(b"a\nb", "x").unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            lines("\u{feff}a\n\nb\n".as_bytes(), "x").unwrap(),
+            vec!["a", "", "b"]
+        );
+        assert!(lines(b"", "x").unwrap().is_empty());
+        assert!(lines(b"\xff\n", "x").is_err());
+    }
+}

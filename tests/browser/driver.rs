@@ -27,6 +27,8 @@ pub struct Browser {
 
 pub struct Options {
     pub javascript: bool,
+    /// Where downloads land.
+    pub downloads: Option<PathBuf>,
     pub width: u32,
     pub height: u32,
 }
@@ -35,6 +37,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             javascript: true,
+            downloads: None,
             width: 1280,
             height: 900,
         }
@@ -84,10 +87,18 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
     if options.width < 500 {
         args.push("--force-device-scale-factor=1".into());
     }
-    let mut chrome = json!({"binary": CHROMIUM, "args": args});
+    let mut prefs = serde_json::Map::new();
     if !options.javascript {
-        chrome["prefs"] = json!({"profile.managed_default_content_settings.javascript": 2});
+        prefs.insert(
+            "profile.managed_default_content_settings.javascript".into(),
+            json!(2),
+        );
     }
+    if let Some(dir) = &options.downloads {
+        prefs.insert("download.default_directory".into(), json!(dir));
+        prefs.insert("download.prompt_for_download".into(), json!(false));
+    }
+    let chrome = json!({"binary": CHROMIUM, "args": args, "prefs": prefs});
     let caps = json!({"browserName": "chrome", "goog:chromeOptions": chrome});
     let caps = caps.as_object().unwrap().clone();
     let url = format!("http://127.0.0.1:{port}");

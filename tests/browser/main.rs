@@ -6,5 +6,6 @@ mod emulator;
 #[path = "../support/server.rs"]
 mod helpers;
 
+mod batch_page;
 mod driver;
 mod translate_page;

@@ -1,0 +1,213 @@
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+
+use crate::driver::{Options, browser};
+use crate::helpers::server;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tf-batch-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits for a finished download (Chromium writes `.crdownload` until done).
+fn wait_for_download(dir: &Path) -> String {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        for entry in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "csv") {
+                return std::fs::read_to_string(path).unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no CSV was downloaded into {}", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_a_file_watch_it_finish_and_download_the_csv() {
+    let s = server().spawn();
+    let dir = scratch("js");
+    let inputs = dir.join("inputs.txt");
+    let targets = dir.join("targets.txt");
+    let lines: Vec<String> = (0..250).map(|i| format!("CC{}O", i % 10)).collect();
+    std::fs::write(&inputs, lines.join("\n") + "\n").unwrap();
+    std::fs::write(&targets, lines.join("\n") + "\n").unwrap();
+    let downloads = dir.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let options = Options {
+        downloads: Some(downloads.clone()),
+        ..Default::default()
+    };
+    let Some(b) = browser(
+        "upload_a_file_watch_it_finish_and_download_the_csv",
+        options,
+    )
+    .await
+    else {
+        return;
+    };
+    b.client.goto(&s.url("/batch")).await.unwrap();
+    b.screenshot("batch-empty-desktop").await;
+    b.client
+        .find(Locator::Css("#inputs"))
+        .await
+        .unwrap()
+        .send_keys(inputs.to_str().unwrap())
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#targets"))
+        .await
+        .unwrap()
+        .send_keys(targets.to_str().unwrap())
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#beam"))
+        .await
+        .unwrap()
+        .select_by_value("2")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#n_best"))
+        .await
+        .unwrap()
+        .select_by_value("2")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let summary = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#summary:not([hidden])"))
+        .await
+        .unwrap();
+    let text = summary.text().await.unwrap();
+    assert!(
+        text.contains("250") && text.contains("Top-1 accuracy") && text.contains("100.0%"),
+        "{text}"
+    );
+    let bar = b
+        .client
+        .execute("return document.querySelector('#bar').value", vec![])
+        .await
+        .unwrap();
+    assert_eq!(bar.as_f64(), Some(1.0), "the progress bar is full");
+    assert_eq!(
+        b.client
+            .find_all(Locator::Css("#table tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        100,
+        "paged"
+    );
+    let page = b
+        .client
+        .find(Locator::Css("#page"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "Page 1 of 3 · 250 of 250 rows");
+    b.client
+        .find(Locator::Css("#next"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let first = b
+        .client
+        .find(Locator::Css("#table tbody tr td"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(first, "101");
+    b.client
+        .execute("window.scrollTo(0, 0)", vec![])
+        .await
+        .unwrap();
+    b.screenshot("batch-done-desktop").await;
+    b.client
+        .find(Locator::Css("#download"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads))
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 500, "two predictions per row");
+    assert_eq!(&records[0][1], "CC0O");
+    assert_eq!(&records[0][6], "true");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_the_batch_form_downloads_the_csv() {
+    let s = server().spawn();
+    let dir = scratch("nojs");
+    let inputs = dir.join("inputs.txt");
+    std::fs::write(&inputs, "CCO\r\nN#C\r\n").unwrap();
+    let downloads = dir.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let options = Options {
+        javascript: false,
+        downloads: Some(downloads.clone()),
+        ..Default::default()
+    };
+    let Some(b) = browser(
+        "without_javascript_the_batch_form_downloads_the_csv",
+        options,
+    )
+    .await
+    else {
+        return;
+    };
+    b.client.goto(&s.url("/batch")).await.unwrap();
+    b.client
+        .find(Locator::Css("#inputs"))
+        .await
+        .unwrap()
+        .send_keys(inputs.to_str().unwrap())
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Css("#start"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads))
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("id,source,rank,prediction,probability,target,correct,error\r\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 2 * 5);
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -41,6 +41,8 @@ pub enum Command {
     Serve,
     /// Send one round of keep-warm pings to the Lambda and exit (for a CronJob).
     Warmup,
+    /// Exit 0 when the server on LISTEN_ADDR answers /healthz (for container health checks).
+    Healthcheck,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => startup::serve(config).await,
             Command::Warmup => startup::warmup(config).await,
+            Command::Healthcheck => startup::healthcheck(config).await,
         }
     })
 }

@@ -252,5 +252,39 @@ pub async fn warmup(config: Config) -> ExitCode {
     }
 }
 
+/// `translation-front healthcheck`: GET /healthz on the local listener; exit 0 on
+/// 200. For `HEALTHCHECK` in images that have no shell or curl.
+pub async fn healthcheck(config: Config) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = config.listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<bool, io::Error>(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("error: {addr} answered /healthz with a failure status");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: cannot reach {addr}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("error: {addr} did not answer /healthz within 3 s");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// How long a ping may take when run from the background pinger.
 pub const WARMUP_PING_TIMEOUT: Duration = Duration::from_secs(30);

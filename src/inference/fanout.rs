@@ -165,7 +165,11 @@ mod tests {
                 message: "empty".into(),
             },
         );
-        assert_eq!(plan(&r, P, 2, MAX_CHUNK_BYTES), vec![0..2, 2..5]);
+        assert_eq!(
+            plan(&r, P, 2, MAX_CHUNK_BYTES),
+            vec![0..3, 3..5],
+            "the invalid row rides with its neighbours"
+        );
         let all_invalid = vec![Row::Invalid {
             code: "invalid_input",
             message: "empty".into(),

@@ -54,3 +54,28 @@ async fn sigint_also_drains_and_exits_0() {
         .unwrap();
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_healthcheck_command_reports_a_live_server_and_a_missing_one() {
+    let s = server().spawn();
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::helpers::run(&["healthcheck"], &[("LISTEN_ADDR", addr.as_str())])
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = crate::helpers::run(&["healthcheck"], &[("LISTEN_ADDR", closed.as_str())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}

@@ -8,6 +8,7 @@ mod helpers;
 
 mod batch;
 mod config;
+mod deploy;
 mod lambda;
 mod lifecycle;
 mod pages;

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::config::{Config, TokenizerKind};
 use crate::http::{self, AppState};
 use crate::inference::Translator;
+use crate::inference::coalesce::{Coalescer, Coalescing};
 use crate::inference::demo::DemoBackend;
 use crate::inference::keep_warm;
 use crate::inference::lambda::{LambdaBackend, LambdaSettings};
@@ -139,7 +140,8 @@ impl Application {
     }
 }
 
-/// The backend the settings ask for, behind the pod-wide in-flight limit.
+/// The backend the settings ask for, behind the pod-wide in-flight limit and
+/// (unless `COALESCE_MAX_WAIT` is 0) the coalescer.
 pub fn translator(config: &Config, metrics: &Metrics) -> Arc<dyn Translator> {
     let backend: Arc<dyn Translator> = match &config.translation_function {
         Some(function) => Arc::new(LambdaBackend::new(
@@ -148,11 +150,20 @@ pub fn translator(config: &Config, metrics: &Metrics) -> Arc<dyn Translator> {
         )),
         None => Arc::new(DemoBackend),
     };
-    Arc::new(Limited::new(
+    let limited: Arc<dyn Translator> = Arc::new(Limited::new(
         backend,
         config.max_inflight_invocations,
         metrics.clone(),
-    ))
+    ));
+    if config.coalesce_max_wait.is_zero() {
+        limited
+    } else {
+        Arc::new(Coalescing(Coalescer::new(
+            limited,
+            config.coalesce_max_wait,
+            metrics.clone(),
+        )))
+    }
 }
 
 fn lambda_settings(config: &Config, function: &str) -> LambdaSettings {

@@ -3,6 +3,7 @@
 //! The HTTP layer sees only this module's trait and types. Nothing here knows of
 //! HTTP status codes; `http::error` maps [`InferenceError`] to statuses.
 
+pub mod coalesce;
 pub mod demo;
 pub mod fanout;
 pub mod keep_warm;

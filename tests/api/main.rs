@@ -7,6 +7,7 @@ mod emulator;
 mod helpers;
 
 mod batch;
+mod coalesce;
 mod config;
 mod deploy;
 mod lambda;

@@ -1,0 +1,402 @@
+//! Dynamic micro-batching: concurrent single translations with the same
+//! parameters share one invocation.
+//!
+//! Adaptive, not a fixed delay: when no invocation of that kind is in flight a
+//! request leaves at once (idle latency unchanged). While one is in flight, new
+//! requests queue and leave together as soon as it returns, or the group is
+//! full (the batch table's chunk size), or the first of them has waited
+//! `COALESCE_MAX_WAIT`. Each caller keeps its own deadline and may go away
+//! without affecting the others. A function error or bad payload of a shared
+//! invocation is retried member by member, so only the input that breaks the
+//! model gets the error.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::fanout::chunk_size_for_beam;
+use super::{
+    Admission, BoxFuture, Hypothesis, InferenceError, Invocation, Params, Request, Translator,
+};
+use crate::telemetry::Metrics;
+
+type Answer = Result<(Vec<Hypothesis>, Option<String>), InferenceError>;
+
+struct Waiter {
+    input: String,
+    deadline: Instant,
+    queued: Instant,
+    reply: oneshot::Sender<Answer>,
+}
+
+#[derive(Default)]
+struct Group {
+    queue: Vec<Waiter>,
+    in_flight: usize,
+    /// A max-wait timer is armed for the current queue.
+    timer: bool,
+}
+
+pub struct Coalescer {
+    inner: Arc<dyn Translator>,
+    max_wait: Duration,
+    groups: Mutex<HashMap<Params, Group>>,
+    metrics: Metrics,
+}
+
+impl Coalescer {
+    pub fn new(inner: Arc<dyn Translator>, max_wait: Duration, metrics: Metrics) -> Arc<Self> {
+        Arc::new(Coalescer {
+            inner,
+            max_wait,
+            groups: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    /// Takes the waiters that should leave now, if any, under the lock.
+    /// `force`: leave even though an invocation is in flight (a slot freed, or
+    /// the max wait passed).
+    fn take(&self, params: Params, force: bool) -> Option<Vec<Waiter>> {
+        let mut groups = self.groups.lock().expect("coalescer lock");
+        let group = groups.get_mut(&params)?;
+        group.queue.retain(|w| !w.reply.is_closed());
+        let full = chunk_size_for_beam(params.beam);
+        if group.queue.is_empty() || !(force || group.in_flight == 0 || group.queue.len() >= full) {
+            return None;
+        }
+        let n = group.queue.len().min(full);
+        let members: Vec<Waiter> = group.queue.drain(..n).collect();
+        group.in_flight += 1;
+        if group.queue.is_empty() {
+            group.timer = false;
+        }
+        Some(members)
+    }
+
+    fn dispatch(self: &Arc<Self>, params: Params, members: Vec<Waiter>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let now = Instant::now();
+            this.metrics
+                .coalesce_group_size
+                .observe(members.len() as f64);
+            for m in &members {
+                this.metrics
+                    .coalesce_wait
+                    .observe(now.duration_since(m.queued).as_secs_f64());
+            }
+            this.invoke_group(params, members).await;
+            let next = {
+                let mut groups = this.groups.lock().expect("coalescer lock");
+                let group = groups.entry(params).or_default();
+                group.in_flight -= 1;
+                let idle = group.in_flight == 0 && group.queue.is_empty();
+                if idle {
+                    groups.remove(&params);
+                }
+                !idle
+            };
+            // A slot freed: whoever queued behind it leaves now.
+            if next && let Some(members) = this.take(params, true) {
+                this.dispatch(params, members);
+            }
+        });
+    }
+
+    async fn invoke_group(self: &Arc<Self>, params: Params, members: Vec<Waiter>) {
+        let deadline = members
+            .iter()
+            .map(|m| m.deadline)
+            .max()
+            .unwrap_or_else(Instant::now);
+        let request = Request {
+            inputs: members.iter().map(|m| m.input.clone()).collect(),
+            params,
+            deadline,
+            admission: Admission::FailFast,
+        };
+        match self.inner.translate(request).await {
+            Ok(invocation) => {
+                let id = invocation.request_id;
+                for (m, hyps) in members.into_iter().zip(invocation.results) {
+                    let _ = m.reply.send(Ok((hyps, id.clone())));
+                }
+            }
+            // One input may have broken the model: retry each member alone so the
+            // innocent ones still get their answer.
+            Err(InferenceError::FunctionError { .. } | InferenceError::BadPayload(_))
+                if members.len() > 1 =>
+            {
+                let singles = members.into_iter().map(|m| {
+                    let inner = self.inner.clone();
+                    async move {
+                        let request = Request {
+                            inputs: vec![m.input],
+                            params,
+                            deadline: m.deadline,
+                            admission: Admission::FailFast,
+                        };
+                        let answer = inner.translate(request).await.and_then(|inv| {
+                            let id = inv.request_id;
+                            inv.results
+                                .into_iter()
+                                .next()
+                                .map(|h| (h, id))
+                                .ok_or_else(|| {
+                                    InferenceError::BadPayload("no result for this input".into())
+                                })
+                        });
+                        let _ = m.reply.send(answer);
+                    }
+                });
+                futures_util::future::join_all(singles).await;
+            }
+            Err(e) => {
+                for m in members {
+                    let _ = m.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn arm_timer(self: &Arc<Self>, params: Params) {
+        let this = self.clone();
+        let wait = self.max_wait;
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(members) = this.take(params, true) {
+                this.dispatch(params, members);
+            }
+        });
+    }
+
+    async fn single(
+        self: Arc<Self>,
+        input: String,
+        params: Params,
+        deadline: Instant,
+    ) -> Result<Invocation, InferenceError> {
+        let (reply, answer) = oneshot::channel();
+        let arm = {
+            let mut groups = self.groups.lock().expect("coalescer lock");
+            let group = groups.entry(params).or_default();
+            group.queue.push(Waiter {
+                input,
+                deadline,
+                queued: Instant::now(),
+                reply,
+            });
+            let arm = group.in_flight > 0 && !group.timer;
+            group.timer |= arm;
+            arm
+        };
+        if let Some(members) = self.take(params, false) {
+            self.dispatch(params, members);
+        } else if arm {
+            self.arm_timer(params);
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Err(_) => Err(InferenceError::Timeout),
+            Ok(Err(_)) => Err(InferenceError::Unavailable(
+                "the invocation was abandoned".into(),
+            )),
+            Ok(Ok(Ok((hyps, request_id)))) => Ok(Invocation {
+                results: vec![hyps],
+                request_id,
+            }),
+            Ok(Ok(Err(e))) => Err(e),
+        }
+    }
+}
+
+/// The coalescer as a [`Translator`]: single-input interactive requests are
+/// grouped; everything else (bulk chunks, warmups) passes straight through.
+pub struct Coalescing(pub Arc<Coalescer>);
+
+impl Translator for Coalescing {
+    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+        if request.admission != Admission::FailFast || request.inputs.len() != 1 {
+            return self.0.inner.translate(request);
+        }
+        let Request {
+            mut inputs,
+            params,
+            deadline,
+            ..
+        } = request;
+        let input = inputs.pop().expect("one input");
+        Box::pin(self.0.clone().single(input, params, deadline))
+    }
+
+    fn warmup(&self, deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
+        self.0.inner.warmup(deadline)
+    }
+
+    fn backend(&self) -> &'static str {
+        self.0.inner.backend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::inference::demo;
+
+    /// Counts invocations and their sizes; fails any call holding "POISON";
+    /// takes `latency` per call.
+    struct Counting {
+        calls: Mutex<Vec<usize>>,
+        in_flight: AtomicUsize,
+        latency: Duration,
+    }
+
+    impl Translator for Counting {
+        fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(request.inputs.len());
+                self.in_flight.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(self.latency).await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                if request.inputs.iter().any(|i| i.contains("POISON")) {
+                    return Err(InferenceError::FunctionError {
+                        error_type: "E".into(),
+                        message: "poisoned".into(),
+                    });
+                }
+                let results = request
+                    .inputs
+                    .iter()
+                    .map(|i| demo::hypotheses(i, request.params))
+                    .collect();
+                Ok(Invocation {
+                    results,
+                    request_id: None,
+                })
+            })
+        }
+        fn warmup(&self, _: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn backend(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn setup(latency_ms: u64) -> (Arc<Counting>, Coalescing) {
+        let inner = Arc::new(Counting {
+            calls: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
+            latency: Duration::from_millis(latency_ms),
+        });
+        let c = Coalescer::new(inner.clone(), Duration::from_millis(5), Metrics::new());
+        (inner, Coalescing(c))
+    }
+
+    const P: Params = Params {
+        beam: 5,
+        n_best: 2,
+        attention: false,
+    };
+
+    fn req(input: &str, params: Params) -> Request {
+        Request {
+            inputs: vec![input.to_string()],
+            params,
+            deadline: Instant::now() + Duration::from_secs(5),
+            admission: Admission::FailFast,
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_invocations_and_get_their_own_answers() {
+        let (inner, c) = setup(20);
+        let inputs: Vec<String> = (0..64).map(|i| format!("C C {i}")).collect();
+        let answers =
+            futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
+        for (i, a) in inputs.iter().zip(answers) {
+            assert_eq!(a.unwrap().results[0], demo::hypotheses(i, P));
+        }
+        let calls = inner.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().sum::<usize>(), 64);
+        assert!(calls.len() <= 4, "far fewer than 64 invocations: {calls:?}");
+    }
+
+    #[tokio::test]
+    async fn one_at_a_time_each_request_leaves_at_once() {
+        let (inner, c) = setup(0);
+        for i in 0..5 {
+            let started = Instant::now();
+            c.translate(req(&format!("C {i}"), P)).await.unwrap();
+            assert!(
+                started.elapsed() < Duration::from_millis(4),
+                "no added wait"
+            );
+        }
+        assert_eq!(inner.calls.lock().unwrap().clone(), vec![1; 5]);
+    }
+
+    #[tokio::test]
+    async fn different_parameters_are_never_grouped() {
+        let (inner, c) = setup(20);
+        let other = Params { beam: 3, ..P };
+        let futs = (0..10)
+            .map(|i| c.translate(req(&format!("C {i}"), if i % 2 == 0 { P } else { other })));
+        let answers = futures_util::future::join_all(futs).await;
+        for (i, a) in answers.into_iter().enumerate() {
+            let p = if i % 2 == 0 { P } else { other };
+            assert_eq!(
+                a.unwrap().results[0],
+                demo::hypotheses(&format!("C {i}"), p)
+            );
+        }
+        assert!(inner.calls.lock().unwrap().len() >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_input_fails_alone() {
+        let (_inner, c) = setup(10);
+        let inputs: Vec<String> = (0..16)
+            .map(|i| {
+                if i == 7 {
+                    "POISON".into()
+                } else {
+                    format!("C {i}")
+                }
+            })
+            .collect();
+        let answers =
+            futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
+        let failed: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.is_err())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(failed, vec![7]);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_hurt_the_others() {
+        let (_inner, c) = setup(30);
+        let first = c.translate(req("C 0", P));
+        let mut short = req("C 1", P);
+        short.deadline = Instant::now() + Duration::from_millis(1);
+        let dropped = c.translate(req("C 2", P));
+        let others = (3..8).map(|i| c.translate(req(&format!("C {i}"), P)));
+        drop(dropped);
+        let (first, short, others) = tokio::join!(
+            first,
+            c.translate(short),
+            futures_util::future::join_all(others)
+        );
+        assert!(first.is_ok());
+        assert_eq!(short.unwrap_err(), InferenceError::Timeout);
+        assert!(others.iter().all(Result::is_ok));
+    }
+}

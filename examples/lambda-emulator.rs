@@ -43,16 +43,8 @@ async fn main() {
         ..Default::default()
     };
     let emu = emulator::Emulator::start_on((args.host, args.port).into(), behavior).await;
-    println!(
-        "lambda emulator listening on {} (AWS_ENDPOINT_URL_LAMBDA={})",
-        emu.addr,
-        emu.url()
-    );
+    println!("lambda emulator listening on {} (AWS_ENDPOINT_URL_LAMBDA={})", emu.addr, emu.url());
     let _ = tokio::signal::ctrl_c().await;
     let calls = emu.calls();
-    println!(
-        "{} invocations, at most {} at once",
-        calls.len(),
-        emu.max_in_flight()
-    );
+    println!("{} invocations, at most {} at once", calls.len(), emu.max_in_flight());
 }

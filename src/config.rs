@@ -10,13 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Built-in example inputs, used when `EXAMPLES_FILE` is not set.
-pub const BUILTIN_EXAMPLES: &[&str] = &[
-    "CC(C)=O.OCC",
-    "N#Cc1ccccc1",
-    "CC(=O)Oc1ccccc1C(=O)O",
-    "c1ccc2ccccc2c1",
-    "CCN(CC)CC.Cl",
-];
+pub const BUILTIN_EXAMPLES: &[&str] =
+    &["CC(C)=O.OCC", "N#Cc1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "c1ccc2ccccc2c1", "CCN(CC)CC.Cl"];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +38,75 @@ pub enum Command {
     Warmup,
     /// Exit 0 when the server on LISTEN_ADDR answers /healthz (for container health checks).
     Healthcheck,
+    /// Open-loop load generator: drive a service (and its HPA) at a scheduled rate.
+    Loadtest(Box<LoadtestArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadMode {
+    /// POST /api/v1/translate, one input per request.
+    Translate,
+    /// POST /api/v1/translate/batch with --batch-size inputs per request.
+    Batch,
+    /// GET / (the page only).
+    Page,
+}
+
+/// `translation-front loadtest`: requests leave on a schedule, never "when the
+/// last one returned"; latency counts from the intended send time.
+#[derive(Debug, Clone, Args)]
+pub struct LoadtestArgs {
+    /// Base URL of the service (http only; inside a cluster, the Service name).
+    #[arg(long, default_value = "http://127.0.0.1:8501")]
+    pub url: String,
+    /// What each request does.
+    #[arg(long, value_enum, default_value = "translate")]
+    pub mode: LoadMode,
+    /// Constant arrival rate, requests per second (with --duration).
+    #[arg(long, conflicts_with = "stages")]
+    pub rate: Option<f64>,
+    /// How long to run at --rate.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Linear ramps, DURATION:TARGET_RATE, comma separated, from 0 req/s:
+    /// e.g. 30s:50,2m:400,1m:400,30s:0.
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Most requests in flight; a request due when the cap is reached is not
+    /// sent and is counted as "not sent on time".
+    #[arg(long, default_value_t = 1000)]
+    pub max_inflight: usize,
+    /// Inputs, one per line (default: the built-in examples).
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    #[arg(long)]
+    pub beam: Option<u32>,
+    #[arg(long)]
+    pub n_best: Option<u32>,
+    /// Ask for attention matrices.
+    #[arg(long, default_value_t = false)]
+    pub attention: bool,
+    /// Inputs per request in batch mode.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The pod's /metrics URL: reports CPU per request and the replicas the HPA would settle on.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// CPU request per pod, for the capacity estimate (250m or 0.25).
+    #[arg(long, default_value = "250m")]
+    pub cpu_request: String,
+    /// HPA target CPU utilization, percent.
+    #[arg(long, default_value_t = 75.0)]
+    pub target_utilization: f64,
+    /// Print the final report as JSON.
+    #[arg(long, default_value_t = false)]
+    pub json: bool,
+    /// No progress lines.
+    #[arg(long, default_value_t = false)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,21 +128,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address of the UI and API listener.
-    #[arg(
-        long,
-        env = "LISTEN_ADDR",
-        default_value = "0.0.0.0:8501",
-        global = true
-    )]
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8501", global = true)]
     pub listen_addr: SocketAddr,
 
     /// Address of the Prometheus metrics listener (keep it off the load balancer).
-    #[arg(
-        long,
-        env = "METRICS_ADDR",
-        default_value = "0.0.0.0:9090",
-        global = true
-    )]
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9090", global = true)]
     pub metrics_addr: SocketAddr,
 
     /// Lambda function name or ARN. Unset: the built-in demo backend.
@@ -90,13 +144,7 @@ pub struct Config {
     pub translation_qualifier: Option<String>,
 
     /// How input text is split into the tokens the model expects.
-    #[arg(
-        long,
-        env = "TOKENIZER",
-        value_enum,
-        default_value = "chars",
-        global = true
-    )]
+    #[arg(long, env = "TOKENIZER", value_enum, default_value = "chars", global = true)]
     pub tokenizer: TokenizerKind,
 
     /// Beam width used when a request gives none.
@@ -116,12 +164,7 @@ pub struct Config {
     pub max_input_chars: usize,
 
     /// Most inputs in one bulk request.
-    #[arg(
-        long,
-        env = "MAX_BATCH_INPUTS",
-        default_value_t = 10_000,
-        global = true
-    )]
+    #[arg(long, env = "MAX_BATCH_INPUTS", default_value_t = 10_000, global = true)]
     pub max_batch_inputs: usize,
 
     /// Largest request body (e.g. 5MiB, 512KiB, 1000000).
@@ -137,12 +180,7 @@ pub struct Config {
     pub lambda_fan_out: usize,
 
     /// Lambda invocations in flight per pod; past it requests get 503 overloaded.
-    #[arg(
-        long,
-        env = "MAX_INFLIGHT_INVOCATIONS",
-        default_value_t = 64,
-        global = true
-    )]
+    #[arg(long, env = "MAX_INFLIGHT_INVOCATIONS", default_value_t = 64, global = true)]
     pub max_inflight_invocations: usize,
 
     /// Longest wait to group concurrent translations into one invocation (0 = off).
@@ -154,12 +192,7 @@ pub struct Config {
     pub lambda_warmup_interval: Duration,
 
     /// Concurrent pings in one keep-warm round.
-    #[arg(
-        long,
-        env = "LAMBDA_WARMUP_CONCURRENCY",
-        default_value_t = 1,
-        global = true
-    )]
+    #[arg(long, env = "LAMBDA_WARMUP_CONCURRENCY", default_value_t = 1, global = true)]
     pub lambda_warmup_concurrency: usize,
 
     /// File of example inputs, one per line (default: built-in examples).
@@ -167,13 +200,7 @@ pub struct Config {
     pub examples_file: Option<PathBuf>,
 
     /// Log format.
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "text",
-        global = true
-    )]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
 
     /// How long to keep serving after SIGTERM (readiness already 503) before stopping.
@@ -191,25 +218,14 @@ pub const BEAM_CEILING: u32 = 64;
 impl Config {
     /// Checks the settings against each other and loads the examples file.
     pub fn finish(mut self) -> Result<Self, String> {
-        if self
-            .translation_function
-            .as_deref()
-            .is_some_and(|f| f.trim().is_empty())
-        {
+        if self.translation_function.as_deref().is_some_and(|f| f.trim().is_empty()) {
             self.translation_function = None;
         }
-        if self
-            .translation_qualifier
-            .as_deref()
-            .is_some_and(|q| q.trim().is_empty())
-        {
+        if self.translation_qualifier.as_deref().is_some_and(|q| q.trim().is_empty()) {
             self.translation_qualifier = None;
         }
         if !(1..=BEAM_CEILING).contains(&self.max_beam) {
-            return Err(format!(
-                "MAX_BEAM must be between 1 and {BEAM_CEILING}, got {}",
-                self.max_beam
-            ));
+            return Err(format!("MAX_BEAM must be between 1 and {BEAM_CEILING}, got {}", self.max_beam));
         }
         if !(1..=self.max_beam).contains(&self.default_beam) {
             return Err(format!(
@@ -235,10 +251,7 @@ impl Config {
             }
         }
         if self.max_body_bytes < 1024 {
-            return Err(format!(
-                "MAX_BODY_BYTES must be at least 1KiB, got {}",
-                self.max_body_bytes
-            ));
+            return Err(format!("MAX_BODY_BYTES must be at least 1KiB, got {}", self.max_body_bytes));
         }
         if self.lambda_timeout.is_zero() {
             return Err("LAMBDA_TIMEOUT must be more than 0".into());
@@ -246,14 +259,10 @@ impl Config {
         self.examples = match &self.examples_file {
             None => BUILTIN_EXAMPLES.iter().map(|s| s.to_string()).collect(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("EXAMPLES_FILE {}: {e}", path.display()))?;
-                let examples: Vec<String> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(String::from)
-                    .collect();
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| format!("EXAMPLES_FILE {}: {e}", path.display()))?;
+                let examples: Vec<String> =
+                    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
                 if examples.is_empty() {
                     return Err(format!("EXAMPLES_FILE {} has no examples", path.display()));
                 }
@@ -265,11 +274,7 @@ impl Config {
 
     /// Name shown for the backend in `/api/v1/config` and the UI.
     pub fn backend_name(&self) -> &'static str {
-        if self.translation_function.is_some() {
-            "lambda"
-        } else {
-            "demo"
-        }
+        if self.translation_function.is_some() { "lambda" } else { "demo" }
     }
 }
 
@@ -279,8 +284,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration like 55s or 250ms ({e})"))
+    humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration like 55s or 250ms ({e})"))
 }
 
 /// Parses a byte size: `5242880`, `512KiB`, `5MiB`, `1MB`, `64kb`.
@@ -288,9 +292,7 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size like 5MiB or 1048576"))?;
+    let n: usize = digits.parse().map_err(|_| format!("'{s}' is not a size like 5MiB or 1048576"))?;
     let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -300,13 +302,10 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
         _ => {
-            return Err(format!(
-                "'{s}' has an unknown unit (use B, KiB, MiB, KB, MB)"
-            ));
+            return Err(format!("'{s}' has an unknown unit (use B, KiB, MiB, KB, MB)"));
         }
     };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("'{s}' is too large"))
+    n.checked_mul(factor).ok_or_else(|| format!("'{s}' is too large"))
 }
 
 #[cfg(test)]
@@ -316,10 +315,7 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, String> {
         let mut argv = vec!["translation-front"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv)
-            .map_err(|e| e.to_string())?
-            .config
-            .finish()
+        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.config.finish()
     }
 
     #[test]

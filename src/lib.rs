@@ -15,6 +15,10 @@
 //!   lambda       the aws-sdk-lambda backend: deadlines, retries, error mapping
 //!   demo         a deterministic in-process backend for use without AWS
 //!   limit        the pod-wide cap on invocations in flight
+//!   coalesce     groups concurrent single translations into shared invocations
+//!   fanout       bulk chunking and bounded concurrency
+//!   keep_warm    the optional per-pod keep-warm pinger
+//! loadtest/      the open-loop load generator subcommand (an HTTP client only)
 //! ```
 //!
 //! Dependencies point one way: `main -> startup -> {config, telemetry, http,
@@ -24,5 +28,6 @@
 pub mod config;
 pub mod http;
 pub mod inference;
+pub mod loadtest;
 pub mod startup;
 pub mod telemetry;

@@ -39,9 +39,7 @@ pub struct BindError {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })
+    TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })
 }
 
 impl Application {
@@ -63,38 +61,23 @@ impl Application {
             metrics,
             ready: Arc::new(AtomicBool::new(true)),
         });
-        Ok(Self {
-            listener,
-            metrics_listener,
-            state,
-        })
+        Ok(Self { listener, metrics_listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.metrics_listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves; then readiness turns 503 at once, the
     /// server keeps serving for `SHUTDOWN_GRACE` (so the load balancer can
     /// deregister the pod), stops accepting, and returns when requests in flight
     /// have finished.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> io::Result<()> {
-        let Self {
-            listener,
-            metrics_listener,
-            state,
-        } = self;
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let Self { listener, metrics_listener, state } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (draining_tx, draining_rx) = watch::channel(false);
         let ready = state.ready.clone();
@@ -114,10 +97,7 @@ impl Application {
             shutdown.await;
             ready.store(false, Ordering::SeqCst);
             let _ = draining_tx.send(true);
-            tracing::info!(
-                grace_s = grace.as_secs_f64(),
-                "shutting down: readiness is 503, draining"
-            );
+            tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: readiness is 503, draining");
             tokio::time::sleep(grace).await;
             tracing::info!("no longer accepting connections; finishing requests in flight");
             let _ = stop_tx.send(true);
@@ -130,10 +110,8 @@ impl Application {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let serve_http =
-            axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let serve_metrics =
-            axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx));
+        let serve_http = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let serve_metrics = axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx));
         let (a, b) = tokio::join!(serve_http.into_future(), serve_metrics.into_future());
         tracing::info!("stopped");
         a.and(b)
@@ -144,25 +122,15 @@ impl Application {
 /// (unless `COALESCE_MAX_WAIT` is 0) the coalescer.
 pub fn translator(config: &Config, metrics: &Metrics) -> Arc<dyn Translator> {
     let backend: Arc<dyn Translator> = match &config.translation_function {
-        Some(function) => Arc::new(LambdaBackend::new(
-            lambda_settings(config, function),
-            metrics.clone(),
-        )),
+        Some(function) => Arc::new(LambdaBackend::new(lambda_settings(config, function), metrics.clone())),
         None => Arc::new(DemoBackend),
     };
-    let limited: Arc<dyn Translator> = Arc::new(Limited::new(
-        backend,
-        config.max_inflight_invocations,
-        metrics.clone(),
-    ));
+    let limited: Arc<dyn Translator> =
+        Arc::new(Limited::new(backend, config.max_inflight_invocations, metrics.clone()));
     if config.coalesce_max_wait.is_zero() {
         limited
     } else {
-        Arc::new(Coalescing(Coalescer::new(
-            limited,
-            config.coalesce_max_wait,
-            metrics.clone(),
-        )))
+        Arc::new(Coalescing(Coalescer::new(limited, config.coalesce_max_wait, metrics.clone())))
     }
 }
 
@@ -244,11 +212,7 @@ pub async fn warmup(config: Config) -> ExitCode {
     let deadline = started + config.lambda_timeout;
     let n = config.lambda_warmup_concurrency;
     let results = futures_util::future::join_all((0..n).map(|_| backend.warmup(deadline))).await;
-    let failures: Vec<String> = results
-        .into_iter()
-        .filter_map(Result::err)
-        .map(|e| e.to_string())
-        .collect();
+    let failures: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
     let elapsed_ms = started.elapsed().as_millis();
     if failures.is_empty() {
         println!("warmup: {n}/{n} pings to {function} confirmed in {elapsed_ms} ms");
@@ -273,9 +237,7 @@ pub async fn healthcheck(config: Config) -> ExitCode {
     }
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head).await?;
         Ok::<bool, io::Error>(head.starts_with(b"HTTP/1.1 200"))

@@ -32,16 +32,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
-            return Err(ApiError::invalid_input(
-                "Content-Type must be application/json",
-            ));
+            return Err(ApiError::invalid_input("Content-Type must be application/json"));
         }
         let body = read_body(req, state).await?;
-        std::str::from_utf8(&body)
-            .map_err(|_| ApiError::invalid_input("the body is not valid UTF-8"))?;
-        serde_json::from_slice(&body)
-            .map(ApiJson)
-            .map_err(|e| ApiError::invalid_input(format!("invalid JSON: {e}")))
+        std::str::from_utf8(&body).map_err(|_| ApiError::invalid_input("the body is not valid UTF-8"))?;
+        serde_json::from_slice(&body).map(ApiJson).map_err(|e| ApiError::invalid_input(format!("invalid JSON: {e}")))
     }
 }
 
@@ -65,15 +60,10 @@ pub async fn translate(
 ) -> Result<Response, ApiError> {
     let beam = input.beam.unwrap_or(state.config.default_beam);
     let (view, request_id) = translate::translate(&state, input).await?;
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    let mut response = if wants_html {
-        pages::render(&pages::ResultsFragment::new(view, beam))
-    } else {
-        Json(view).into_response()
-    };
+    let wants_html =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    let mut response =
+        if wants_html { pages::render(&pages::ResultsFragment::new(view, beam)) } else { Json(view).into_response() };
     if let Some(id) = request_id {
         response.extensions_mut().insert(LambdaRequestId(id));
     }

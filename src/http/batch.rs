@@ -64,19 +64,14 @@ pub async fn translate_batch(
     Query(query): Query<FormatQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let accepts_csv = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
+    let accepts_csv =
+        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/csv"));
     let format = match query.format.as_deref() {
         Some("csv") => Format::Csv,
         Some("ndjson") | None if !accepts_csv => Format::Ndjson,
         None | Some("ndjson") => Format::Csv,
         Some(other) => {
-            return Err(ApiError::invalid_input(format!(
-                "unknown format '{other}' (use ndjson or csv)"
-            )));
+            return Err(ApiError::invalid_input(format!("unknown format '{other}' (use ndjson or csv)")));
         }
     };
     let input = parse(&state, req).await?;
@@ -84,24 +79,16 @@ pub async fn translate_batch(
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::spawn(job.run(state.clone(), format, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     }));
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
     match format {
         Format::Ndjson => {
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/x-ndjson"),
-            );
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
         }
         Format::Csv => {
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
             h.insert(
                 header::CONTENT_DISPOSITION,
                 HeaderValue::from_static("attachment; filename=\"translations.csv\""),
@@ -116,11 +103,7 @@ pub async fn translate_batch(
 
 /// JSON (`{"inputs": [...]}`) or multipart (an `inputs` file, optional `targets`).
 async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(req, state)
             .await
@@ -147,19 +130,16 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
             Err(e) => return Err(multipart_error(e.status(), e.body_text())),
         };
         let name = field.name().unwrap_or("").to_string();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|e| multipart_error(e.status(), e.body_text()))?;
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e.status(), e.body_text()))?;
         let number = |what: &str| -> Result<Option<u32>, ApiError> {
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim();
             if text.is_empty() {
                 return Ok(None);
             }
-            text.parse().map(Some).map_err(|_| {
-                ApiError::invalid_input(format!("{what} must be a number, got '{text}'"))
-            })
+            text.parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_input(format!("{what} must be a number, got '{text}'")))
         };
         match name.as_str() {
             "inputs" => {
@@ -190,20 +170,14 @@ fn multipart_error(status: StatusCode, text: String) -> ApiError {
 /// The lines of an uploaded file: UTF-8, LF or CRLF, a final newline optional.
 fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        ApiError::invalid_input(format!(
-            "the {what} file is not valid UTF-8 (at byte {})",
-            e.valid_up_to()
-        ))
+        ApiError::invalid_input(format!("the {what} file is not valid UTF-8 (at byte {})", e.valid_up_to()))
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let text = text.strip_suffix('\n').unwrap_or(text);
     if text.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
-        .collect())
+    Ok(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect())
 }
 
 /// A validated bulk request, ready to run.
@@ -243,26 +217,12 @@ impl Job {
             .inputs
             .iter()
             .map(|text| match translate::check_text(state, text) {
-                Err(e) => Row::Invalid {
-                    code: e.code,
-                    message: e.message,
-                },
+                Err(e) => Row::Invalid { code: e.code, message: e.message },
                 Ok(()) => Row::Valid(state.tokenizer.tokenize(text)),
             })
             .collect();
-        let chunks = fanout::plan(
-            &rows,
-            params,
-            fanout::chunk_size_for_beam(params.beam),
-            MAX_CHUNK_BYTES,
-        );
-        Ok(Job {
-            inputs: input.inputs,
-            targets: input.targets,
-            rows: Arc::new(rows),
-            chunks,
-            params,
-        })
+        let chunks = fanout::plan(&rows, params, fanout::chunk_size_for_beam(params.beam), MAX_CHUNK_BYTES);
+        Ok(Job { inputs: input.inputs, targets: input.targets, rows: Arc::new(rows), chunks, params })
     }
 
     async fn run(self, state: Arc<AppState>, format: Format, tx: mpsc::Sender<Bytes>) {
@@ -281,8 +241,7 @@ impl Job {
             state.config.lambda_fan_out,
             state.config.lambda_timeout,
         ));
-        let mut heartbeat =
-            tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         loop {
             tokio::select! {
                 _ = tx.closed() => {
@@ -377,9 +336,9 @@ impl Output {
                 "type": "start", "total": total, "chunks": chunks,
                 "beam": p.beam, "n_best": p.n_best, "attention": p.attention,
             })),
-            Format::Csv => self.buf.extend_from_slice(
-                b"id,source,rank,prediction,probability,target,correct,error\r\n",
-            ),
+            Format::Csv => {
+                self.buf.extend_from_slice(b"id,source,rank,prediction,probability,target,correct,error\r\n")
+            }
         }
     }
 
@@ -427,19 +386,10 @@ impl Output {
                 return;
             }
         };
-        let view = translate::view(
-            String::new(),
-            tokenized,
-            hypotheses,
-            self.tokenizer,
-            Instant::now(),
-        );
+        let view = translate::view(String::new(), tokenized, hypotheses, self.tokenizer, Instant::now());
         let correct_rank = target.map(|t| {
             let t = self.normalize(t);
-            view.predictions
-                .iter()
-                .position(|p| self.normalize(&p.text) == t)
-                .map(|r| r + 1)
+            view.predictions.iter().position(|p| self.normalize(&p.text) == t).map(|r| r + 1)
         });
         if let Some(rank) = correct_rank {
             self.evaluated += 1;
@@ -490,13 +440,8 @@ impl Output {
             return;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 {
-            self.done as f64 / elapsed
-        } else {
-            0.0
-        };
-        let eta_ms =
-            (self.done > 0).then(|| ((total - self.done) as f64 / rate * 1e3).round() as u64);
+        let rate = if elapsed > 0.0 { self.done as f64 / elapsed } else { 0.0 };
+        let eta_ms = (self.done > 0).then(|| ((total - self.done) as f64 / rate * 1e3).round() as u64);
         self.line(&serde_json::json!({
             "type": "progress", "done": self.done, "total": total,
             "elapsed_ms": (elapsed * 1e3).round() as u64, "eta_ms": eta_ms,
@@ -506,21 +451,12 @@ impl Output {
 
     fn summary(&mut self, total: usize, started: Instant) {
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(
-            total,
-            failed = self.failed.len(),
-            elapsed_ms,
-            "batch finished"
-        );
+        tracing::info!(total, failed = self.failed.len(), elapsed_ms, "batch finished");
         if self.format != Format::Ndjson {
             return;
         }
-        let accuracy = (self.evaluated > 0).then(|| {
-            self.hits
-                .iter()
-                .map(|h| *h as f64 / self.evaluated as f64)
-                .collect::<Vec<_>>()
-        });
+        let accuracy = (self.evaluated > 0)
+            .then(|| self.hits.iter().map(|h| *h as f64 / self.evaluated as f64).collect::<Vec<_>>());
         let failed = std::mem::take(&mut self.failed);
         self.line(&serde_json::json!({
             "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
@@ -534,10 +470,7 @@ impl Output {
         if self.buf.is_empty() {
             return true;
         }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(16 * 1024),
-        ));
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
         tx.send(chunk).await.is_ok()
     }
 }
@@ -578,20 +511,14 @@ mod tests {
     fn csv_quotes_only_what_needs_it() {
         let mut buf = Vec::new();
         csv_record(&mut buf, &["1", "a,b", "say \"hi\"", "two\nlines", "plain"]);
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "1,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain\r\n"
-        );
+        assert_eq!(String::from_utf8(buf).unwrap(), "1,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain\r\n");
     }
 
     #[test]
     fn lines_accept_lf_crlf_bom_and_a_missing_final_newline() {
         assert_eq!(lines(b"a\r\nb\r\n", "x").unwrap(), vec!["a", "b"]);
         assert_eq!(lines(b"a\nb", "x").unwrap(), vec!["a", "b"]);
-        assert_eq!(
-            lines("\u{feff}a\n\nb\n".as_bytes(), "x").unwrap(),
-            vec!["a", "", "b"]
-        );
+        assert_eq!(lines("\u{feff}a\n\nb\n".as_bytes(), "x").unwrap(), vec!["a", "", "b"]);
         assert!(lines(b"", "x").unwrap().is_empty());
         assert!(lines(b"\xff\n", "x").is_err());
     }

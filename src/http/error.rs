@@ -30,12 +30,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+        Self { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -52,9 +47,7 @@ impl ApiError {
 
     /// Seconds to tell the client to wait, rounded up, at least 1.
     pub fn retry_after_secs(&self) -> Option<u64> {
-        self.retry_after
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-            .map(|s| s.max(1))
+        self.retry_after.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)).map(|s| s.max(1))
     }
 }
 
@@ -64,11 +57,7 @@ impl From<InferenceError> for ApiError {
         match e {
             InferenceError::Overloaded { retry_after } => Self {
                 retry_after: Some(retry_after),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
-                    "the server is busy; try again shortly",
-                )
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is busy; try again shortly")
             },
             InferenceError::Throttled { retry_after } => Self {
                 retry_after: Some(retry_after),
@@ -77,15 +66,9 @@ impl From<InferenceError> for ApiError {
             InferenceError::FunctionError { .. } => {
                 Self::new(StatusCode::BAD_GATEWAY, "lambda_function_error", message)
             }
-            InferenceError::BadPayload(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "lambda_bad_payload", message)
-            }
-            InferenceError::Timeout => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, "lambda_timeout", message)
-            }
-            InferenceError::Unavailable(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "lambda_unavailable", message)
-            }
+            InferenceError::BadPayload(_) => Self::new(StatusCode::BAD_GATEWAY, "lambda_bad_payload", message),
+            InferenceError::Timeout => Self::new(StatusCode::GATEWAY_TIMEOUT, "lambda_timeout", message),
+            InferenceError::Unavailable(_) => Self::new(StatusCode::BAD_GATEWAY, "lambda_unavailable", message),
         }
     }
 }
@@ -95,14 +78,9 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        response.extensions_mut().insert(ErrorDetail {
-            code: self.code,
-            message: self.message,
-        });
+        response.extensions_mut().insert(ErrorDetail { code: self.code, message: self.message });
         response
     }
 }
@@ -114,39 +92,16 @@ mod tests {
     #[test]
     fn every_inference_error_has_its_documented_status() {
         let cases = [
+            (InferenceError::Overloaded { retry_after: Duration::from_secs(1) }, 503, "overloaded"),
+            (InferenceError::Throttled { retry_after: Duration::from_millis(1500) }, 503, "lambda_throttled"),
             (
-                InferenceError::Overloaded {
-                    retry_after: Duration::from_secs(1),
-                },
-                503,
-                "overloaded",
-            ),
-            (
-                InferenceError::Throttled {
-                    retry_after: Duration::from_millis(1500),
-                },
-                503,
-                "lambda_throttled",
-            ),
-            (
-                InferenceError::FunctionError {
-                    error_type: "E".into(),
-                    message: "m".into(),
-                },
+                InferenceError::FunctionError { error_type: "E".into(), message: "m".into() },
                 502,
                 "lambda_function_error",
             ),
-            (
-                InferenceError::BadPayload("x".into()),
-                502,
-                "lambda_bad_payload",
-            ),
+            (InferenceError::BadPayload("x".into()), 502, "lambda_bad_payload"),
             (InferenceError::Timeout, 504, "lambda_timeout"),
-            (
-                InferenceError::Unavailable("x".into()),
-                502,
-                "lambda_unavailable",
-            ),
+            (InferenceError::Unavailable("x".into()), 502, "lambda_unavailable"),
         ];
         for (e, status, code) in cases {
             let api = ApiError::from(e);
@@ -156,9 +111,7 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
-        let api = ApiError::from(InferenceError::Throttled {
-            retry_after: Duration::from_millis(1500),
-        });
+        let api = ApiError::from(InferenceError::Throttled { retry_after: Duration::from_millis(1500) });
         assert_eq!(api.retry_after_secs(), Some(2));
         let response = api.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");

@@ -55,11 +55,7 @@ impl Heatmap {
         let longest = |v: &[String]| v.iter().map(|t| t.chars().count()).max().unwrap_or(1);
         let left = 12 + CHAR_W * longest(targets).min(24);
         let rotate = longest(sources) > 2;
-        let top = if rotate {
-            12 + CHAR_W * longest(sources).min(24)
-        } else {
-            22
-        };
+        let top = if rotate { 12 + CHAR_W * longest(sources).min(24) } else { 22 };
         let (n_rows, n_cols) = (matrix.len().min(targets.len()), sources.len());
         let dense = n_rows * n_cols <= DENSE_LIMIT;
         let mut cells = Vec::new();
@@ -86,19 +82,13 @@ impl Heatmap {
         let cols = sources
             .iter()
             .enumerate()
-            .map(|(i, t)| Label {
-                pos: left + i * CELL + CELL / 2,
-                text: shorten(t),
-            })
+            .map(|(i, t)| Label { pos: left + i * CELL + CELL / 2, text: shorten(t) })
             .collect();
         let rows = targets
             .iter()
             .take(n_rows)
             .enumerate()
-            .map(|(i, t)| Label {
-                pos: top + i * CELL + CELL / 2,
-                text: shorten(t),
-            })
+            .map(|(i, t)| Label { pos: top + i * CELL + CELL / 2, text: shorten(t) })
             .collect();
         Some(Heatmap {
             width: left + n_cols * CELL + 4,
@@ -114,10 +104,7 @@ impl Heatmap {
             cols,
             rows,
             cells,
-            summary: format!(
-                "Strongest attention per predicted token: {}.",
-                strongest.join(", ")
-            ),
+            summary: format!("Strongest attention per predicted token: {}.", strongest.join(", ")),
             background: BACKGROUND,
         })
     }
@@ -143,25 +130,12 @@ pub fn color(v: f32) -> String {
         (0.6, [0x21, 0x71, 0xb5]),
         (1.0, [0x08, 0x30, 0x6b]),
     ];
-    let v = if v.is_finite() {
-        v.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let i = STOPS
-        .iter()
-        .position(|(s, _)| *s >= v)
-        .unwrap_or(STOPS.len() - 1)
-        .max(1);
+    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let i = STOPS.iter().position(|(s, _)| *s >= v).unwrap_or(STOPS.len() - 1).max(1);
     let ((s0, c0), (s1, c1)) = (STOPS[i - 1], STOPS[i]);
     let t = if s1 > s0 { (v - s0) / (s1 - s0) } else { 0.0 };
     let mix = |a: u8, b: u8| (a as f32 + (b as f32 - a as f32) * t).round() as u8;
-    format!(
-        "#{:02x}{:02x}{:02x}",
-        mix(c0[0], c1[0]),
-        mix(c0[1], c1[1]),
-        mix(c0[2], c1[2])
-    )
+    format!("#{:02x}{:02x}{:02x}", mix(c0[0], c1[0]), mix(c0[1], c1[1]), mix(c0[2], c1[2]))
 }
 
 #[cfg(test)]
@@ -195,9 +169,7 @@ mod tests {
     #[test]
     fn large_maps_keep_a_fixed_cell_size_and_skip_near_zero_cells() {
         let n = 120;
-        let m: Vec<Vec<f32>> = (0..n)
-            .map(|r| (0..n).map(|c| if r == c { 1.0 } else { 0.0 }).collect())
-            .collect();
+        let m: Vec<Vec<f32>> = (0..n).map(|r| (0..n).map(|c| if r == c { 1.0 } else { 0.0 }).collect()).collect();
         let t: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
         let h = Heatmap::new(&t, &t, &m).unwrap();
         assert_eq!(h.cells.len(), n);

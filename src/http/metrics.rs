@@ -24,13 +24,7 @@ pub fn router(metrics: Metrics) -> Router {
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
-            async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                    metrics.render(),
-                )
-                    .into_response()
-            }
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()).into_response() }
         }),
     )
 }
@@ -39,28 +33,17 @@ pub fn router(metrics: Metrics) -> Router {
 /// Installed with `route_layer`, so unmatched paths create no new series.
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_default();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
     let method = req.method().clone();
     let response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status();
     let m = &state.metrics;
-    m.http_requests
-        .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
-        .inc();
-    m.http_duration
-        .with_label_values(&[route.as_str()])
-        .observe(elapsed.as_secs_f64());
+    m.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+    m.http_duration.with_label_values(&[route.as_str()]).observe(elapsed.as_secs_f64());
 
     let latency_ms = elapsed.as_secs_f64() * 1e3;
-    let lambda_request_id = response
-        .extensions()
-        .get::<LambdaRequestId>()
-        .map(|r| r.0.as_str());
+    let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());
     match response.extensions().get::<ErrorDetail>() {
         Some(e) if status.is_server_error() => tracing::warn!(
             %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, error = %e.message,

@@ -60,10 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // (each chunk has its own deadline) and no compression (lines must flow).
     let bulk = Router::new()
         .route("/api/v1/translate/batch", post(batch::translate_batch))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::observe,
-        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let mut router = Router::new()
         .route("/", get(pages::index).post(pages::index_post))
@@ -74,23 +71,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/config", get(api::config))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::observe,
-        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout))
         .merge(bulk);
     for (name, value) in security {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ));
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
     router.with_state(state)
 }

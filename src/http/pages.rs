@@ -43,12 +43,7 @@ pub struct Opt {
 }
 
 fn options(max: u32, selected: u32) -> Vec<Opt> {
-    (1..=max)
-        .map(|value| Opt {
-            value,
-            selected: value == selected,
-        })
-        .collect()
+    (1..=max).map(|value| Opt { value, selected: value == selected }).collect()
 }
 
 #[derive(Template)]
@@ -91,10 +86,7 @@ impl ResultsFragment {
             .predictions
             .into_iter()
             .map(|p| {
-                let heatmap = p
-                    .attention
-                    .as_deref()
-                    .and_then(|m| Heatmap::new(&view.tokens, &p.tokens, m));
+                let heatmap = p.attention.as_deref().and_then(|m| Heatmap::new(&view.tokens, &p.tokens, m));
                 Item {
                     rank: p.rank,
                     text: p.text,
@@ -110,13 +102,7 @@ impl ResultsFragment {
         } else {
             format!("{:.0} ms", view.elapsed_ms.max(1.0))
         };
-        ResultsFragment {
-            count: items.len(),
-            beam,
-            elapsed,
-            source: view.tokens,
-            items,
-        }
+        ResultsFragment { count: items.len(), beam, elapsed, source: view.tokens, items }
     }
 }
 
@@ -136,11 +122,7 @@ pub fn render(template: &impl Template) -> Response {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "template failed to render");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the page could not be rendered",
-            )
-                .into_response()
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
         }
     }
 }
@@ -172,12 +154,7 @@ pub struct Prefill {
 /// `GET /`: the empty form, or prefilled from `?text=` (a shared link).
 pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>) -> Response {
     let c = &state.config;
-    render(&index_page(
-        &state,
-        q.text.unwrap_or_default(),
-        c.default_beam,
-        c.default_n_best,
-    ))
+    render(&index_page(&state, q.text.unwrap_or_default(), c.default_beam, c.default_n_best))
 }
 
 #[derive(Deserialize, Default)]
@@ -190,10 +167,7 @@ pub struct FormInput {
 }
 
 /// `POST /`: the same page with results, for browsers without JavaScript.
-pub async fn index_post(
-    State(state): State<Arc<AppState>>,
-    form: Result<Form<FormInput>, FormRejection>,
-) -> Response {
+pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<FormInput>, FormRejection>) -> Response {
     let c = &state.config;
     let form = match form {
         Ok(Form(f)) => f,
@@ -211,18 +185,8 @@ pub async fn index_post(
     let text = form.example.or(form.text).unwrap_or_default();
     let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
     let (beam, n_best) = (number(form.beam), number(form.n_best));
-    let mut page = index_page(
-        &state,
-        text.clone(),
-        beam.unwrap_or(c.default_beam),
-        n_best.unwrap_or(c.default_n_best),
-    );
-    let input = TranslateInput {
-        text,
-        beam: beam.or(Some(c.default_beam)),
-        n_best,
-        attention: Some(true),
-    };
+    let mut page = index_page(&state, text.clone(), beam.unwrap_or(c.default_beam), n_best.unwrap_or(c.default_n_best));
+    let input = TranslateInput { text, beam: beam.or(Some(c.default_beam)), n_best, attention: Some(true) };
     match translate::translate(&state, input).await {
         Ok((view, _)) => {
             let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));
@@ -248,9 +212,7 @@ pub fn friendly(e: &ApiError) -> String {
         ("overloaded" | "lambda_throttled", Some(s)) => {
             format!("The model is busy. Try again in {s} s.")
         }
-        ("lambda_timeout", _) => {
-            "The model did not answer in time. Try again, or a shorter input.".into()
-        }
+        ("lambda_timeout", _) => "The model did not answer in time. Try again, or a shorter input.".into(),
         ("lambda_unavailable", _) => {
             format!("The model cannot be reached right now ({}).", e.message)
         }

@@ -40,19 +40,11 @@ pub struct PredictionView {
 }
 
 /// Checks beam and n_best against the configured bounds, filling in defaults.
-pub fn params(
-    state: &AppState,
-    beam: Option<u32>,
-    n_best: Option<u32>,
-    attention: bool,
-) -> Result<Params, ApiError> {
+pub fn params(state: &AppState, beam: Option<u32>, n_best: Option<u32>, attention: bool) -> Result<Params, ApiError> {
     let c = &state.config;
     let beam = beam.unwrap_or(c.default_beam);
     if !(1..=c.max_beam).contains(&beam) {
-        return Err(ApiError::invalid_input(format!(
-            "beam must be between 1 and {}, got {beam}",
-            c.max_beam
-        )));
+        return Err(ApiError::invalid_input(format!("beam must be between 1 and {}, got {beam}", c.max_beam)));
     }
     let n_best = n_best.unwrap_or(c.default_n_best.min(beam));
     if n_best == 0 || n_best > beam {
@@ -60,11 +52,7 @@ pub fn params(
             "n_best must be between 1 and the beam width ({beam}), got {n_best}"
         )));
     }
-    Ok(Params {
-        beam,
-        n_best,
-        attention,
-    })
+    Ok(Params { beam, n_best, attention })
 }
 
 /// Checks one input text: not blank, at most `MAX_INPUT_CHARS` code points.
@@ -75,9 +63,7 @@ pub fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
     let max = state.config.max_input_chars;
     let chars = text.chars().count();
     if chars > max {
-        return Err(ApiError::too_large(format!(
-            "text has {chars} characters; the limit is {max}"
-        )));
+        return Err(ApiError::too_large(format!("text has {chars} characters; the limit is {max}")));
     }
     Ok(())
 }
@@ -89,18 +75,11 @@ pub async fn translate(
     input: TranslateInput,
 ) -> Result<(TranslationView, Option<String>), ApiError> {
     let started = Instant::now();
-    let params = params(
-        state,
-        input.beam,
-        input.n_best,
-        input.attention.unwrap_or(true),
-    )?;
+    let params = params(state, input.beam, input.n_best, input.attention.unwrap_or(true))?;
     check_text(state, &input.text)?;
     let tokenized = state.tokenizer.tokenize(&input.text);
     if tokenized.trim().is_empty() {
-        return Err(ApiError::invalid_input(
-            "text has nothing to translate once tokenized",
-        ));
+        return Err(ApiError::invalid_input("text has nothing to translate once tokenized"));
     }
     let request = Request {
         inputs: vec![tokenized],
@@ -110,13 +89,7 @@ pub async fn translate(
     };
     let invocation = state.translator.translate(request.clone()).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
-    let view = view(
-        input.text,
-        &request.inputs[0],
-        hypotheses,
-        state.tokenizer,
-        started,
-    );
+    let view = view(input.text, &request.inputs[0], hypotheses, state.tokenizer, started);
     Ok((view, invocation.request_id))
 }
 
@@ -129,18 +102,12 @@ pub fn view(
     tokenizer: Tokenizer,
     started: Instant,
 ) -> TranslationView {
-    let source: Vec<String> = split_tokens(tokenized)
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let source: Vec<String> = split_tokens(tokenized).into_iter().map(String::from).collect();
     let predictions = hypotheses
         .into_iter()
         .enumerate()
         .map(|(i, h)| {
-            let tokens: Vec<String> = split_tokens(&h.tokens)
-                .into_iter()
-                .map(String::from)
-                .collect();
+            let tokens: Vec<String> = split_tokens(&h.tokens).into_iter().map(String::from).collect();
             let attention = h.attention.map(|mut rows| {
                 rows.truncate(tokens.len());
                 for row in &mut rows {

@@ -18,9 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::fanout::chunk_size_for_beam;
-use super::{
-    Admission, BoxFuture, Hypothesis, InferenceError, Invocation, Params, Request, Translator,
-};
+use super::{Admission, BoxFuture, Hypothesis, InferenceError, Invocation, Params, Request, Translator};
 use crate::telemetry::Metrics;
 
 type Answer = Result<(Vec<Hypothesis>, Option<String>), InferenceError>;
@@ -49,12 +47,7 @@ pub struct Coalescer {
 
 impl Coalescer {
     pub fn new(inner: Arc<dyn Translator>, max_wait: Duration, metrics: Metrics) -> Arc<Self> {
-        Arc::new(Coalescer {
-            inner,
-            max_wait,
-            groups: Mutex::new(HashMap::new()),
-            metrics,
-        })
+        Arc::new(Coalescer { inner, max_wait, groups: Mutex::new(HashMap::new()), metrics })
     }
 
     /// Takes the waiters that should leave now, if any, under the lock.
@@ -81,13 +74,9 @@ impl Coalescer {
         let this = self.clone();
         tokio::spawn(async move {
             let now = Instant::now();
-            this.metrics
-                .coalesce_group_size
-                .observe(members.len() as f64);
+            this.metrics.coalesce_group_size.observe(members.len() as f64);
             for m in &members {
-                this.metrics
-                    .coalesce_wait
-                    .observe(now.duration_since(m.queued).as_secs_f64());
+                this.metrics.coalesce_wait.observe(now.duration_since(m.queued).as_secs_f64());
             }
             this.invoke_group(params, members).await;
             let next = {
@@ -108,11 +97,7 @@ impl Coalescer {
     }
 
     async fn invoke_group(self: &Arc<Self>, params: Params, members: Vec<Waiter>) {
-        let deadline = members
-            .iter()
-            .map(|m| m.deadline)
-            .max()
-            .unwrap_or_else(Instant::now);
+        let deadline = members.iter().map(|m| m.deadline).max().unwrap_or_else(Instant::now);
         let request = Request {
             inputs: members.iter().map(|m| m.input.clone()).collect(),
             params,
@@ -128,9 +113,7 @@ impl Coalescer {
             }
             // One input may have broken the model: retry each member alone so the
             // innocent ones still get their answer.
-            Err(InferenceError::FunctionError { .. } | InferenceError::BadPayload(_))
-                if members.len() > 1 =>
-            {
+            Err(InferenceError::FunctionError { .. } | InferenceError::BadPayload(_)) if members.len() > 1 => {
                 let singles = members.into_iter().map(|m| {
                     let inner = self.inner.clone();
                     async move {
@@ -146,9 +129,7 @@ impl Coalescer {
                                 .into_iter()
                                 .next()
                                 .map(|h| (h, id))
-                                .ok_or_else(|| {
-                                    InferenceError::BadPayload("no result for this input".into())
-                                })
+                                .ok_or_else(|| InferenceError::BadPayload("no result for this input".into()))
                         });
                         let _ = m.reply.send(answer);
                     }
@@ -184,12 +165,7 @@ impl Coalescer {
         let arm = {
             let mut groups = self.groups.lock().expect("coalescer lock");
             let group = groups.entry(params).or_default();
-            group.queue.push(Waiter {
-                input,
-                deadline,
-                queued: Instant::now(),
-                reply,
-            });
+            group.queue.push(Waiter { input, deadline, queued: Instant::now(), reply });
             let arm = group.in_flight > 0 && !group.timer;
             group.timer |= arm;
             arm
@@ -201,13 +177,8 @@ impl Coalescer {
         }
         match tokio::time::timeout_at(deadline, answer).await {
             Err(_) => Err(InferenceError::Timeout),
-            Ok(Err(_)) => Err(InferenceError::Unavailable(
-                "the invocation was abandoned".into(),
-            )),
-            Ok(Ok(Ok((hyps, request_id)))) => Ok(Invocation {
-                results: vec![hyps],
-                request_id,
-            }),
+            Ok(Err(_)) => Err(InferenceError::Unavailable("the invocation was abandoned".into())),
+            Ok(Ok(Ok((hyps, request_id)))) => Ok(Invocation { results: vec![hyps], request_id }),
             Ok(Ok(Err(e))) => Err(e),
         }
     }
@@ -222,12 +193,7 @@ impl Translator for Coalescing {
         if request.admission != Admission::FailFast || request.inputs.len() != 1 {
             return self.0.inner.translate(request);
         }
-        let Request {
-            mut inputs,
-            params,
-            deadline,
-            ..
-        } = request;
+        let Request { mut inputs, params, deadline, .. } = request;
         let input = inputs.pop().expect("one input");
         Box::pin(self.0.clone().single(input, params, deadline))
     }
@@ -264,20 +230,10 @@ mod tests {
                 tokio::time::sleep(self.latency).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 if request.inputs.iter().any(|i| i.contains("POISON")) {
-                    return Err(InferenceError::FunctionError {
-                        error_type: "E".into(),
-                        message: "poisoned".into(),
-                    });
+                    return Err(InferenceError::FunctionError { error_type: "E".into(), message: "poisoned".into() });
                 }
-                let results = request
-                    .inputs
-                    .iter()
-                    .map(|i| demo::hypotheses(i, request.params))
-                    .collect();
-                Ok(Invocation {
-                    results,
-                    request_id: None,
-                })
+                let results = request.inputs.iter().map(|i| demo::hypotheses(i, request.params)).collect();
+                Ok(Invocation { results, request_id: None })
             })
         }
         fn warmup(&self, _: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
@@ -298,11 +254,7 @@ mod tests {
         (inner, Coalescing(c))
     }
 
-    const P: Params = Params {
-        beam: 5,
-        n_best: 2,
-        attention: false,
-    };
+    const P: Params = Params { beam: 5, n_best: 2, attention: false };
 
     fn req(input: &str, params: Params) -> Request {
         Request {
@@ -317,8 +269,7 @@ mod tests {
     async fn concurrent_requests_share_invocations_and_get_their_own_answers() {
         let (inner, c) = setup(20);
         let inputs: Vec<String> = (0..64).map(|i| format!("C C {i}")).collect();
-        let answers =
-            futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
+        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
         for (i, a) in inputs.iter().zip(answers) {
             assert_eq!(a.unwrap().results[0], demo::hypotheses(i, P));
         }
@@ -333,10 +284,7 @@ mod tests {
         for i in 0..5 {
             let started = Instant::now();
             c.translate(req(&format!("C {i}"), P)).await.unwrap();
-            assert!(
-                started.elapsed() < Duration::from_millis(4),
-                "no added wait"
-            );
+            assert!(started.elapsed() < Duration::from_millis(4), "no added wait");
         }
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1; 5]);
     }
@@ -345,15 +293,11 @@ mod tests {
     async fn different_parameters_are_never_grouped() {
         let (inner, c) = setup(20);
         let other = Params { beam: 3, ..P };
-        let futs = (0..10)
-            .map(|i| c.translate(req(&format!("C {i}"), if i % 2 == 0 { P } else { other })));
+        let futs = (0..10).map(|i| c.translate(req(&format!("C {i}"), if i % 2 == 0 { P } else { other })));
         let answers = futures_util::future::join_all(futs).await;
         for (i, a) in answers.into_iter().enumerate() {
             let p = if i % 2 == 0 { P } else { other };
-            assert_eq!(
-                a.unwrap().results[0],
-                demo::hypotheses(&format!("C {i}"), p)
-            );
+            assert_eq!(a.unwrap().results[0], demo::hypotheses(&format!("C {i}"), p));
         }
         assert!(inner.calls.lock().unwrap().len() >= 2);
     }
@@ -361,23 +305,9 @@ mod tests {
     #[tokio::test]
     async fn a_poisoned_input_fails_alone() {
         let (_inner, c) = setup(10);
-        let inputs: Vec<String> = (0..16)
-            .map(|i| {
-                if i == 7 {
-                    "POISON".into()
-                } else {
-                    format!("C {i}")
-                }
-            })
-            .collect();
-        let answers =
-            futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
-        let failed: Vec<usize> = answers
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.is_err())
-            .map(|(i, _)| i)
-            .collect();
+        let inputs: Vec<String> = (0..16).map(|i| if i == 7 { "POISON".into() } else { format!("C {i}") }).collect();
+        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
+        let failed: Vec<usize> = answers.iter().enumerate().filter(|(_, a)| a.is_err()).map(|(i, _)| i).collect();
         assert_eq!(failed, vec![7]);
     }
 
@@ -390,11 +320,7 @@ mod tests {
         let dropped = c.translate(req("C 2", P));
         let others = (3..8).map(|i| c.translate(req(&format!("C {i}"), P)));
         drop(dropped);
-        let (first, short, others) = tokio::join!(
-            first,
-            c.translate(short),
-            futures_util::future::join_all(others)
-        );
+        let (first, short, others) = tokio::join!(first, c.translate(short), futures_util::future::join_all(others));
         assert!(first.is_ok());
         assert_eq!(short.unwrap_err(), InferenceError::Timeout);
         assert!(others.iter().all(Result::is_ok));

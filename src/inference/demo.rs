@@ -13,17 +13,8 @@ pub struct DemoBackend;
 
 impl Translator for DemoBackend {
     fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
-        let results = request
-            .inputs
-            .iter()
-            .map(|input| hypotheses(input, request.params))
-            .collect();
-        Box::pin(async move {
-            Ok(Invocation {
-                results,
-                request_id: None,
-            })
-        })
+        let results = request.inputs.iter().map(|input| hypotheses(input, request.params)).collect();
+        Box::pin(async move { Ok(Invocation { results, request_id: None }) })
     }
 
     fn warmup(&self, _deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
@@ -58,38 +49,26 @@ pub fn hypotheses(tokenized: &str, params: Params) -> Vec<Hypothesis> {
                 (0..n)
                     .map(|t| {
                         let focus = align(t) as f32;
-                        let row: Vec<f32> = (0..n)
-                            .map(|s| (-2.0 * (s as f32 - focus).abs()).exp())
-                            .collect();
+                        let row: Vec<f32> = (0..n).map(|s| (-2.0 * (s as f32 - focus).abs()).exp()).collect();
                         let sum: f32 = row.iter().sum();
                         row.into_iter().map(|w| w / sum).collect()
                     })
                     .collect()
             });
-            Hypothesis {
-                tokens: tokens.join(" "),
-                score,
-                attention,
-            }
+            Hypothesis { tokens: tokens.join(" "), score, attention }
         })
         .collect()
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PARAMS: Params = Params {
-        beam: 5,
-        n_best: 3,
-        attention: true,
-    };
+    const PARAMS: Params = Params { beam: 5, n_best: 3, attention: true };
 
     #[test]
     fn gives_n_best_ranked_hypotheses_with_square_attention() {
@@ -111,10 +90,7 @@ mod tests {
 
     #[test]
     fn is_deterministic_and_honours_attention_off() {
-        let p = Params {
-            attention: false,
-            ..PARAMS
-        };
+        let p = Params { attention: false, ..PARAMS };
         assert_eq!(hypotheses("a b c", p), hypotheses("a b c", p));
         assert!(hypotheses("a b c", p).iter().all(|x| x.attention.is_none()));
     }

@@ -48,22 +48,13 @@ pub fn estimated_bytes(tokenized: &str, params: Params) -> usize {
     let tokens = tokenized.split(' ').count() + 2;
     let text = tokenized.len() + 8;
     let answer = params.n_best as usize * (text + 24);
-    let attention = if params.attention {
-        params.n_best as usize * tokens * tokens * 8
-    } else {
-        0
-    };
+    let attention = if params.attention { params.n_best as usize * tokens * tokens * 8 } else { 0 };
     text + (answer + attention) * 4 / 3
 }
 
 /// Cuts `rows` into contiguous ranges of at most `max_inputs` valid rows and at
 /// most `max_bytes` estimated bytes (a single larger input still gets a chunk).
-pub fn plan(
-    rows: &[Row],
-    params: Params,
-    max_inputs: usize,
-    max_bytes: usize,
-) -> Vec<Range<usize>> {
+pub fn plan(rows: &[Row], params: Params, max_inputs: usize, max_bytes: usize) -> Vec<Range<usize>> {
     let mut chunks = Vec::new();
     let (mut start, mut count, mut bytes) = (0, 0, 0);
     for (i, row) in rows.iter().enumerate() {
@@ -111,12 +102,8 @@ pub fn run(
                 if inputs.is_empty() {
                     return (range, Ok(Vec::new()));
                 }
-                let request = Request {
-                    inputs,
-                    params,
-                    deadline: Instant::now() + timeout,
-                    admission: Admission::Wait,
-                };
+                let request =
+                    Request { inputs, params, deadline: Instant::now() + timeout, admission: Admission::Wait };
                 let result = translator.translate(request).await.map(|inv| inv.results);
                 (range, result)
             }
@@ -128,11 +115,7 @@ pub fn run(
 mod tests {
     use super::*;
 
-    const P: Params = Params {
-        beam: 5,
-        n_best: 5,
-        attention: false,
-    };
+    const P: Params = Params { beam: 5, n_best: 5, attention: false };
 
     #[test]
     fn chunk_sizes_follow_the_beam_table_and_interpolate() {
@@ -158,22 +141,9 @@ mod tests {
     #[test]
     fn invalid_rows_ride_along_without_counting() {
         let mut r = rows(4);
-        r.insert(
-            2,
-            Row::Invalid {
-                code: "invalid_input",
-                message: "empty".into(),
-            },
-        );
-        assert_eq!(
-            plan(&r, P, 2, MAX_CHUNK_BYTES),
-            vec![0..3, 3..5],
-            "the invalid row rides with its neighbours"
-        );
-        let all_invalid = vec![Row::Invalid {
-            code: "invalid_input",
-            message: "empty".into(),
-        }];
+        r.insert(2, Row::Invalid { code: "invalid_input", message: "empty".into() });
+        assert_eq!(plan(&r, P, 2, MAX_CHUNK_BYTES), vec![0..3, 3..5], "the invalid row rides with its neighbours");
+        let all_invalid = vec![Row::Invalid { code: "invalid_input", message: "empty".into() }];
         assert_eq!(plan(&all_invalid, P, 2, MAX_CHUNK_BYTES), vec![0..1]);
         assert!(plan(&[], P, 2, MAX_CHUNK_BYTES).is_empty());
     }
@@ -181,15 +151,9 @@ mod tests {
     #[test]
     fn plan_cuts_by_bytes_with_attention() {
         let long = vec![Row::Valid(vec!["C"; 300].join(" ")); 10];
-        let p = Params {
-            attention: true,
-            ..P
-        };
+        let p = Params { attention: true, ..P };
         let one = estimated_bytes(&vec!["C"; 300].join(" "), p);
-        assert!(
-            one * 2 > MAX_CHUNK_BYTES,
-            "a 300-token input with attention is large"
-        );
+        assert!(one * 2 > MAX_CHUNK_BYTES, "a 300-token input with attention is large");
         let chunks = plan(&long, p, 50, MAX_CHUNK_BYTES);
         assert_eq!(chunks.len(), 10, "one per chunk: {chunks:?}");
     }

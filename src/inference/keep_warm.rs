@@ -37,20 +37,10 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
             r = pings => r,
         };
-        let failed: Vec<String> = results
-            .into_iter()
-            .filter_map(Result::err)
-            .map(|e| e.to_string())
-            .collect();
-        metrics
-            .warmup_pings
-            .with_label_values(&["ok"])
-            .inc_by((concurrency - failed.len()) as u64);
+        let failed: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+        metrics.warmup_pings.with_label_values(&["ok"]).inc_by((concurrency - failed.len()) as u64);
         if !failed.is_empty() {
-            metrics
-                .warmup_pings
-                .with_label_values(&["failed"])
-                .inc_by(failed.len() as u64);
+            metrics.warmup_pings.with_label_values(&["failed"]).inc_by(failed.len() as u64);
             tracing::warn!(failed = failed.len(), concurrency, error = %failed[0], "keep-warm pings failed");
         } else {
             tracing::debug!(concurrency, "keep-warm pings confirmed");

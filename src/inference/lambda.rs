@@ -56,11 +56,7 @@ impl LambdaBackend {
     /// once: without `AWS_REGION` the SDK may probe the EC2 metadata endpoint for
     /// seconds, and start-up must never wait on that. Must run inside a runtime.
     pub fn new(settings: LambdaSettings, metrics: Metrics) -> Self {
-        let inner = Arc::new(Inner {
-            settings,
-            client: OnceCell::new(),
-            metrics,
-        });
+        let inner = Arc::new(Inner { settings, client: OnceCell::new(), metrics });
         let warm = inner.clone();
         tokio::spawn(async move {
             warm.client().await;
@@ -99,14 +95,8 @@ impl Inner {
 
     /// One call with retries, all within `deadline`. Returns the payload and the
     /// request id of the successful attempt.
-    async fn call(
-        &self,
-        payload: Vec<u8>,
-        deadline: Instant,
-    ) -> Result<(Vec<u8>, Option<String>), InferenceError> {
-        let client = tokio::time::timeout_at(deadline, self.client())
-            .await
-            .map_err(|_| InferenceError::Timeout)?;
+    async fn call(&self, payload: Vec<u8>, deadline: Instant) -> Result<(Vec<u8>, Option<String>), InferenceError> {
+        let client = tokio::time::timeout_at(deadline, self.client()).await.map_err(|_| InferenceError::Timeout)?;
         let mut attempt = 1;
         loop {
             let send = client
@@ -116,9 +106,7 @@ impl Inner {
                 .invocation_type(InvocationType::RequestResponse)
                 .payload(Blob::new(payload.clone()))
                 .send();
-            let result = tokio::time::timeout_at(deadline, send)
-                .await
-                .map_err(|_| InferenceError::Timeout)?;
+            let result = tokio::time::timeout_at(deadline, send).await.map_err(|_| InferenceError::Timeout)?;
             let error = match result {
                 Ok(output) => return read_output(output),
                 Err(e) => classify(e),
@@ -131,12 +119,7 @@ impl Inner {
                 return Err(error.into());
             }
             self.metrics.retries.with_label_values(&[reason]).inc();
-            tracing::debug!(
-                attempt,
-                reason,
-                backoff_ms = backoff.as_millis() as u64,
-                "retrying lambda invoke"
-            );
+            tracing::debug!(attempt, reason, backoff_ms = backoff.as_millis() as u64, "retrying lambda invoke");
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }
@@ -164,9 +147,9 @@ impl Failure {
 impl From<Failure> for InferenceError {
     fn from(f: Failure) -> Self {
         match f {
-            Failure::Throttled { retry_after } => InferenceError::Throttled {
-                retry_after: retry_after.unwrap_or(THROTTLED_RETRY_AFTER),
-            },
+            Failure::Throttled { retry_after } => {
+                InferenceError::Throttled { retry_after: retry_after.unwrap_or(THROTTLED_RETRY_AFTER) }
+            }
             Failure::ServerError(m) | Failure::Other(m) => InferenceError::Unavailable(m),
             Failure::Timeout => InferenceError::Timeout,
         }
@@ -179,10 +162,7 @@ fn classify(error: SdkError<InvokeError>) -> Failure {
             let status = e.raw().status().as_u16();
             let err = e.into_err();
             if let InvokeError::TooManyRequestsException(t) = &err {
-                let retry_after = t
-                    .retry_after_seconds()
-                    .and_then(|s| s.parse().ok())
-                    .map(Duration::from_secs);
+                let retry_after = t.retry_after_seconds().and_then(|s| s.parse().ok()).map(Duration::from_secs);
                 return Failure::Throttled { retry_after };
             }
             if status == 429 {
@@ -193,11 +173,7 @@ fn classify(error: SdkError<InvokeError>) -> Failure {
                 err.code().unwrap_or("UnknownError"),
                 err.message().unwrap_or("no message")
             );
-            if status >= 500 {
-                Failure::ServerError(message)
-            } else {
-                Failure::Other(message)
-            }
+            if status >= 500 { Failure::ServerError(message) } else { Failure::Other(message) }
         }
         SdkError::TimeoutError(_) => Failure::Timeout,
         SdkError::DispatchFailure(f) if f.is_timeout() => Failure::Timeout,
@@ -226,25 +202,16 @@ fn short_reason(error: &SdkError<InvokeError>, detail: &str) -> &'static str {
 
 fn read_output(mut output: InvokeOutput) -> Result<(Vec<u8>, Option<String>), InferenceError> {
     let request_id = output.request_id().map(str::to_string);
-    let payload = output
-        .payload
-        .take()
-        .map(Blob::into_inner)
-        .unwrap_or_default();
+    let payload = output.payload.take().map(Blob::into_inner).unwrap_or_default();
     if output.function_error.is_some() {
         let (error_type, message) = protocol::decode_function_error(&payload);
-        return Err(InferenceError::FunctionError {
-            error_type,
-            message,
-        });
+        return Err(InferenceError::FunctionError { error_type, message });
     }
     Ok((payload, request_id))
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE_BACKOFF
-        .saturating_mul(1 << (attempt - 1).min(16))
-        .min(MAX_BACKOFF);
+    let ceiling = BASE_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
     ceiling / 2 + ceiling.mul_f64(fastrand::f64() / 2.0)
 }
 
@@ -259,10 +226,9 @@ fn arn_region(function: &str) -> Option<&str> {
 
 fn protocol_error(e: ProtocolError) -> InferenceError {
     match e {
-        ProtocolError::Status { status, message } => InferenceError::FunctionError {
-            error_type: format!("HTTP {status}"),
-            message,
-        },
+        ProtocolError::Status { status, message } => {
+            InferenceError::FunctionError { error_type: format!("HTTP {status}"), message }
+        }
         other => InferenceError::BadPayload(other.to_string()),
     }
 }
@@ -273,13 +239,9 @@ impl Translator for LambdaBackend {
             let p = request.params;
             let event = protocol::encode_event(&request.inputs, p.beam, p.n_best, p.attention);
             let (payload, request_id) = self.inner.call(event, request.deadline).await?;
-            let results =
-                protocol::decode_result(&payload, request.inputs.len(), p.n_best, p.attention)
-                    .map_err(protocol_error)?;
-            Ok(Invocation {
-                results,
-                request_id,
-            })
+            let results = protocol::decode_result(&payload, request.inputs.len(), p.n_best, p.attention)
+                .map_err(protocol_error)?;
+            Ok(Invocation { results, request_id })
         })
     }
 
@@ -301,14 +263,8 @@ mod tests {
 
     #[test]
     fn arn_region_is_read_from_function_arns_only() {
-        assert_eq!(
-            arn_region("arn:aws:lambda:eu-west-1:123456789012:function:translate"),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            arn_region("arn:aws:lambda:us-east-1:123456789012:function:translate:live"),
-            Some("us-east-1")
-        );
+        assert_eq!(arn_region("arn:aws:lambda:eu-west-1:123456789012:function:translate"), Some("eu-west-1"));
+        assert_eq!(arn_region("arn:aws:lambda:us-east-1:123456789012:function:translate:live"), Some("us-east-1"));
         assert_eq!(arn_region("translate"), None);
         assert_eq!(arn_region("arn:aws:s3:::bucket"), None);
     }
@@ -316,9 +272,7 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         for attempt in 1..10 {
-            let ceiling = BASE_BACKOFF
-                .saturating_mul(1 << (attempt - 1))
-                .min(MAX_BACKOFF);
+            let ceiling = BASE_BACKOFF.saturating_mul(1 << (attempt - 1)).min(MAX_BACKOFF);
             let b = backoff(attempt);
             assert!(b >= ceiling / 2 && b <= ceiling, "attempt {attempt}: {b:?}");
         }

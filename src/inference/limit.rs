@@ -29,12 +29,7 @@ pub struct Limited {
 impl Limited {
     pub fn new(inner: Arc<dyn Translator>, max_in_flight: usize, metrics: Metrics) -> Self {
         let bulk = (max_in_flight - max_in_flight / 4).max(1);
-        Self {
-            inner,
-            slots: Semaphore::new(max_in_flight),
-            bulk_slots: Semaphore::new(bulk),
-            metrics,
-        }
+        Self { inner, slots: Semaphore::new(max_in_flight), bulk_slots: Semaphore::new(bulk), metrics }
     }
 }
 
@@ -57,14 +52,11 @@ impl Drop for InFlight<'_> {
 impl Translator for Limited {
     fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         Box::pin(async move {
-            let overloaded = InferenceError::Overloaded {
-                retry_after: OVERLOADED_RETRY_AFTER,
-            };
+            let overloaded = InferenceError::Overloaded { retry_after: OVERLOADED_RETRY_AFTER };
             let (_bulk, _permit) = match request.admission {
                 Admission::FailFast => (None, self.slots.try_acquire().map_err(|_| overloaded)?),
                 Admission::Wait => {
-                    let both =
-                        async { (self.bulk_slots.acquire().await, self.slots.acquire().await) };
+                    let both = async { (self.bulk_slots.acquire().await, self.slots.acquire().await) };
                     match tokio::time::timeout_at(request.deadline, both).await {
                         Err(_) => return Err(InferenceError::Timeout),
                         Ok((Ok(bulk), Ok(slot))) => (Some(bulk), slot),
@@ -81,15 +73,9 @@ impl Translator for Limited {
                 Err(e) => e.outcome(),
             };
             self.metrics.invocations.with_label_values(&[outcome]).inc();
-            self.metrics
-                .invocation_duration
-                .with_label_values(&[outcome])
-                .observe(started.elapsed().as_secs_f64());
+            self.metrics.invocation_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
             if result.is_ok() {
-                self.metrics
-                    .translated_inputs
-                    .with_label_values(&["all"])
-                    .inc_by(inputs);
+                self.metrics.translated_inputs.with_label_values(&["all"]).inc_by(inputs);
             }
             result
         })

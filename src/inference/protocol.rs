@@ -27,13 +27,7 @@ pub struct Event {
 
 /// Encodes the invoke event for a list of tokenized inputs.
 pub fn encode_event(inputs: &[String], beam: u32, n_best: u32, return_attention: bool) -> Vec<u8> {
-    let event = Event {
-        data: encode_data(inputs),
-        beam,
-        n_best,
-        return_attention,
-        warmup: false,
-    };
+    let event = Event { data: encode_data(inputs), beam, n_best, return_attention, warmup: false };
     serde_json::to_vec(&event).expect("the event always serializes")
 }
 
@@ -54,22 +48,15 @@ fn encode_data(inputs: &[String]) -> String {
 
 /// Encodes the keep-warm ping.
 pub fn encode_warmup() -> Vec<u8> {
-    let event = Event {
-        data: "[]".into(),
-        beam: 1,
-        n_best: 1,
-        return_attention: false,
-        warmup: true,
-    };
+    let event = Event { data: "[]".into(), beam: 1, n_best: 1, return_attention: false, warmup: true };
     serde_json::to_vec(&event).expect("the event always serializes")
 }
 
 /// Decodes an event (the emulator's side of the wire); `data` is parsed too.
 pub fn decode_event(payload: &[u8]) -> Result<(Event, Vec<String>), ProtocolError> {
-    let event: Event = serde_json::from_slice(payload)
-        .map_err(|e| ProtocolError::Malformed(format!("event: {e}")))?;
-    let inputs: Vec<String> = serde_json::from_str(&event.data)
-        .map_err(|e| ProtocolError::Malformed(format!("event data: {e}")))?;
+    let event: Event = serde_json::from_slice(payload).map_err(|e| ProtocolError::Malformed(format!("event: {e}")))?;
+    let inputs: Vec<String> =
+        serde_json::from_str(&event.data).map_err(|e| ProtocolError::Malformed(format!("event data: {e}")))?;
     Ok((event, inputs))
 }
 
@@ -127,31 +114,22 @@ struct Envelope<'a> {
 /// Returns the result JSON: unwraps the API-Gateway-style envelope when there is
 /// one (base64 or not, gzipped or not), or the payload itself when there is none.
 fn unwrap_body(payload: &[u8]) -> Result<Cow<'_, [u8]>, ProtocolError> {
-    let envelope: Envelope<'_> = serde_json::from_slice(payload)
-        .map_err(|e| ProtocolError::Malformed(format!("not a JSON object: {e}")))?;
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(payload).map_err(|e| ProtocolError::Malformed(format!("not a JSON object: {e}")))?;
     if envelope.status_code.is_none() && envelope.body.is_none() {
         return Ok(Cow::Borrowed(payload));
     }
     let body: Cow<'_, [u8]> = match envelope.body {
         None => Cow::Borrowed(b"".as_slice()),
         Some(body) if envelope.is_base64_encoded => Cow::Owned(
-            BASE64
-                .decode(body.as_bytes())
-                .map_err(|e| ProtocolError::Malformed(format!("body is not base64: {e}")))?,
+            BASE64.decode(body.as_bytes()).map_err(|e| ProtocolError::Malformed(format!("body is not base64: {e}")))?,
         ),
         Some(Cow::Borrowed(body)) => Cow::Borrowed(body.as_bytes()),
         Some(Cow::Owned(body)) => Cow::Owned(body.into_bytes()),
     };
-    let body = if body.starts_with(&[0x1f, 0x8b]) {
-        Cow::Owned(gunzip(&body)?)
-    } else {
-        body
-    };
+    let body = if body.starts_with(&[0x1f, 0x8b]) { Cow::Owned(gunzip(&body)?) } else { body };
     if let Some(status) = envelope.status_code.filter(|s| *s >= 400) {
-        return Err(ProtocolError::Status {
-            status,
-            message: error_message(&body),
-        });
+        return Err(ProtocolError::Status { status, message: error_message(&body) });
     }
     if body.is_empty() {
         return Err(ProtocolError::Malformed("envelope has no body".into()));
@@ -166,9 +144,7 @@ fn gunzip(data: &[u8]) -> Result<Vec<u8>, ProtocolError> {
         .read_to_end(&mut out)
         .map_err(|e| ProtocolError::Malformed(format!("body is not valid gzip: {e}")))?;
     if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(ProtocolError::Malformed(
-            "gzipped body expands past 256 MiB".into(),
-        ));
+        return Err(ProtocolError::Malformed("gzipped body expands past 256 MiB".into()));
     }
     Ok(out)
 }
@@ -203,8 +179,8 @@ pub fn decode_result(
     want_attention: bool,
 ) -> Result<Vec<Vec<Hypothesis>>, ProtocolError> {
     let body = unwrap_body(payload)?;
-    let result: ResultBody = serde_json::from_slice(&body)
-        .map_err(|e| ProtocolError::Malformed(format!("result: {e}")))?;
+    let result: ResultBody =
+        serde_json::from_slice(&body).map_err(|e| ProtocolError::Malformed(format!("result: {e}")))?;
     validate(result, inputs, n_best as usize, want_attention)
 }
 
@@ -214,11 +190,7 @@ fn validate(
     n_best: usize,
     want_attention: bool,
 ) -> Result<Vec<Vec<Hypothesis>>, ProtocolError> {
-    let ResultBody {
-        predictions,
-        scores,
-        attention,
-    } = result;
+    let ResultBody { predictions, scores, attention } = result;
     if predictions.len() != inputs || scores.len() != inputs {
         return Err(ProtocolError::Mismatch(format!(
             "{inputs} inputs sent, {} prediction lists and {} score lists returned",
@@ -236,24 +208,17 @@ fn validate(
             )));
         }
         if let Some(bad) = s.iter().find(|x| !x.is_finite()) {
-            return Err(ProtocolError::Malformed(format!(
-                "input {i}: score {bad} is not finite"
-            )));
+            return Err(ProtocolError::Malformed(format!("input {i}: score {bad} is not finite")));
         }
     }
     if inputs > 0 && !(1..=n_best).contains(&width) {
-        return Err(ProtocolError::Mismatch(format!(
-            "{width} hypotheses per input, asked for {n_best}"
-        )));
+        return Err(ProtocolError::Mismatch(format!("{width} hypotheses per input, asked for {n_best}")));
     }
     // `[null]` (or no field at all) means the function sent no attention.
     let attention = attention.filter(|a| a.iter().any(Option::is_some));
     let mut attention = match attention {
         Some(a) if a.len() != inputs => {
-            return Err(ProtocolError::Mismatch(format!(
-                "{} attention lists for {inputs} inputs",
-                a.len()
-            )));
+            return Err(ProtocolError::Mismatch(format!("{} attention lists for {inputs} inputs", a.len())));
         }
         Some(a) if want_attention => Some(a.into_iter()),
         _ => None,
@@ -269,9 +234,7 @@ fn validate(
             }
             Some(m) => {
                 if m.iter().flatten().flatten().any(|x| !x.is_finite()) {
-                    return Err(ProtocolError::Malformed(format!(
-                        "input {i}: attention is not finite"
-                    )));
+                    return Err(ProtocolError::Malformed(format!("input {i}: attention is not finite")));
                 }
                 Some(m.into_iter())
             }
@@ -280,11 +243,7 @@ fn validate(
         let hyps = preds
             .into_iter()
             .zip(scores)
-            .map(|(tokens, score)| Hypothesis {
-                tokens,
-                score,
-                attention: mats.as_mut().and_then(Iterator::next),
-            })
+            .map(|(tokens, score)| Hypothesis { tokens, score, attention: mats.as_mut().and_then(Iterator::next) })
             .collect();
         out.push(hyps);
     }
@@ -317,14 +276,10 @@ pub fn decode_function_error(payload: &[u8]) -> (String, String) {
         error_message: Option<String>,
     }
     match serde_json::from_slice::<FunctionError>(payload) {
-        Ok(e) => (
-            e.error_type.unwrap_or_else(|| "Unhandled".into()),
-            truncate(&e.error_message.unwrap_or_default(), 500),
-        ),
-        Err(_) => (
-            "Unhandled".into(),
-            truncate(&String::from_utf8_lossy(payload), 200),
-        ),
+        Ok(e) => {
+            (e.error_type.unwrap_or_else(|| "Unhandled".into()), truncate(&e.error_message.unwrap_or_default(), 500))
+        }
+        Err(_) => ("Unhandled".into(), truncate(&String::from_utf8_lossy(payload), 200)),
     }
 }
 
@@ -332,8 +287,7 @@ pub fn decode_function_error(payload: &[u8]) -> (String, String) {
 /// gzip. The emulator and tests use it to answer like the real function.
 pub fn encode_envelope(body_json: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(body_json)
-        .expect("writing to a Vec cannot fail");
+    gz.write_all(body_json).expect("writing to a Vec cannot fail");
     let gzipped = gz.finish().expect("writing to a Vec cannot fail");
     let envelope = serde_json::json!({
         "isBase64Encoded": true,
@@ -351,13 +305,11 @@ mod tests {
     const EVENT: &[u8] = include_bytes!("../../tests/fixtures/invoke-event.json");
     const RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/invoke-response.json");
     const DECODED: &[u8] = include_bytes!("../../tests/fixtures/invoke-result.decoded.json");
-    const NO_ATTENTION: &[u8] =
-        include_bytes!("../../tests/fixtures/invoke-response.no-attention.json");
+    const NO_ATTENTION: &[u8] = include_bytes!("../../tests/fixtures/invoke-response.no-attention.json");
     const PLAIN: &[u8] = include_bytes!("../../tests/fixtures/invoke-response.plain.json");
     const WARMUP_EVENT: &[u8] = include_bytes!("../../tests/fixtures/warmup-event.json");
     const WARMUP_RESPONSE: &[u8] = include_bytes!("../../tests/fixtures/warmup-response.json");
-    const FUNCTION_ERROR: &[u8] =
-        include_bytes!("../../tests/fixtures/function-error-response.json");
+    const FUNCTION_ERROR: &[u8] = include_bytes!("../../tests/fixtures/function-error-response.json");
     const THROTTLE: &[u8] = include_bytes!("../../tests/fixtures/throttle-429-body.json");
 
     fn json(bytes: &[u8]) -> serde_json::Value {
@@ -365,10 +317,7 @@ mod tests {
     }
 
     fn fixture_inputs() -> Vec<String> {
-        vec![
-            "C C ( C ) = O . O C C".into(),
-            "N # C c 1 c c c c c 1".into(),
-        ]
+        vec!["C C ( C ) = O . O C C".into(), "N # C c 1 c c c c c 1".into()]
     }
 
     #[test]
@@ -379,15 +328,7 @@ mod tests {
         assert!(json(&ours)["data"].is_string());
         let (event, inputs) = decode_event(EVENT).unwrap();
         assert_eq!(inputs, fixture_inputs());
-        assert_eq!(
-            (
-                event.beam,
-                event.n_best,
-                event.return_attention,
-                event.warmup
-            ),
-            (3, 2, true, false)
-        );
+        assert_eq!((event.beam, event.n_best, event.return_attention, event.warmup), (3, 2, true, false));
     }
 
     #[test]
@@ -406,14 +347,7 @@ mod tests {
                 assert_eq!(h.tokens, want.predictions[i][j]);
                 assert_eq!(h.score, want.scores[i][j]);
                 let att = h.attention.as_ref().expect("attention present");
-                assert_eq!(
-                    att,
-                    want.attention.as_ref().unwrap()[i]
-                        .as_ref()
-                        .unwrap()
-                        .get(j)
-                        .unwrap()
-                );
+                assert_eq!(att, want.attention.as_ref().unwrap()[i].as_ref().unwrap().get(j).unwrap());
             }
         }
         assert_eq!(got[0][0].tokens, "C C ( C ) ( O ) O C C");
@@ -448,8 +382,7 @@ mod tests {
     #[test]
     fn plain_string_body_and_ungzipped_base64_body_decode() {
         let body = std::str::from_utf8(PLAIN).unwrap();
-        let plain_string =
-            serde_json::json!({"statusCode": 200, "isBase64Encoded": false, "body": body});
+        let plain_string = serde_json::json!({"statusCode": 200, "isBase64Encoded": false, "body": body});
         let got = decode_result(&serde_json::to_vec(&plain_string).unwrap(), 2, 2, true).unwrap();
         assert_eq!(got[1][1].tokens, "N # C c 1 c c c c c 1");
 
@@ -466,16 +399,9 @@ mod tests {
 
     #[test]
     fn error_status_in_the_envelope_is_an_error() {
-        let env =
-            serde_json::json!({"statusCode": 500, "body": "{\"message\": \"model not loaded\"}"});
+        let env = serde_json::json!({"statusCode": 500, "body": "{\"message\": \"model not loaded\"}"});
         let err = decode_result(&serde_json::to_vec(&env).unwrap(), 2, 2, true).unwrap_err();
-        assert_eq!(
-            err,
-            ProtocolError::Status {
-                status: 500,
-                message: "model not loaded".into()
-            }
-        );
+        assert_eq!(err, ProtocolError::Status { status: 500, message: "model not loaded".into() });
     }
 
     #[test]
@@ -487,53 +413,31 @@ mod tests {
     #[test]
     fn function_error_gives_type_and_message() {
         let (t, m) = decode_function_error(FUNCTION_ERROR);
-        assert_eq!(
-            (t.as_str(), m.as_str()),
-            ("RuntimeError", "CUDA out of memory")
-        );
+        assert_eq!((t.as_str(), m.as_str()), ("RuntimeError", "CUDA out of memory"));
         let (t, m) = decode_function_error(b"not json");
         assert_eq!((t.as_str(), m.as_str()), ("Unhandled", "not json"));
     }
 
     #[test]
     fn throttle_body_is_not_a_result() {
-        assert!(matches!(
-            decode_result(THROTTLE, 2, 2, true),
-            Err(ProtocolError::Malformed(_))
-        ));
+        assert!(matches!(decode_result(THROTTLE, 2, 2, true), Err(ProtocolError::Malformed(_))));
     }
 
     #[test]
     fn shapes_that_do_not_match_the_request_are_rejected() {
         // wrong number of inputs
-        assert!(matches!(
-            decode_result(PLAIN, 3, 2, true),
-            Err(ProtocolError::Mismatch(_))
-        ));
+        assert!(matches!(decode_result(PLAIN, 3, 2, true), Err(ProtocolError::Mismatch(_))));
         // more hypotheses than asked for
-        assert!(matches!(
-            decode_result(PLAIN, 2, 1, true),
-            Err(ProtocolError::Mismatch(_))
-        ));
+        assert!(matches!(decode_result(PLAIN, 2, 1, true), Err(ProtocolError::Mismatch(_))));
         // unequal n-best lists
-        let uneven =
-            br#"{"predictions": [["a","b"],["c"]], "scores": [[-1,-2],[-1]], "attention": [null]}"#;
-        assert!(matches!(
-            decode_result(uneven, 2, 2, true),
-            Err(ProtocolError::Mismatch(_))
-        ));
+        let uneven = br#"{"predictions": [["a","b"],["c"]], "scores": [[-1,-2],[-1]], "attention": [null]}"#;
+        assert!(matches!(decode_result(uneven, 2, 2, true), Err(ProtocolError::Mismatch(_))));
         // scores and predictions of different lengths
         let short = br#"{"predictions": [["a","b"]], "scores": [[-1]]}"#;
-        assert!(matches!(
-            decode_result(short, 1, 2, true),
-            Err(ProtocolError::Mismatch(_))
-        ));
+        assert!(matches!(decode_result(short, 1, 2, true), Err(ProtocolError::Mismatch(_))));
         // attention for the wrong number of hypotheses
         let att = br#"{"predictions": [["a","b"]], "scores": [[-1,-2]], "attention": [[[[1.0]]]]}"#;
-        assert!(matches!(
-            decode_result(att, 1, 2, true),
-            Err(ProtocolError::Mismatch(_))
-        ));
+        assert!(matches!(decode_result(att, 1, 2, true), Err(ProtocolError::Mismatch(_))));
     }
 
     #[test]
@@ -549,10 +453,7 @@ mod tests {
             b"{\"predictions\": \"a\", \"scores\": []}",
         ] {
             assert!(
-                matches!(
-                    decode_result(bad, 1, 1, true),
-                    Err(ProtocolError::Malformed(_))
-                ),
+                matches!(decode_result(bad, 1, 1, true), Err(ProtocolError::Malformed(_))),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -50,28 +50,16 @@ mod tests {
 
     #[test]
     fn chars_spaces_every_character_and_drops_whitespace() {
-        assert_eq!(
-            Tokenizer::Chars.tokenize("  CC(C)=O . OCC \n"),
-            "C C ( C ) = O . O C C"
-        );
-        assert_eq!(
-            Tokenizer::Chars.tokenize("N#Cc1ccccc1"),
-            "N # C c 1 c c c c c 1"
-        );
+        assert_eq!(Tokenizer::Chars.tokenize("  CC(C)=O . OCC \n"), "C C ( C ) = O . O C C");
+        assert_eq!(Tokenizer::Chars.tokenize("N#Cc1ccccc1"), "N # C c 1 c c c c c 1");
         assert_eq!(Tokenizer::Chars.tokenize("é漢"), "é 漢");
         assert_eq!(Tokenizer::Chars.tokenize(" \t"), "");
-        assert_eq!(
-            Tokenizer::Chars.detokenize("C C ( = O ) O C C"),
-            "CC(=O)OCC"
-        );
+        assert_eq!(Tokenizer::Chars.detokenize("C C ( = O ) O C C"), "CC(=O)OCC");
     }
 
     #[test]
     fn whitespace_collapses_runs() {
-        assert_eq!(
-            Tokenizer::Whitespace.tokenize("  the   cat\tsat \n"),
-            "the cat sat"
-        );
+        assert_eq!(Tokenizer::Whitespace.tokenize("  the   cat\tsat \n"), "the cat sat");
         assert_eq!(Tokenizer::Whitespace.detokenize("le chat"), "le chat");
     }
 

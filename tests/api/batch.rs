@@ -10,19 +10,11 @@ use crate::emulator::{Behavior, Emulator};
 use crate::helpers::{Server, server};
 
 async fn batch(s: &Server, body: Value) -> Vec<Value> {
-    let r = s
-        .client
-        .post(s.url("/api/v1/translate/batch"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.post(s.url("/api/v1/translate/batch")).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/x-ndjson");
     let text = r.text().await.unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect()
 }
 
 fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
@@ -30,55 +22,30 @@ fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
 }
 
 fn inputs(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("CC{}O", "C".repeat(i % 7)) + &i.to_string())
-        .collect()
+    (0..n).map(|i| format!("CC{}O", "C".repeat(i % 7)) + &i.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_lines_fan_out_four_wide_and_come_back_in_order() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(20),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(20), ..Default::default() }).await;
     let s = server().lambda(&emu).env("LAMBDA_FAN_OUT", "4").spawn();
     let lines = batch(&s, json!({"inputs": inputs(1000), "beam": 5, "n_best": 2})).await;
     assert_eq!(lines[0]["type"], "start");
     assert_eq!(lines[0]["total"], 1000);
     assert_eq!(lines[0]["chunks"], 20);
     let results = of_type(&lines, "result");
-    let indices: Vec<u64> = results
-        .iter()
-        .map(|r| r["index"].as_u64().unwrap())
-        .collect();
-    assert_eq!(
-        indices,
-        (0..1000).collect::<Vec<_>>(),
-        "every index once, in order"
-    );
-    assert!(
-        results
-            .iter()
-            .all(|r| r["predictions"].as_array().unwrap().len() == 2)
-    );
+    let indices: Vec<u64> = results.iter().map(|r| r["index"].as_u64().unwrap()).collect();
+    assert_eq!(indices, (0..1000).collect::<Vec<_>>(), "every index once, in order");
+    assert!(results.iter().all(|r| r["predictions"].as_array().unwrap().len() == 2));
     assert_eq!(results[7]["predictions"][0]["text"], inputs(1000)[7]);
-    assert!(
-        emu.max_in_flight() <= 4,
-        "never more than LAMBDA_FAN_OUT at once: {}",
-        emu.max_in_flight()
-    );
+    assert!(emu.max_in_flight() <= 4, "never more than LAMBDA_FAN_OUT at once: {}", emu.max_in_flight());
     assert!(emu.max_in_flight() >= 2, "and it does fan out");
     let sizes: Vec<usize> = emu.calls().iter().map(|c| c.inputs.len()).collect();
     assert_eq!(sizes, vec![50; 20], "beam 5 -> chunks of 50");
     assert!(!of_type(&lines, "progress").is_empty());
     let summary = lines.last().unwrap();
     assert_eq!(
-        (
-            summary["type"].as_str(),
-            summary["succeeded"].as_u64(),
-            summary["failed"].as_u64()
-        ),
+        (summary["type"].as_str(), summary["succeeded"].as_u64(), summary["failed"].as_u64()),
         (Some("summary"), Some(1000), Some(0))
     );
 }
@@ -89,15 +56,8 @@ async fn chunk_sizes_follow_the_beam_table() {
     let s = server().lambda(&emu).spawn();
     for (beam, size) in [(1, 100), (2, 80), (3, 60), (10, 25)] {
         let before = emu.calls().len();
-        batch(
-            &s,
-            json!({"inputs": inputs(size + 1), "beam": beam, "n_best": 1}),
-        )
-        .await;
-        let mut sizes: Vec<usize> = emu.calls()[before..]
-            .iter()
-            .map(|c| c.inputs.len())
-            .collect();
+        batch(&s, json!({"inputs": inputs(size + 1), "beam": beam, "n_best": 1})).await;
+        let mut sizes: Vec<usize> = emu.calls()[before..].iter().map(|c| c.inputs.len()).collect();
         sizes.sort_unstable(); // the two chunks run concurrently
         assert_eq!(sizes, vec![1, size], "beam {beam}");
         assert_eq!(emu.calls()[before].event["beam"], beam);
@@ -106,11 +66,7 @@ async fn chunk_sizes_follow_the_beam_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_chunk_marks_only_its_rows() {
-    let emu = Emulator::start(Behavior {
-        poison: Some("POISON".into()),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { poison: Some("POISON".into()), ..Default::default() }).await;
     let s = server().lambda(&emu).env("TOKENIZER", "whitespace").spawn();
     let mut list = inputs(150);
     list[75] = "POISON".into();
@@ -134,11 +90,7 @@ async fn a_failing_chunk_marks_only_its_rows() {
 async fn targets_give_top_k_accuracy() {
     let emu = Emulator::start(Behavior::default()).await;
     let s = server().lambda(&emu).spawn();
-    let p = Params {
-        beam: 3,
-        n_best: 3,
-        attention: false,
-    };
+    let p = Params { beam: 3, n_best: 3, attention: false };
     let list = inputs(8);
     let nth = |i: usize, rank: usize| -> String {
         let tokenized = Tokenizer::Chars.tokenize(&list[i]);
@@ -150,28 +102,9 @@ async fn targets_give_top_k_accuracy() {
     targets.push(Tokenizer::Chars.tokenize(&nth(5, 1)));
     targets.push(format!("  {}  ", nth(6, 2)));
     targets.push("nothing like it".into());
-    let lines = batch(
-        &s,
-        json!({"inputs": list, "targets": targets, "beam": 3, "n_best": 3}),
-    )
-    .await;
-    let ranks: Vec<Value> = of_type(&lines, "result")
-        .iter()
-        .map(|r| r["correct_rank"].clone())
-        .collect();
-    assert_eq!(
-        ranks,
-        vec![
-            json!(1),
-            json!(1),
-            json!(1),
-            json!(1),
-            json!(2),
-            json!(2),
-            json!(3),
-            Value::Null
-        ]
-    );
+    let lines = batch(&s, json!({"inputs": list, "targets": targets, "beam": 3, "n_best": 3})).await;
+    let ranks: Vec<Value> = of_type(&lines, "result").iter().map(|r| r["correct_rank"].clone()).collect();
+    assert_eq!(ranks, vec![json!(1), json!(1), json!(1), json!(1), json!(2), json!(2), json!(3), Value::Null]);
     let summary = lines.last().unwrap();
     assert_eq!(summary["evaluated"], 8);
     assert_eq!(summary["top_k_accuracy"], json!([0.5, 0.75, 0.875]));
@@ -182,83 +115,34 @@ async fn mismatched_targets_are_rejected_before_any_invocation() {
     let emu = Emulator::start(Behavior::default()).await;
     let s = server().lambda(&emu).spawn();
     let r = s
-        .send(
-            s.client
-                .post(s.url("/api/v1/translate/batch"))
-                .json(&json!({"inputs": ["a", "b"], "targets": ["a"]})),
-        )
+        .send(s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": ["a", "b"], "targets": ["a"]})))
         .await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"));
     let form = reqwest::multipart::Form::new()
-        .part(
-            "inputs",
-            reqwest::multipart::Part::bytes(b"CCO\nCCN\n".to_vec()).file_name("in.txt"),
-        )
-        .part(
-            "targets",
-            reqwest::multipart::Part::bytes(b"CCO\n".to_vec()).file_name("t.txt"),
-        );
-    let r = s
-        .send(
-            s.client
-                .post(s.url("/api/v1/translate/batch"))
-                .multipart(form),
-        )
-        .await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (400, "invalid_input"),
-        "{}",
-        r.json
-    );
+        .part("inputs", reqwest::multipart::Part::bytes(b"CCO\nCCN\n".to_vec()).file_name("in.txt"))
+        .part("targets", reqwest::multipart::Part::bytes(b"CCO\n".to_vec()).file_name("t.txt"));
+    let r = s.send(s.client.post(s.url("/api/v1/translate/batch")).multipart(form)).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "{}", r.json);
     assert!(emu.calls().is_empty());
 }
 
 #[tokio::test]
 async fn limits_and_bad_lines_are_reported_not_dropped() {
-    let s = server()
-        .env("MAX_BATCH_INPUTS", "5")
-        .env("MAX_INPUT_CHARS", "10")
-        .spawn();
-    let r = s
-        .send(
-            s.client
-                .post(s.url("/api/v1/translate/batch"))
-                .json(&json!({"inputs": inputs(6)})),
-        )
-        .await;
+    let s = server().env("MAX_BATCH_INPUTS", "5").env("MAX_INPUT_CHARS", "10").spawn();
+    let r = s.send(s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs(6)}))).await;
     assert_eq!((r.status.as_u16(), r.code()), (413, "too_large"));
-    let r = s
-        .send(
-            s.client
-                .post(s.url("/api/v1/translate/batch"))
-                .json(&json!({"inputs": []})),
-        )
-        .await;
+    let r = s.send(s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": []}))).await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"));
     // CRLF upload with an empty and an over-long line in the middle
     let form = reqwest::multipart::Form::new()
         .part(
             "inputs",
-            reqwest::multipart::Part::bytes(b"CCO\r\n\r\nCCCCCCCCCCCCCCC\r\nCCN\r\n".to_vec())
-                .file_name("in.txt"),
+            reqwest::multipart::Part::bytes(b"CCO\r\n\r\nCCCCCCCCCCCCCCC\r\nCCN\r\n".to_vec()).file_name("in.txt"),
         )
         .text("beam", "2")
         .text("n_best", "2");
-    let r = s
-        .client
-        .post(s.url("/api/v1/translate/batch"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let lines: Vec<Value> = r
-        .text()
-        .await
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let r = s.client.post(s.url("/api/v1/translate/batch")).multipart(form).send().await.unwrap();
+    let lines: Vec<Value> = r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let results = of_type(&lines, "result");
     assert_eq!(results.len(), 4);
     assert_eq!(results[0]["predictions"][0]["text"], "CCO");
@@ -269,11 +153,7 @@ async fn limits_and_bad_lines_are_reported_not_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_stops_further_invocations() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(200),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(200), ..Default::default() }).await;
     let s = server().lambda(&emu).env("LAMBDA_FAN_OUT", "2").spawn();
     let mut r = s
         .client
@@ -288,27 +168,15 @@ async fn a_client_that_disconnects_stops_further_invocations() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after_disconnect = emu.calls().len();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(
-        emu.calls().len(),
-        after_disconnect,
-        "no invocation after the client left"
-    );
-    assert!(
-        after_disconnect < 10,
-        "far fewer than the 50 chunks: {after_disconnect}"
-    );
+    assert_eq!(emu.calls().len(), after_disconnect, "no invocation after the client left");
+    assert!(after_disconnect < 10, "far fewer than the 50 chunks: {after_disconnect}");
     assert_eq!(s.get("/healthz").await.status, 200);
 }
 
 #[tokio::test]
 async fn csv_parses_and_round_trips_quotes_commas_and_newlines() {
     let s = server().spawn();
-    let tricky = vec![
-        "C,C\"O\"".to_string(),
-        "N#C\nc1ccccc1".to_string(),
-        "plain".to_string(),
-        String::new(),
-    ];
+    let tricky = vec!["C,C\"O\"".to_string(), "N#C\nc1ccccc1".to_string(), "plain".to_string(), String::new()];
     let r = s
         .client
         .post(s.url("/api/v1/translate/batch"))
@@ -317,39 +185,15 @@ async fn csv_parses_and_round_trips_quotes_commas_and_newlines() {
         .send()
         .await
         .unwrap();
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let body = r.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(
-        header,
-        [
-            "id",
-            "source",
-            "rank",
-            "prediction",
-            "probability",
-            "target",
-            "correct",
-            "error"
-        ]
-    );
+    assert_eq!(header, ["id", "source", "rank", "prediction", "probability", "target", "correct", "error"]);
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(
-        records.len(),
-        2 + 2 + 2 + 1,
-        "one row per prediction, one per failed input"
-    );
+    assert_eq!(records.len(), 2 + 2 + 2 + 1, "one row per prediction, one per failed input");
     assert_eq!(&records[0][1], "C,C\"O\"");
-    assert_eq!(
-        &records[0][3], "C,C\"O\"",
-        "the prediction keeps its comma and quotes"
-    );
+    assert_eq!(&records[0][3], "C,C\"O\"", "the prediction keeps its comma and quotes");
     assert_eq!(&records[0][6], "true");
     assert_eq!(&records[2][1], "N#C\nc1ccccc1");
     assert_eq!(&records[6][0], "3");
@@ -368,27 +212,17 @@ async fn the_warmup_command_sends_the_documented_events_and_reports() {
         ("LAMBDA_WARMUP_CONCURRENCY", "3"),
     ];
     let out = tokio::task::spawn_blocking({
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move || {
-            let env: Vec<(&str, &str)> =
-                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             crate::helpers::run(&["warmup"], &env)
         }
     })
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("3/3"));
-    let fixture: Value =
-        serde_json::from_str(include_str!("../fixtures/warmup-event.json")).unwrap();
+    let fixture: Value = serde_json::from_str(include_str!("../fixtures/warmup-event.json")).unwrap();
     let calls = emu.calls();
     assert_eq!(calls.len(), 3);
     assert!(calls.iter().all(|c| c.event == fixture));
@@ -397,10 +231,7 @@ async fn the_warmup_command_sends_the_documented_events_and_reports() {
     let out = tokio::task::spawn_blocking(move || {
         crate::helpers::run(
             &["warmup"],
-            &[
-                ("TRANSLATION_FUNCTION", "translation"),
-                ("AWS_ENDPOINT_URL_LAMBDA", url.as_str()),
-            ],
+            &[("TRANSLATION_FUNCTION", "translation"), ("AWS_ENDPOINT_URL_LAMBDA", url.as_str())],
         )
     })
     .await
@@ -412,17 +243,9 @@ async fn the_warmup_command_sends_the_documented_events_and_reports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_pinger_pings_on_its_interval_and_counts() {
     let emu = Emulator::start(Behavior::default()).await;
-    let s = server()
-        .lambda(&emu)
-        .env("LAMBDA_WARMUP_INTERVAL", "200ms")
-        .env("LAMBDA_WARMUP_CONCURRENCY", "2")
-        .spawn();
+    let s = server().lambda(&emu).env("LAMBDA_WARMUP_INTERVAL", "200ms").env("LAMBDA_WARMUP_CONCURRENCY", "2").spawn();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let pings = emu
-        .calls()
-        .iter()
-        .filter(|c| c.event["warmup"] == true)
-        .count();
+    let pings = emu.calls().iter().filter(|c| c.event["warmup"] == true).count();
     assert!(pings >= 4, "{pings}");
     assert!(s.metric("lambda_warmup_pings_total{outcome=\"ok\"}").await >= 4.0);
 }

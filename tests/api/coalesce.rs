@@ -14,65 +14,35 @@ fn input(i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(50), ..Default::default() }).await;
     // The 64 requests reach the server over some milliseconds (64 connections,
     // a debug build); a wider wait than the default makes the grouping certain.
-    let s = server()
-        .lambda(&emu)
-        .env("COALESCE_MAX_WAIT", "25ms")
-        .spawn();
-    let requests = (0..64).map(|i| {
-        s.translate(json!({"text": input(i), "beam": 5, "n_best": 3, "attention": false}))
-    });
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
+    let requests = (0..64).map(|i| s.translate(json!({"text": input(i), "beam": 5, "n_best": 3, "attention": false})));
     let replies = futures_util::future::join_all(requests).await;
-    let p = Params {
-        beam: 5,
-        n_best: 3,
-        attention: false,
-    };
+    let p = Params { beam: 5, n_best: 3, attention: false };
     for (i, r) in replies.iter().enumerate() {
         assert_eq!(r.status, 200, "{}", r.json);
-        let tokenized =
-            translation_front::inference::tokenize::Tokenizer::Chars.tokenize(&input(i));
+        let tokenized = translation_front::inference::tokenize::Tokenizer::Chars.tokenize(&input(i));
         let want = demo::hypotheses(&tokenized, p);
         for (got, want) in r.json["predictions"].as_array().unwrap().iter().zip(&want) {
-            assert_eq!(
-                got["score"].as_f64().unwrap(),
-                want.score,
-                "request {i} got its own answer"
-            );
+            assert_eq!(got["score"].as_f64().unwrap(), want.score, "request {i} got its own answer");
             assert_eq!(got["text"], want.tokens.replace(' ', ""));
         }
     }
     let calls = emu.calls();
-    assert!(
-        calls.len() < 32,
-        "far fewer than 64 invocations: {}",
-        calls.len()
-    );
+    assert!(calls.len() < 32, "far fewer than 64 invocations: {}", calls.len());
     assert_eq!(calls.iter().map(|c| c.inputs.len()).sum::<usize>(), 64);
     let inputs = s.metric("translated_inputs_total{path=\"all\"}").await;
     let invocations = s.metric("lambda_invocations_total{outcome=\"ok\"}").await;
     assert_eq!(inputs, 64.0);
-    assert!(
-        inputs / invocations >= 2.0,
-        "coalescing ratio {}",
-        inputs / invocations
-    );
+    assert!(inputs / invocations >= 2.0, "coalescing ratio {}", inputs / invocations);
     assert!(s.metrics().await.contains("coalesce_group_size_count"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_parameters_are_never_grouped() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(50), ..Default::default() }).await;
     let s = server().lambda(&emu).spawn();
     let requests = (0..24).map(|i| {
         let (beam, attention) = [(5, false), (3, false), (5, true)][i % 3];
@@ -81,16 +51,11 @@ async fn mixed_parameters_are_never_grouped() {
     let replies = futures_util::future::join_all(requests).await;
     assert!(replies.iter().all(|r| r.status == 200));
     for call in emu.calls() {
-        let (beam, attention) = (
-            call.event["beam"].as_u64().unwrap(),
-            call.event["return_attention"].as_bool().unwrap(),
-        );
+        let (beam, attention) =
+            (call.event["beam"].as_u64().unwrap(), call.event["return_attention"].as_bool().unwrap());
         for tokenized in &call.inputs {
-            let i: usize = tokenized
-                .replace(' ', "")
-                .trim_start_matches(|c: char| !c.is_ascii_digit())
-                .parse()
-                .unwrap();
+            let i: usize =
+                tokenized.replace(' ', "").trim_start_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
             assert_eq!(
                 [(5, false), (3, false), (5, true)][i % 3],
                 (beam, attention),
@@ -110,11 +75,7 @@ async fn one_poisoned_input_among_sixteen_fails_alone() {
     .await;
     let s = server().lambda(&emu).spawn();
     let requests = (0..16).map(|i| {
-        let text = if i == 9 {
-            "Poison".to_string()
-        } else {
-            input(i)
-        };
+        let text = if i == 9 { "Poison".to_string() } else { input(i) };
         s.translate(json!({"text": text, "beam": 2, "n_best": 1}))
     });
     let replies = futures_util::future::join_all(requests).await;
@@ -132,31 +93,15 @@ async fn one_request_at_a_time_gets_its_own_invocation_at_once() {
     for i in 0..5 {
         assert_eq!(s.translate(json!({"text": input(i)})).await.status, 200);
     }
-    assert_eq!(
-        emu.calls()
-            .iter()
-            .map(|c| c.inputs.len())
-            .collect::<Vec<_>>(),
-        vec![1; 5]
-    );
+    assert_eq!(emu.calls().iter().map(|c| c.inputs.len()).collect::<Vec<_>>(), vec![1; 5]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_disconnects_does_not_affect_the_others() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(300),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(300), ..Default::default() }).await;
     let s = server().lambda(&emu).spawn();
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let gone = impatient
-        .post(s.url("/api/v1/translate"))
-        .json(&json!({"text": "CCO"}))
-        .send();
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
+    let gone = impatient.post(s.url("/api/v1/translate")).json(&json!({"text": "CCO"})).send();
     let others = (0..8).map(|i| s.translate(json!({"text": input(i)})));
     let (gone, others) = tokio::join!(gone, futures_util::future::join_all(others));
     assert!(gone.is_err(), "the impatient client gave up");
@@ -165,15 +110,9 @@ async fn a_caller_that_disconnects_does_not_affect_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalescing_can_be_turned_off() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(50), ..Default::default() }).await;
     let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "0").spawn();
-    let replies =
-        futures_util::future::join_all((0..8).map(|i| s.translate(json!({"text": input(i)}))))
-            .await;
+    let replies = futures_util::future::join_all((0..8).map(|i| s.translate(json!({"text": input(i)})))).await;
     assert!(replies.iter().all(|r| r.status == 200));
     assert_eq!(emu.calls().len(), 8);
 }

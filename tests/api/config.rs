@@ -18,11 +18,7 @@ fn unparsable_duration_exits_2_with_one_line() {
 
 #[test]
 fn n_best_default_above_beam_exits_2() {
-    assert_one_line_exit_2(
-        &[],
-        &[("DEFAULT_BEAM", "3"), ("DEFAULT_N_BEST", "4")],
-        "DEFAULT_N_BEST",
-    );
+    assert_one_line_exit_2(&[], &[("DEFAULT_BEAM", "3"), ("DEFAULT_N_BEST", "4")], "DEFAULT_N_BEST");
 }
 
 #[test]

@@ -28,11 +28,7 @@ fn containers(doc: &Yaml) -> Vec<&Yaml> {
     } else {
         &doc["spec"]["template"]["spec"]
     };
-    spec["containers"]
-        .as_vec()
-        .expect("containers")
-        .iter()
-        .collect()
+    spec["containers"].as_vec().expect("containers").iter().collect()
 }
 
 fn defaults() -> translation_front::config::Config {
@@ -44,12 +40,7 @@ fn config_map(docs: &[Yaml]) -> Vec<(String, String)> {
         .as_hash()
         .unwrap()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().unwrap().to_string(),
-                v.as_str().unwrap().to_string(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -58,38 +49,16 @@ fn container_ports_match_the_default_listen_addresses_and_expose() {
     let docs = docs();
     let c = defaults();
     let deployment = object(&docs, "Deployment", "translation-deployment");
-    assert_eq!(
-        deployment["spec"]["template"]["metadata"]["labels"]["app"].as_str(),
-        Some("translation")
-    );
+    assert_eq!(deployment["spec"]["template"]["metadata"]["labels"]["app"].as_str(), Some("translation"));
     let ports = containers(deployment)[0]["ports"].as_vec().unwrap().clone();
-    let port = |name: &str| {
-        ports
-            .iter()
-            .find(|p| p["name"].as_str() == Some(name))
-            .unwrap()["containerPort"]
-            .as_i64()
-    };
+    let port = |name: &str| ports.iter().find(|p| p["name"].as_str() == Some(name)).unwrap()["containerPort"].as_i64();
     assert_eq!(port("http"), Some(i64::from(c.listen_addr.port())));
     assert_eq!(port("metrics"), Some(i64::from(c.metrics_addr.port())));
     let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
-    assert_eq!(
-        annotations["prometheus.io/port"].as_str(),
-        Some(c.metrics_addr.port().to_string().as_str())
-    );
-    let expose = DOCKERFILE
-        .lines()
-        .find(|l| l.starts_with("EXPOSE"))
-        .expect("EXPOSE");
-    let exposed: HashSet<u16> = expose
-        .split_whitespace()
-        .skip(1)
-        .map(|p| p.parse().unwrap())
-        .collect();
-    assert_eq!(
-        exposed,
-        HashSet::from([c.listen_addr.port(), c.metrics_addr.port()])
-    );
+    assert_eq!(annotations["prometheus.io/port"].as_str(), Some(c.metrics_addr.port().to_string().as_str()));
+    let expose = DOCKERFILE.lines().find(|l| l.starts_with("EXPOSE")).expect("EXPOSE");
+    let exposed: HashSet<u16> = expose.split_whitespace().skip(1).map(|p| p.parse().unwrap()).collect();
+    assert_eq!(exposed, HashSet::from([c.listen_addr.port(), c.metrics_addr.port()]));
 }
 
 #[tokio::test]
@@ -99,75 +68,41 @@ async fn probe_paths_are_routes_the_server_answers() {
     let container = containers(deployment)[0];
     let s = server().spawn();
     for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
-        let path = container[probe]["httpGet"]["path"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{probe} path"));
+        let path = container[probe]["httpGet"]["path"].as_str().unwrap_or_else(|| panic!("{probe} path"));
         assert_eq!(container[probe]["httpGet"]["port"].as_str(), Some("http"));
         assert_eq!(s.get(path).await.status, 200, "{probe} {path}");
     }
-    assert_eq!(
-        container["readinessProbe"]["httpGet"]["path"].as_str(),
-        Some("/readyz")
-    );
-    assert_eq!(
-        container["livenessProbe"]["httpGet"]["path"].as_str(),
-        Some("/healthz")
-    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"].as_str(), Some("/readyz"));
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"].as_str(), Some("/healthz"));
 }
 
 #[test]
 fn every_container_has_a_cpu_request_and_the_server_asks_for_250m() {
     let docs = docs();
     let mut seen = 0;
-    for doc in docs
-        .iter()
-        .filter(|d| matches!(d["kind"].as_str(), Some("Deployment" | "CronJob" | "Job")))
-    {
+    for doc in docs.iter().filter(|d| matches!(d["kind"].as_str(), Some("Deployment" | "CronJob" | "Job"))) {
         for c in containers(doc) {
-            assert!(
-                c["resources"]["requests"]["cpu"].as_str().is_some(),
-                "{:?} has a CPU request",
-                c["name"]
-            );
-            assert!(
-                c["resources"]["limits"]["memory"].as_str().is_some(),
-                "{:?} has a memory limit",
-                c["name"]
-            );
-            assert_eq!(
-                c["securityContext"]["readOnlyRootFilesystem"].as_bool(),
-                Some(true)
-            );
+            assert!(c["resources"]["requests"]["cpu"].as_str().is_some(), "{:?} has a CPU request", c["name"]);
+            assert!(c["resources"]["limits"]["memory"].as_str().is_some(), "{:?} has a memory limit", c["name"]);
+            assert_eq!(c["securityContext"]["readOnlyRootFilesystem"].as_bool(), Some(true));
             seen += 1;
         }
     }
     assert!(seen >= 2);
     let deployment = object(&docs, "Deployment", "translation-deployment");
-    assert_eq!(
-        containers(deployment)[0]["resources"]["requests"]["cpu"].as_str(),
-        Some("250m")
-    );
+    assert_eq!(containers(deployment)[0]["resources"]["requests"]["cpu"].as_str(), Some("250m"));
 }
 
 #[test]
 fn the_hpa_targets_the_deployment_on_cpu() {
     let docs = docs();
-    let hpa = docs
-        .iter()
-        .find(|d| d["kind"].as_str() == Some("HorizontalPodAutoscaler"))
-        .expect("an HPA");
+    let hpa = docs.iter().find(|d| d["kind"].as_str() == Some("HorizontalPodAutoscaler")).expect("an HPA");
     assert_eq!(hpa["apiVersion"].as_str(), Some("autoscaling/v2"));
     let target = &hpa["spec"]["scaleTargetRef"];
     assert_eq!(target["kind"].as_str(), Some("Deployment"));
     assert_eq!(target["name"].as_str(), Some("translation-deployment"));
     object(&docs, "Deployment", target["name"].as_str().unwrap());
-    assert_eq!(
-        (
-            hpa["spec"]["minReplicas"].as_i64(),
-            hpa["spec"]["maxReplicas"].as_i64()
-        ),
-        (Some(2), Some(10))
-    );
+    assert_eq!((hpa["spec"]["minReplicas"].as_i64(), hpa["spec"]["maxReplicas"].as_i64()), (Some(2), Some(10)));
     let metric = &hpa["spec"]["metrics"][0]["resource"];
     assert_eq!(metric["name"].as_str(), Some("cpu"));
     assert_eq!(metric["target"]["averageUtilization"].as_i64(), Some(75));
@@ -177,36 +112,24 @@ fn the_hpa_targets_the_deployment_on_cpu() {
 fn the_termination_grace_covers_pre_stop_drain_and_the_longest_request() {
     let docs = docs();
     let settings = config_map(&docs);
-    let get = |k: &str| {
-        settings
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let drain =
-        parse_duration(&get("SHUTDOWN_GRACE").expect("SHUTDOWN_GRACE in the ConfigMap")).unwrap();
-    let timeout = get("LAMBDA_TIMEOUT")
-        .map(|v| parse_duration(&v).unwrap())
-        .unwrap_or(defaults().lambda_timeout);
+    let get = |k: &str| settings.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let drain = parse_duration(&get("SHUTDOWN_GRACE").expect("SHUTDOWN_GRACE in the ConfigMap")).unwrap();
+    let timeout = get("LAMBDA_TIMEOUT").map(|v| parse_duration(&v).unwrap()).unwrap_or(defaults().lambda_timeout);
     let deployment = object(&docs, "Deployment", "translation-deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap() as u64;
-    let pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
-        .as_i64()
-        .unwrap() as u64;
+    let pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"].as_i64().unwrap() as u64;
     assert!(
         pre_stop + drain.as_secs() + timeout.as_secs() + 5 <= grace,
         "{pre_stop} + {drain:?} + {timeout:?} <= {grace}"
     );
     let service = object(&docs, "Service", "translation-service");
-    let dereg = service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"]
-        .as_str()
-        .unwrap();
+    let dereg =
+        service["metadata"]["annotations"]["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"]
+            .as_str()
+            .unwrap();
     let dereg: u64 = dereg.rsplit('=').next().unwrap().parse().unwrap();
-    assert!(
-        dereg <= pre_stop + drain.as_secs(),
-        "the load balancer lets go before the pod stops accepting"
-    );
+    assert!(dereg <= pre_stop + drain.as_secs(), "the load balancer lets go before the pod stops accepting");
 }
 
 #[test]
@@ -217,10 +140,7 @@ fn the_config_map_sets_only_settings_the_binary_knows() {
         .chain(["AWS_REGION".to_string()])
         .collect();
     for (key, _) in config_map(&docs()) {
-        assert!(
-            known.contains(&key),
-            "{key} is not a setting of translation-front"
-        );
+        assert!(known.contains(&key), "{key} is not a setting of translation-front");
     }
 }
 
@@ -230,10 +150,7 @@ fn the_service_and_the_cron_job_use_the_right_ports_and_subcommand() {
     let service = object(&docs, "Service", "translation-service");
     assert_eq!(service["spec"]["type"].as_str(), Some("LoadBalancer"));
     assert_eq!(service["spec"]["ports"][0]["port"].as_i64(), Some(80));
-    assert_eq!(
-        service["spec"]["ports"][0]["targetPort"].as_str(),
-        Some("http")
-    );
+    assert_eq!(service["spec"]["ports"][0]["targetPort"].as_str(), Some("http"));
     let cron = object(&docs, "CronJob", "translation-warmup");
     assert_eq!(cron["spec"]["suspend"].as_bool(), Some(true));
     assert_eq!(containers(cron)[0]["args"][0].as_str(), Some("warmup"));
@@ -241,17 +158,8 @@ fn the_service_and_the_cron_job_use_the_right_ports_and_subcommand() {
 
 #[test]
 fn the_dockerfile_runs_as_nonroot_in_exec_form_with_a_working_healthcheck() {
-    let user = DOCKERFILE
-        .lines()
-        .find(|l| l.starts_with("USER"))
-        .expect("USER");
-    assert!(
-        user.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .split(':')
-            .all(|id| id.parse::<u32>().unwrap() >= 10000)
-    );
+    let user = DOCKERFILE.lines().find(|l| l.starts_with("USER")).expect("USER");
+    assert!(user.split_whitespace().nth(1).unwrap().split(':').all(|id| id.parse::<u32>().unwrap() >= 10000));
     assert!(DOCKERFILE.contains("ENTRYPOINT [\"/translation-front\"]"));
     assert!(DOCKERFILE.contains("CMD [\"/translation-front\", \"healthcheck\"]"));
     assert!(DOCKERFILE.contains("cargo build --release --locked"));

@@ -19,18 +19,9 @@ async fn setup(behavior: Behavior) -> (Emulator, crate::helpers::Server) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn translation_goes_through_the_lambda_and_matches_what_it_answered() {
     let (emu, s) = setup(Behavior::default()).await;
-    let r = s
-        .translate(json!({"text": "CC(=O)O", "beam": 3, "n_best": 2}))
-        .await;
+    let r = s.translate(json!({"text": "CC(=O)O", "beam": 3, "n_best": 2})).await;
     assert_eq!(r.status, 200, "{}", r.json);
-    let want = demo::hypotheses(
-        "C C ( = O ) O",
-        Params {
-            beam: 3,
-            n_best: 2,
-            attention: true,
-        },
-    );
+    let want = demo::hypotheses("C C ( = O ) O", Params { beam: 3, n_best: 2, attention: true });
     let preds = r.json["predictions"].as_array().unwrap();
     for (p, h) in preds.iter().zip(&want) {
         assert_eq!(p["tokens"].as_array().unwrap().len(), 7);
@@ -48,227 +39,111 @@ async fn the_event_on_the_wire_is_the_existing_functions_format() {
     let emu = Emulator::start(Behavior::default()).await;
     let s = server()
         .lambda(&emu)
-        .env(
-            "TRANSLATION_FUNCTION",
-            "arn:aws:lambda:us-east-1:123456789012:function:translation",
-        )
+        .env("TRANSLATION_FUNCTION", "arn:aws:lambda:us-east-1:123456789012:function:translation")
         .env("TRANSLATION_QUALIFIER", "live")
         .spawn();
-    let r = s
-        .translate(json!({"text": "  N#C c1\tccccc1 ", "beam": 4, "n_best": 3, "attention": false}))
-        .await;
+    let r = s.translate(json!({"text": "  N#C c1\tccccc1 ", "beam": 4, "n_best": 3, "attention": false})).await;
     assert_eq!(r.status, 200, "{}", r.json);
     let calls = emu.calls();
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
-    assert_eq!(
-        call.function,
-        "arn:aws:lambda:us-east-1:123456789012:function:translation"
-    );
+    assert_eq!(call.function, "arn:aws:lambda:us-east-1:123456789012:function:translation");
     assert_eq!(call.qualifier.as_deref(), Some("live"));
     assert_eq!(
         call.event,
         json!({"data": "[\"N # C c 1 c c c c c 1\"]", "beam": 4, "n_best": 3, "return_attention": false, "warmup": false})
     );
-    assert!(
-        call.authorization
-            .as_deref()
-            .unwrap_or("")
-            .starts_with("AWS4-HMAC-SHA256"),
-        "SigV4 signed"
-    );
+    assert!(call.authorization.as_deref().unwrap_or("").starts_with("AWS4-HMAC-SHA256"), "SigV4 signed");
     assert!(r.json["predictions"][0].get("attention").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_result_encoding_decodes() {
-    for format in [
-        Format::Envelope,
-        Format::Plain,
-        Format::StringBody,
-        Format::Base64NoGzip,
-    ] {
-        let (_emu, s) = setup(Behavior {
-            format,
-            ..Default::default()
-        })
-        .await;
+    for format in [Format::Envelope, Format::Plain, Format::StringBody, Format::Base64NoGzip] {
+        let (_emu, s) = setup(Behavior { format, ..Default::default() }).await;
         for attention in [true, false] {
-            let r = s
-                .translate(json!({"text": "CCO", "beam": 2, "n_best": 2, "attention": attention}))
-                .await;
+            let r = s.translate(json!({"text": "CCO", "beam": 2, "n_best": 2, "attention": attention})).await;
             assert_eq!(r.status, 200, "{format:?}: {}", r.json);
             assert_eq!(r.json["predictions"][0]["text"], "CCO", "{format:?}");
-            assert_eq!(
-                r.json["predictions"][1]["attention"].is_array(),
-                attention,
-                "{format:?}"
-            );
+            assert_eq!(r.json["predictions"][1]["attention"].is_array(), attention, "{format:?}");
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_error_is_a_502_with_its_message_and_is_not_retried() {
-    let (emu, s) = setup(Behavior {
-        fault: Fault::FunctionError,
-        ..Default::default()
-    })
-    .await;
+    let (emu, s) = setup(Behavior { fault: Fault::FunctionError, ..Default::default() }).await;
     let r = s.translate(json!({"text": "CCO"})).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (502, "lambda_function_error")
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_function_error"));
     let message = r.json["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("RuntimeError") && message.contains("CUDA out of memory"),
-        "{message}"
-    );
+    assert!(message.contains("RuntimeError") && message.contains("CUDA out of memory"), "{message}");
     assert_eq!(emu.calls().len(), 1);
-    assert_eq!(
-        s.metric("lambda_invocations_total{outcome=\"function_error\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(s.metric("lambda_invocations_total{outcome=\"function_error\"}").await, 1.0);
     assert_eq!(s.get("/readyz").await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_twice_then_success_takes_three_calls() {
-    let (emu, s) = setup(Behavior {
-        throttle_next: 2,
-        ..Default::default()
-    })
-    .await;
+    let (emu, s) = setup(Behavior { throttle_next: 2, ..Default::default() }).await;
     let r = s.translate(json!({"text": "CCO"})).await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(emu.calls().len(), 3);
-    assert_eq!(
-        s.metric("lambda_retries_total{reason=\"throttled\"}").await,
-        2.0
-    );
-    assert_eq!(
-        s.metric("lambda_invocations_total{outcome=\"ok\"}").await,
-        1.0
-    );
+    assert_eq!(s.metric("lambda_retries_total{reason=\"throttled\"}").await, 2.0);
+    assert_eq!(s.metric("lambda_invocations_total{outcome=\"ok\"}").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_too() {
-    let (emu, s) = setup(Behavior {
-        server_error_next: 1,
-        ..Default::default()
-    })
-    .await;
+    let (emu, s) = setup(Behavior { server_error_next: 1, ..Default::default() }).await;
     let r = s.translate(json!({"text": "CCO"})).await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(emu.calls().len(), 2);
-    assert_eq!(
-        s.metric("lambda_retries_total{reason=\"server_error\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(s.metric("lambda_retries_total{reason=\"server_error\"}").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_throttled_gives_503_with_retry_after() {
-    let (emu, s) = setup(Behavior {
-        fault: Fault::ThrottleAlways,
-        ..Default::default()
-    })
-    .await;
+    let (emu, s) = setup(Behavior { fault: Fault::ThrottleAlways, ..Default::default() }).await;
     let started = Instant::now();
     let r = s.translate(json!({"text": "CCO"})).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (503, "lambda_throttled"),
-        "{}",
-        r.json
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (503, "lambda_throttled"), "{}", r.json);
     let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     assert!(emu.calls().len() > 1, "retried before giving up");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "gave up within the deadline"
-    );
-    assert_eq!(
-        s.metric("lambda_invocations_total{outcome=\"throttled\"}")
-            .await,
-        1.0
-    );
+    assert!(started.elapsed() < Duration::from_secs(3), "gave up within the deadline");
+    assert_eq!(s.metric("lambda_invocations_total{outcome=\"throttled\"}").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_lambda_gives_504_at_the_deadline_and_the_server_stays_healthy() {
-    let emu = Emulator::start(Behavior {
-        fault: Fault::Hang,
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { fault: Fault::Hang, ..Default::default() }).await;
     let s = server().lambda(&emu).env("LAMBDA_TIMEOUT", "1s").spawn();
     let started = Instant::now();
     let r = s.translate(json!({"text": "CCO"})).await;
     let took = started.elapsed();
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (504, "lambda_timeout"),
-        "{}",
-        r.json
-    );
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (504, "lambda_timeout"), "{}", r.json);
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{took:?}");
     emu.set(|b| b.fault = Fault::None);
     assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200);
-    assert_eq!(
-        s.metric("lambda_invocations_total{outcome=\"timeout\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(s.metric("lambda_invocations_total{outcome=\"timeout\"}").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_mismatched_payloads_are_bad_payload() {
     for fault in [Fault::Malformed, Fault::Mismatched] {
-        let (_emu, s) = setup(Behavior {
-            fault,
-            ..Default::default()
-        })
-        .await;
+        let (_emu, s) = setup(Behavior { fault, ..Default::default() }).await;
         let r = s.translate(json!({"text": "CCO"})).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (502, "lambda_bad_payload"),
-            "{fault:?}: {}",
-            r.json
-        );
+        assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_bad_payload"), "{fault:?}: {}", r.json);
         assert_eq!(s.get("/healthz").await.status, 200);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_status_in_the_envelope_is_a_function_error() {
-    let (_emu, s) = setup(Behavior {
-        fault: Fault::ErrorStatus,
-        ..Default::default()
-    })
-    .await;
+    let (_emu, s) = setup(Behavior { fault: Fault::ErrorStatus, ..Default::default() }).await;
     let r = s.translate(json!({"text": "CCO"})).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (502, "lambda_function_error"),
-        "{}",
-        r.json
-    );
-    assert!(
-        r.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("model failed to load")
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_function_error"), "{}", r.json);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("model failed to load"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,17 +151,9 @@ async fn an_unreachable_endpoint_is_lambda_unavailable() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let s = server()
-        .env("TRANSLATION_FUNCTION", "translation")
-        .env("AWS_ENDPOINT_URL_LAMBDA", &url)
-        .spawn();
+    let s = server().env("TRANSLATION_FUNCTION", "translation").env("AWS_ENDPOINT_URL_LAMBDA", &url).spawn();
     let r = s.translate(json!({"text": "CCO"})).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (502, "lambda_unavailable"),
-        "{}",
-        r.json
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_unavailable"), "{}", r.json);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,37 +168,18 @@ async fn without_credentials_the_server_is_ready_at_once_and_requests_fail_fast(
         .env("HOME", "/nonexistent")
         .spawn();
     assert_eq!(s.get("/readyz").await.status, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "ready without waiting on AWS"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "ready without waiting on AWS");
     let started = Instant::now();
     let r = s.translate(json!({"text": "CCO"})).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (502, "lambda_unavailable"),
-        "{}",
-        r.json
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_unavailable"), "{}", r.json);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(emu.calls().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_in_flight_cap_requests_get_503_overloaded_at_once() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(800),
-        ..Default::default()
-    })
-    .await;
-    let s = server()
-        .lambda(&emu)
-        .env("MAX_INFLIGHT_INVOCATIONS", "2")
-        .spawn();
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(800), ..Default::default() }).await;
+    let s = server().lambda(&emu).env("MAX_INFLIGHT_INVOCATIONS", "2").spawn();
     let slow = (0..2).map(|_| s.translate(json!({"text": "CCO"})));
     let slow = futures_util::future::join_all(slow);
     let probe = async {
@@ -342,22 +190,10 @@ async fn past_the_in_flight_cap_requests_get_503_overloaded_at_once() {
     };
     let (slow, (r, took)) = tokio::join!(slow, probe);
     assert!(slow.iter().all(|r| r.status == 200));
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (503, "overloaded"),
-        "{}",
-        r.json
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (503, "overloaded"), "{}", r.json);
     assert!(r.headers.contains_key("retry-after"));
-    assert!(
-        took < Duration::from_millis(300),
-        "refused at once, not queued: {took:?}"
-    );
-    assert_eq!(
-        s.translate(json!({"text": "CCO"})).await.status,
-        200,
-        "recovers"
-    );
+    assert!(took < Duration::from_millis(300), "refused at once, not queued: {took:?}");
+    assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200, "recovers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -368,15 +204,8 @@ async fn metrics_count_requests_invocations_and_the_process() {
     }
     assert_eq!(s.translate(json!({"text": ""})).await.status, 400);
     let text = s.metrics().await;
-    assert!(
-        text.contains(
-            r#"http_requests_total{method="POST",route="/api/v1/translate",status="200"} 3"#
-        ),
-        "{text}"
-    );
-    assert!(text.contains(
-        r#"http_requests_total{method="POST",route="/api/v1/translate",status="400"} 1"#
-    ));
+    assert!(text.contains(r#"http_requests_total{method="POST",route="/api/v1/translate",status="200"} 3"#), "{text}");
+    assert!(text.contains(r#"http_requests_total{method="POST",route="/api/v1/translate",status="400"} 1"#));
     assert!(text.contains(r#"lambda_invocations_total{outcome="ok"} 3"#));
     assert!(text.contains(r#"lambda_invocation_duration_seconds_count{outcome="ok"} 3"#));
     assert!(text.contains("lambda_invocations_in_flight 0"));
@@ -388,8 +217,7 @@ async fn metrics_count_requests_invocations_and_the_process() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let logs = s.log_lines();
     assert!(
-        logs.iter()
-            .any(|l| l.contains("\"lambda_request_id\":\"emu-") && l.contains("/api/v1/translate")),
+        logs.iter().any(|l| l.contains("\"lambda_request_id\":\"emu-") && l.contains("/api/v1/translate")),
         "{logs:?}"
     );
     assert!(!logs.iter().any(|l| l.contains("CCO")), "{logs:?}");

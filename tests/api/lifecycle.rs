@@ -9,38 +9,20 @@ use crate::helpers::server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_flips_readiness_finishes_the_request_in_flight_and_exits_0() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(1500),
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(1500), ..Default::default() }).await;
     let mut s = server().lambda(&emu).env("SHUTDOWN_GRACE", "1s").spawn();
     let client = s.client.clone();
     let url = s.url("/api/v1/translate");
-    let slow =
-        tokio::spawn(async move { client.post(url).json(&json!({"text": "CCO"})).send().await });
+    let slow = tokio::spawn(async move { client.post(url).json(&json!({"text": "CCO"})).send().await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.signal("TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        s.get("/readyz").await.status,
-        503,
-        "readiness flips at once"
-    );
-    assert_eq!(
-        s.get("/healthz").await.status,
-        200,
-        "still serving during the grace period"
-    );
-    let r = slow
-        .await
-        .unwrap()
-        .expect("the request in flight completes");
+    assert_eq!(s.get("/readyz").await.status, 503, "readiness flips at once");
+    assert_eq!(s.get("/healthz").await.status, 200, "still serving during the grace period");
+    let r = slow.await.unwrap().expect("the request in flight completes");
     assert_eq!(r.status(), 200);
     let started = Instant::now();
-    let code = tokio::task::spawn_blocking(move || s.wait(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let code = tokio::task::spawn_blocking(move || s.wait(Duration::from_secs(10))).await.unwrap();
     assert_eq!(code, Some(0));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -49,9 +31,7 @@ async fn sigterm_flips_readiness_finishes_the_request_in_flight_and_exits_0() {
 async fn sigint_also_drains_and_exits_0() {
     let mut s = server().spawn();
     s.signal("INT");
-    let code = tokio::task::spawn_blocking(move || s.wait(Duration::from_secs(10)))
-        .await
-        .unwrap();
+    let code = tokio::task::spawn_blocking(move || s.wait(Duration::from_secs(10))).await.unwrap();
     assert_eq!(code, Some(0));
 }
 
@@ -59,22 +39,12 @@ async fn sigint_also_drains_and_exits_0() {
 async fn the_healthcheck_command_reports_a_live_server_and_a_missing_one() {
     let s = server().spawn();
     let addr = s.base.trim_start_matches("http://").to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        crate::helpers::run(&["healthcheck"], &[("LISTEN_ADDR", addr.as_str())])
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let out =
+        tokio::task::spawn_blocking(move || crate::helpers::run(&["healthcheck"], &[("LISTEN_ADDR", addr.as_str())]))
+            .await
+            .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let out = crate::helpers::run(&["healthcheck"], &[("LISTEN_ADDR", closed.as_str())]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));

@@ -12,5 +12,6 @@ mod config;
 mod deploy;
 mod lambda;
 mod lifecycle;
+mod loadtest;
 mod pages;
 mod translate;

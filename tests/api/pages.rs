@@ -6,21 +6,13 @@ use serde_json::json;
 use crate::emulator::{Behavior, Emulator, Fault};
 use crate::helpers::server;
 
-const XSS: [&str; 2] = [
-    "<script>alert(1)</script>",
-    "\"><img src=x onerror=alert(1)>",
-];
+const XSS: [&str; 2] = ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"];
 
 #[tokio::test]
 async fn the_form_posts_and_renders_ranked_results_with_heatmaps() {
     let s = server().spawn();
-    let r = s
-        .client
-        .post(s.url("/"))
-        .form(&[("text", "CC(=O)O"), ("beam", "3"), ("n_best", "2")])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        s.client.post(s.url("/")).form(&[("text", "CC(=O)O"), ("beam", "3"), ("n_best", "2")]).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert_eq!(html.matches("class=\"prediction\"").count(), 2);
@@ -36,61 +28,29 @@ async fn the_form_posts_and_renders_ranked_results_with_heatmaps() {
 #[tokio::test]
 async fn an_example_button_translates_that_example_without_javascript() {
     let s = server().spawn();
-    let r = s.client.post(s.url("/")).form(&[
-        ("text", ""),
-        ("example", "N#Cc1ccccc1"),
-        ("beam", "5"),
-        ("n_best", "5"),
-    ]);
+    let r = s.client.post(s.url("/")).form(&[("text", ""), ("example", "N#Cc1ccccc1"), ("beam", "5"), ("n_best", "5")]);
     let html = r.send().await.unwrap().text().await.unwrap();
-    assert!(
-        html.contains("<code class=\"pred-text\">N#Cc1ccccc1</code>"),
-        "{html}"
-    );
+    assert!(html.contains("<code class=\"pred-text\">N#Cc1ccccc1</code>"), "{html}");
 }
 
 #[tokio::test]
 async fn form_errors_render_inline_with_the_status() {
     let s = server().spawn();
-    let r = s
-        .client
-        .post(s.url("/"))
-        .form(&[("text", "CCO"), ("beam", "2"), ("n_best", "3")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.post(s.url("/")).form(&[("text", "CCO"), ("beam", "2"), ("n_best", "3")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
-    assert!(
-        html.contains(
-            "role=\"alert\">n_best must be between 1 and the beam width (2), got 3</div>"
-        ),
-        "{html}"
-    );
+    assert!(html.contains("role=\"alert\">n_best must be between 1 and the beam width (2), got 3</div>"), "{html}");
     assert!(html.contains("<textarea"), "the page, not a bare error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_model_says_busy_with_the_wait_in_plain_words() {
-    let emu = Emulator::start(Behavior {
-        fault: Fault::ThrottleAlways,
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { fault: Fault::ThrottleAlways, ..Default::default() }).await;
     let s = server().lambda(&emu).env("LAMBDA_TIMEOUT", "2s").spawn();
-    let r = s
-        .client
-        .post(s.url("/"))
-        .form(&[("text", "CCO")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.client.post(s.url("/")).form(&[("text", "CCO")]).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let html = r.text().await.unwrap();
-    assert!(
-        html.contains("The model is busy. Try again in 2 s."),
-        "{html}"
-    );
+    assert!(html.contains("The model is busy. Try again in 2 s."), "{html}");
     assert!(!html.contains("Demo backend"));
 }
 
@@ -98,47 +58,19 @@ async fn a_throttled_model_says_busy_with_the_wait_in_plain_words() {
 async fn user_and_model_text_is_escaped_everywhere() {
     let s = server().env("TOKENIZER", "whitespace").spawn();
     for input in XSS {
-        let html = s
-            .client
-            .post(s.url("/"))
-            .form(&[("text", input)])
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = s.client.post(s.url("/")).form(&[("text", input)]).send().await.unwrap().text().await.unwrap();
         assert!(!html.contains("<script>alert"), "{input}");
         assert!(!html.contains("<img src=x"), "{input}");
-        assert!(
-            html.contains("&#60;") || html.contains("&lt;"),
-            "escaped, still visible"
-        );
+        assert!(html.contains("&#60;") || html.contains("&lt;"), "escaped, still visible");
         // the prefilled link path too
         let url = format!("{}?text={}", s.url("/"), urlencode(input));
-        let page = s
-            .client
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = s.client.get(url).send().await.unwrap().text().await.unwrap();
         assert!(!page.contains("<script>alert") && !page.contains("<img src=x"));
     }
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 #[tokio::test]
@@ -148,10 +80,7 @@ async fn every_page_carries_the_security_headers() {
         let r = s.client.get(s.url(path)).send().await.unwrap();
         let h = r.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(
-            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
-            "{path}"
-        );
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}");
         assert!(csp.contains("frame-ancestors 'none'"));
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["referrer-policy"], "no-referrer");
@@ -161,50 +90,17 @@ async fn every_page_carries_the_security_headers() {
 #[tokio::test]
 async fn pages_reference_only_embedded_assets_which_are_cached_and_gzipped() {
     let s = server().spawn();
-    let html = s
-        .client
-        .get(s.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no external requests"
-    );
-    assert!(
-        !html.contains("<script>") && !html.contains("style=\""),
-        "no inline script or style"
-    );
+    let html = s.client.get(s.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external requests");
+    assert!(!html.contains("<script>") && !html.contains("style=\""), "no inline script or style");
     for asset in ["/static/app.css", "/static/app.js", "/static/favicon.svg"] {
         assert!(html.contains(asset));
-        let r = s
-            .client
-            .get(s.url(asset))
-            .header("accept-encoding", "gzip")
-            .send()
-            .await
-            .unwrap();
+        let r = s.client.get(s.url(asset)).header("accept-encoding", "gzip").send().await.unwrap();
         assert_eq!(r.status(), 200);
-        assert!(
-            r.headers()["cache-control"]
-                .to_str()
-                .unwrap()
-                .contains("immutable")
-        );
+        assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
         assert_eq!(r.headers()["content-encoding"], "gzip");
     }
-    assert_eq!(
-        s.client
-            .get(s.url("/static/nope.js"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(s.client.get(s.url("/static/nope.js")).send().await.unwrap().status(), 404);
 }
 
 #[tokio::test]
@@ -219,12 +115,7 @@ async fn the_api_returns_the_results_fragment_for_html_clients() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = r.text().await.unwrap();
     assert!(html.contains("class=\"predictions\"") && !html.contains("<html"));
 }

@@ -7,9 +7,7 @@ use crate::helpers::server;
 #[tokio::test]
 async fn demo_backend_translates_with_ranked_probabilities_and_attention() {
     let s = server().spawn();
-    let r = s
-        .translate(json!({"text": " CC(=O)O ", "beam": 3, "n_best": 2}))
-        .await;
+    let r = s.translate(json!({"text": " CC(=O)O ", "beam": 3, "n_best": 2})).await;
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json["input"], " CC(=O)O ");
     assert_eq!(r.json["tokens"], json!(["C", "C", "(", "=", "O", ")", "O"]));
@@ -17,10 +15,7 @@ async fn demo_backend_translates_with_ranked_probabilities_and_attention() {
     assert_eq!(preds.len(), 2);
     assert_eq!(preds[0]["rank"], 1);
     assert_eq!(preds[0]["text"], "CC(=O)O");
-    let (p0, p1) = (
-        preds[0]["probability"].as_f64().unwrap(),
-        preds[1]["probability"].as_f64().unwrap(),
-    );
+    let (p0, p1) = (preds[0]["probability"].as_f64().unwrap(), preds[1]["probability"].as_f64().unwrap());
     assert!(p0 > p1 && p1 > 0.0 && p0 <= 1.0);
     let score = preds[0]["score"].as_f64().unwrap();
     assert!((p0 - score.exp()).abs() < 1e-12);
@@ -33,9 +28,7 @@ async fn demo_backend_translates_with_ranked_probabilities_and_attention() {
 #[tokio::test]
 async fn defaults_apply_and_attention_can_be_turned_off() {
     let s = server().spawn();
-    let r = s
-        .translate(json!({"text": "N#Cc1ccccc1", "attention": false}))
-        .await;
+    let r = s.translate(json!({"text": "N#Cc1ccccc1", "attention": false})).await;
     assert_eq!(r.status, 200);
     let preds = r.json["predictions"].as_array().unwrap();
     assert_eq!(preds.len(), 5, "DEFAULT_N_BEST");
@@ -72,12 +65,7 @@ async fn every_bad_input_gets_invalid_input_as_json() {
     ];
     for body in cases {
         let r = s.translate(body.clone()).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (400, "invalid_input"),
-            "{body} -> {}",
-            r.json
-        );
+        assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "{body} -> {}", r.json);
         assert!(!r.json["error"]["message"].as_str().unwrap().is_empty());
     }
 }
@@ -88,72 +76,33 @@ async fn malformed_bodies_get_invalid_input_never_a_framework_text() {
     let url = s.url("/api/v1/translate");
     let c = &s.client;
     let cases = [
-        (
-            "wrong content type",
-            c.post(&url)
-                .header("content-type", "text/plain")
-                .body(r#"{"text":"CCO"}"#),
-        ),
+        ("wrong content type", c.post(&url).header("content-type", "text/plain").body(r#"{"text":"CCO"}"#)),
         ("no content type", c.post(&url).body(r#"{"text":"CCO"}"#)),
-        (
-            "malformed JSON",
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body(r#"{"text": "#),
-        ),
+        ("malformed JSON", c.post(&url).header("content-type", "application/json").body(r#"{"text": "#)),
         (
             "not UTF-8",
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body(b"{\"text\": \"\xff\xfe\"}".to_vec()),
+            c.post(&url).header("content-type", "application/json").body(b"{\"text\": \"\xff\xfe\"}".to_vec()),
         ),
-        (
-            "empty body",
-            c.post(&url).header("content-type", "application/json"),
-        ),
+        ("empty body", c.post(&url).header("content-type", "application/json")),
     ];
     for (what, request) in cases {
         let r = s.send(request).await;
-        assert_eq!(
-            (r.status.as_u16(), r.code()),
-            (400, "invalid_input"),
-            "{what}: {}",
-            r.json
-        );
+        assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "{what}: {}", r.json);
     }
-    let r = s
-        .send(
-            c.post(&url)
-                .header("content-type", "application/json")
-                .body(b"{\"text\": \"\xff\"}".to_vec()),
-        )
-        .await;
-    assert!(
-        r.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("UTF-8")
-    );
+    let r =
+        s.send(c.post(&url).header("content-type", "application/json").body(b"{\"text\": \"\xff\"}".to_vec())).await;
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("UTF-8"));
 }
 
 #[tokio::test]
 async fn input_length_is_counted_in_code_points() {
     let s = server().env("MAX_INPUT_CHARS", "10").spawn();
     // 10 two-byte characters: 20 bytes, 10 code points, allowed
-    let r = s
-        .translate(json!({"text": "éééééééééé", "n_best": 1}))
-        .await;
+    let r = s.translate(json!({"text": "éééééééééé", "n_best": 1})).await;
     assert_eq!(r.status, 200, "{}", r.json);
-    let r = s
-        .translate(json!({"text": "ééééééééééé", "n_best": 1}))
-        .await;
+    let r = s.translate(json!({"text": "ééééééééééé", "n_best": 1})).await;
     assert_eq!((r.status.as_u16(), r.code()), (413, "too_large"));
-    assert!(
-        r.json["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("11 characters")
-    );
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("11 characters"));
 }
 
 #[tokio::test]
@@ -161,12 +110,7 @@ async fn a_body_over_max_body_bytes_is_too_large() {
     let s = server().env("MAX_BODY_BYTES", "4KiB").spawn();
     let text = "C".repeat(5000);
     let r = s.translate(json!({ "text": text })).await;
-    assert_eq!(
-        (r.status.as_u16(), r.code()),
-        (413, "too_large"),
-        "{}",
-        r.json
-    );
+    assert_eq!((r.status.as_u16(), r.code()), (413, "too_large"), "{}", r.json);
 }
 
 #[tokio::test]

@@ -39,55 +39,17 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     std::fs::write(&targets, lines.join("\n") + "\n").unwrap();
     let downloads = dir.join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let options = Options {
-        downloads: Some(downloads.clone()),
-        ..Default::default()
-    };
-    let Some(b) = browser(
-        "upload_a_file_watch_it_finish_and_download_the_csv",
-        options,
-    )
-    .await
-    else {
+    let options = Options { downloads: Some(downloads.clone()), ..Default::default() };
+    let Some(b) = browser("upload_a_file_watch_it_finish_and_download_the_csv", options).await else {
         return;
     };
     b.client.goto(&s.url("/batch")).await.unwrap();
     b.screenshot("batch-empty-desktop").await;
-    b.client
-        .find(Locator::Css("#inputs"))
-        .await
-        .unwrap()
-        .send_keys(inputs.to_str().unwrap())
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#targets"))
-        .await
-        .unwrap()
-        .send_keys(targets.to_str().unwrap())
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#beam"))
-        .await
-        .unwrap()
-        .select_by_value("2")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#n_best"))
-        .await
-        .unwrap()
-        .select_by_value("2")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#targets")).await.unwrap().send_keys(targets.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#beam")).await.unwrap().select_by_value("2").await.unwrap();
+    b.client.find(Locator::Css("#n_best")).await.unwrap().select_by_value("2").await.unwrap();
+    b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
     let summary = b
         .client
         .wait()
@@ -96,65 +58,19 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
         .await
         .unwrap();
     let text = summary.text().await.unwrap();
-    assert!(
-        text.contains("250") && text.contains("Top-1 accuracy") && text.contains("100.0%"),
-        "{text}"
-    );
-    let bar = b
-        .client
-        .execute("return document.querySelector('#bar').value", vec![])
-        .await
-        .unwrap();
+    assert!(text.contains("250") && text.contains("Top-1 accuracy") && text.contains("100.0%"), "{text}");
+    let bar = b.client.execute("return document.querySelector('#bar').value", vec![]).await.unwrap();
     assert_eq!(bar.as_f64(), Some(1.0), "the progress bar is full");
-    assert_eq!(
-        b.client
-            .find_all(Locator::Css("#table tbody tr"))
-            .await
-            .unwrap()
-            .len(),
-        100,
-        "paged"
-    );
-    let page = b
-        .client
-        .find(Locator::Css("#page"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(b.client.find_all(Locator::Css("#table tbody tr")).await.unwrap().len(), 100, "paged");
+    let page = b.client.find(Locator::Css("#page")).await.unwrap().text().await.unwrap();
     assert_eq!(page, "Page 1 of 3 · 250 of 250 rows");
-    b.client
-        .find(Locator::Css("#next"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let first = b
-        .client
-        .find(Locator::Css("#table tbody tr td"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#next")).await.unwrap().click().await.unwrap();
+    let first = b.client.find(Locator::Css("#table tbody tr td")).await.unwrap().text().await.unwrap();
     assert_eq!(first, "101");
-    b.client
-        .execute("window.scrollTo(0, 0)", vec![])
-        .await
-        .unwrap();
+    b.client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     b.screenshot("batch-done-desktop").await;
-    b.client
-        .find(Locator::Css("#download"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads))
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#download")).await.unwrap().click().await.unwrap();
+    let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads)).await.unwrap();
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 500, "two predictions per row");
@@ -172,41 +88,15 @@ async fn without_javascript_the_batch_form_downloads_the_csv() {
     std::fs::write(&inputs, "CCO\r\nN#C\r\n").unwrap();
     let downloads = dir.join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let options = Options {
-        javascript: false,
-        downloads: Some(downloads.clone()),
-        ..Default::default()
-    };
-    let Some(b) = browser(
-        "without_javascript_the_batch_form_downloads_the_csv",
-        options,
-    )
-    .await
-    else {
+    let options = Options { javascript: false, downloads: Some(downloads.clone()), ..Default::default() };
+    let Some(b) = browser("without_javascript_the_batch_form_downloads_the_csv", options).await else {
         return;
     };
     b.client.goto(&s.url("/batch")).await.unwrap();
-    b.client
-        .find(Locator::Css("#inputs"))
-        .await
-        .unwrap()
-        .send_keys(inputs.to_str().unwrap())
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#start"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads))
-        .await
-        .unwrap();
-    assert!(
-        csv.starts_with("id,source,rank,prediction,probability,target,correct,error\r\n"),
-        "{csv}"
-    );
+    b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
+    let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads)).await.unwrap();
+    assert!(csv.starts_with("id,source,rank,prediction,probability,target,correct,error\r\n"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 2 * 5);
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);

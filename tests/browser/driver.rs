@@ -35,12 +35,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            javascript: true,
-            downloads: None,
-            width: 1280,
-            height: 900,
-        }
+        Options { javascript: true, downloads: None, width: 1280, height: 900 }
     }
 }
 
@@ -59,11 +54,7 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
         return None;
     }
     let turn = ONE_AT_A_TIME.lock().await;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let driver = Command::new(CHROMEDRIVER)
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
         .stdout(Stdio::null())
@@ -89,10 +80,7 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
     }
     let mut prefs = serde_json::Map::new();
     if !options.javascript {
-        prefs.insert(
-            "profile.managed_default_content_settings.javascript".into(),
-            json!(2),
-        );
+        prefs.insert("profile.managed_default_content_settings.javascript".into(), json!(2));
     }
     if let Some(dir) = &options.downloads {
         prefs.insert("download.default_directory".into(), json!(dir));
@@ -104,11 +92,7 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let client = loop {
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps.clone())
-            .connect(&url)
-            .await
-        {
+        match ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await {
             Ok(c) => break c,
             Err(e) if started.elapsed() < Duration::from_secs(20) => {
                 let _ = e;
@@ -117,16 +101,8 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
             Err(e) => panic!("no browser session: {e}"),
         }
     };
-    client
-        .set_window_size(options.width, options.height)
-        .await
-        .unwrap();
-    Some(Browser {
-        client,
-        driver,
-        profile,
-        _turn: turn,
-    })
+    client.set_window_size(options.width, options.height).await.unwrap();
+    Some(Browser { client, driver, profile, _turn: turn })
 }
 
 impl Browser {

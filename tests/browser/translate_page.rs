@@ -10,157 +10,56 @@ use crate::helpers::server;
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn results(b: &crate::driver::Browser) -> Vec<fantoccini::elements::Element> {
-    b.client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(".prediction"))
-        .await
-        .expect("results appear");
-    b.client
-        .find_all(Locator::Css(".prediction"))
-        .await
-        .unwrap()
+    b.client.wait().at_most(WAIT).for_element(Locator::Css(".prediction")).await.expect("results appear");
+    b.client.find_all(Locator::Css(".prediction")).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn translate_an_input_with_chosen_beam_and_top_k() {
     let s = server().spawn();
-    let Some(b) = browser(
-        "translate_an_input_with_chosen_beam_and_top_k",
-        Options::default(),
-    )
-    .await
-    else {
+    let Some(b) = browser("translate_an_input_with_chosen_beam_and_top_k", Options::default()).await else {
         return;
     };
     b.client.goto(&s.url("/")).await.unwrap();
     b.screenshot("translate-empty-desktop").await;
-    b.client
-        .find(Locator::Css("#text"))
-        .await
-        .unwrap()
-        .send_keys("CC(=O)Oc1ccccc1C(=O)O")
-        .await
-        .unwrap();
-    let counter = b
-        .client
-        .find(Locator::Css("#counter"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#text")).await.unwrap().send_keys("CC(=O)Oc1ccccc1C(=O)O").await.unwrap();
+    let counter = b.client.find(Locator::Css("#counter")).await.unwrap().text().await.unwrap();
     assert_eq!(counter, "21 / 2000 characters");
-    b.client
-        .find(Locator::Css("#beam"))
-        .await
-        .unwrap()
-        .select_by_value("3")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#n_best"))
-        .await
-        .unwrap()
-        .select_by_value("2")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#beam")).await.unwrap().select_by_value("3").await.unwrap();
+    b.client.find(Locator::Css("#n_best")).await.unwrap().select_by_value("2").await.unwrap();
+    b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     let preds = results(&b).await;
     assert_eq!(preds.len(), 2);
     let first = preds[0].text().await.unwrap();
-    assert!(
-        first.contains("#1") && first.contains("CC(=O)Oc1ccccc1C(=O)O") && first.contains('%'),
-        "{first}"
-    );
-    assert_eq!(
-        b.client
-            .find_all(Locator::Css("svg.heatmap"))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    assert!(
-        b.client.current_url().await.unwrap().query().is_none(),
-        "the text is not put in the URL"
-    );
+    assert!(first.contains("#1") && first.contains("CC(=O)Oc1ccccc1C(=O)O") && first.contains('%'), "{first}");
+    assert_eq!(b.client.find_all(Locator::Css("svg.heatmap")).await.unwrap().len(), 2);
+    assert!(b.client.current_url().await.unwrap().query().is_none(), "the text is not put in the URL");
     // top-k can never exceed the beam: options above it are disabled
-    b.client
-        .find(Locator::Css("#beam"))
-        .await
-        .unwrap()
-        .select_by_value("1")
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#beam")).await.unwrap().select_by_value("1").await.unwrap();
     let n_best = b.client.find(Locator::Css("#n_best")).await.unwrap();
     assert_eq!(n_best.prop("value").await.unwrap().as_deref(), Some("1"));
     b.screenshot("translate-results-desktop").await;
     let png = preds[0].screenshot().await.unwrap();
-    std::fs::write(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/screenshots/translate-heatmap.png"
-        ),
-        png,
-    )
-    .unwrap();
+    std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/target/screenshots/translate-heatmap.png"), png).unwrap();
     b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clicks_translate_an_example_on_a_phone() {
     let s = server().spawn();
-    let options = Options {
-        width: 360,
-        height: 780,
-        ..Default::default()
-    };
+    let options = Options { width: 360, height: 780, ..Default::default() };
     let Some(b) = browser("two_clicks_translate_an_example_on_a_phone", options).await else {
         return;
     };
     b.client.goto(&s.url("/")).await.unwrap();
-    b.client
-        .find(Locator::Css("button.chip"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let value = b
-        .client
-        .find(Locator::Css("#text"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
+    let value = b.client.find(Locator::Css("#text")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(value.as_deref(), Some("CC(C)=O.OCC"));
-    b.client
-        .find(Locator::Css("#submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     assert_eq!(results(&b).await.len(), 5);
-    let width: f64 = b
-        .client
-        .execute("return document.documentElement.scrollWidth", vec![])
-        .await
-        .unwrap()
-        .as_f64()
-        .unwrap();
-    assert!(
-        width <= 360.0,
-        "no sideways scrolling of the page on a phone: {width}"
-    );
+    let width: f64 =
+        b.client.execute("return document.documentElement.scrollWidth", vec![]).await.unwrap().as_f64().unwrap();
+    assert!(width <= 360.0, "no sideways scrolling of the page on a phone: {width}");
     b.screenshot("translate-results-phone").await;
     b.close().await;
 }
@@ -174,67 +73,28 @@ async fn ctrl_enter_submits() {
     b.client.goto(&s.url("/")).await.unwrap();
     let text = b.client.find(Locator::Css("#text")).await.unwrap();
     text.send_keys("N#Cc1ccccc1").await.unwrap();
-    text.send_keys(&format!(
-        "{}{}{}",
-        char::from(Key::Control),
-        char::from(Key::Enter),
-        char::from(Key::Null)
-    ))
-    .await
-    .unwrap();
+    text.send_keys(&format!("{}{}{}", char::from(Key::Control), char::from(Key::Enter), char::from(Key::Null)))
+        .await
+        .unwrap();
     assert_eq!(results(&b).await.len(), 5);
     b.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_error_shows_inline_and_keeps_the_page() {
-    let emu = Emulator::start(Behavior {
-        fault: Fault::FunctionError,
-        ..Default::default()
-    })
-    .await;
+    let emu = Emulator::start(Behavior { fault: Fault::FunctionError, ..Default::default() }).await;
     let s = server().lambda(&emu).spawn();
-    let Some(b) = browser(
-        "a_function_error_shows_inline_and_keeps_the_page",
-        Options::default(),
-    )
-    .await
-    else {
+    let Some(b) = browser("a_function_error_shows_inline_and_keeps_the_page", Options::default()).await else {
         return;
     };
     b.client.goto(&s.url("/")).await.unwrap();
-    b.client
-        .find(Locator::Css("#text"))
-        .await
-        .unwrap()
-        .send_keys("CCO")
-        .await
-        .unwrap();
-    b.client
-        .find(Locator::Css("#submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let error = b
-        .client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#text")).await.unwrap().send_keys("CCO").await.unwrap();
+    b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
+    let error = b.client.wait().at_most(WAIT).for_element(Locator::Css("#error:not([hidden])")).await.unwrap();
     let message = error.text().await.unwrap();
     assert!(message.contains("CUDA out of memory"), "{message}");
     assert!(!message.contains('{'), "plain words, not JSON: {message}");
-    let value = b
-        .client
-        .find(Locator::Css("#text"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
+    let value = b.client.find(Locator::Css("#text")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(value.as_deref(), Some("CCO"), "the input is kept");
     b.screenshot("translate-error-desktop").await;
     b.close().await;
@@ -248,48 +108,20 @@ async fn script_injection_stays_inert_text() {
     };
     b.client.goto(&s.url("/")).await.unwrap();
     b.client
-        .execute(
-            "window.__alerted = false; window.alert = () => { window.__alerted = true; };",
-            vec![],
-        )
+        .execute("window.__alerted = false; window.alert = () => { window.__alerted = true; };", vec![])
         .await
         .unwrap();
-    for input in [
-        "<script>alert(1)</script>",
-        "\"><img src=x onerror=alert(1)>",
-    ] {
+    for input in ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"] {
         let text = b.client.find(Locator::Css("#text")).await.unwrap();
         text.clear().await.unwrap();
         text.send_keys(input).await.unwrap();
-        b.client
-            .find(Locator::Css("#submit"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
         let preds = results(&b).await;
-        let shown = preds[0]
-            .find(Locator::Css(".pred-text"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let shown = preds[0].find(Locator::Css(".pred-text")).await.unwrap().text().await.unwrap();
         assert_eq!(shown, input, "rendered as text");
-        assert!(
-            b.client
-                .find_all(Locator::Css("#results img, #results script"))
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(b.client.find_all(Locator::Css("#results img, #results script")).await.unwrap().is_empty());
         assert!(b.client.get_alert_text().await.is_err(), "no dialog");
-        let alerted = b
-            .client
-            .execute("return window.__alerted", vec![])
-            .await
-            .unwrap();
+        let alerted = b.client.execute("return window.__alerted", vec![]).await.unwrap();
         assert_eq!(alerted, serde_json::Value::Bool(false));
     }
     b.close().await;
@@ -298,53 +130,21 @@ async fn script_injection_stays_inert_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_javascript_the_form_posts_and_renders_results() {
     let s = server().spawn();
-    let options = Options {
-        javascript: false,
-        ..Default::default()
-    };
-    let Some(b) = browser(
-        "without_javascript_the_form_posts_and_renders_results",
-        options,
-    )
-    .await
-    else {
+    let options = Options { javascript: false, ..Default::default() };
+    let Some(b) = browser("without_javascript_the_form_posts_and_renders_results", options).await else {
         return;
     };
     b.client.goto(&s.url("/")).await.unwrap();
     let text = b.client.find(Locator::Css("#text")).await.unwrap();
     text.send_keys("CCN(CC)CC").await.unwrap();
-    b.client
-        .find(Locator::Css("#submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     let preds = results(&b).await;
     assert_eq!(preds.len(), 5);
     assert!(preds[0].text().await.unwrap().contains("CCN(CC)CC"));
     // the example buttons translate directly too
-    b.client
-        .find(Locator::Css("button.chip"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.client
-        .wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(".prediction"))
-        .await
-        .unwrap();
-    let first = b
-        .client
-        .find(Locator::Css(".pred-text"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
+    b.client.wait().at_most(WAIT).for_element(Locator::Css(".prediction")).await.unwrap();
+    let first = b.client.find(Locator::Css(".pred-text")).await.unwrap().text().await.unwrap();
     assert_eq!(first, "CC(C)=O.OCC");
     b.screenshot("translate-nojs-desktop").await;
     b.close().await;

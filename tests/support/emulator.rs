@@ -103,14 +103,9 @@ impl Emulator {
     }
 
     pub async fn start_on(addr: SocketAddr, behavior: Behavior) -> Emulator {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind the emulator");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the emulator");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(EmulatorState {
-            behavior: Mutex::new(behavior),
-            ..Default::default()
-        });
+        let state = Arc::new(EmulatorState { behavior: Mutex::new(behavior), ..Default::default() });
         let app = router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("emulator serves");
@@ -137,9 +132,7 @@ impl Emulator {
 }
 
 pub fn router(state: Arc<EmulatorState>) -> Router {
-    Router::new()
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
-        .with_state(state)
+    Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke)).with_state(state)
 }
 
 #[derive(Deserialize)]
@@ -166,10 +159,7 @@ async fn invoke(
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(&state);
-    let request_id = format!(
-        "emu-{:08}",
-        state.request_ids.fetch_add(1, Ordering::SeqCst)
-    );
+    let request_id = format!("emu-{:08}", state.request_ids.fetch_add(1, Ordering::SeqCst));
 
     let decoded = protocol::decode_event(&body);
     let (event, inputs) = match &decoded {
@@ -181,10 +171,7 @@ async fn invoke(
         qualifier: query.qualifier,
         event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
         inputs: inputs.clone(),
-        authorization: headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from),
+        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
     });
 
     let behavior = {
@@ -206,17 +193,9 @@ async fn invoke(
         return service_error(&request_id);
     }
     let Some(event) = event else {
-        return function_error(
-            &request_id,
-            "JSONDecodeError",
-            "the event is not the expected JSON",
-        );
+        return function_error(&request_id, "JSONDecodeError", "the event is not the expected JSON");
     };
-    if behavior
-        .poison
-        .as_ref()
-        .is_some_and(|p| inputs.iter().any(|i| i.contains(p.as_str())))
-    {
+    if behavior.poison.as_ref().is_some_and(|p| inputs.iter().any(|i| i.contains(p.as_str()))) {
         return function_error(&request_id, "RuntimeError", "poisoned input");
     }
     match behavior.fault {
@@ -232,16 +211,9 @@ async fn invoke(
         _ => {}
     }
     if event.warmup {
-        return ok(
-            &request_id,
-            protocol::encode_envelope(br#"{"warmup": "confirmed"}"#),
-        );
+        return ok(&request_id, protocol::encode_envelope(br#"{"warmup": "confirmed"}"#));
     }
-    let params = Params {
-        beam: event.beam,
-        n_best: event.n_best,
-        attention: event.return_attention,
-    };
+    let params = Params { beam: event.beam, n_best: event.n_best, attention: event.return_attention };
     let mut answered: Vec<&String> = inputs.iter().collect();
     if behavior.fault == Fault::Mismatched {
         answered.pop();
@@ -270,11 +242,7 @@ async fn invoke(
 /// The demo model's answer for these inputs, as the function would send it:
 /// attention columns padded to the longest input, `[null]` when off.
 pub fn result_body(inputs: &[&String], params: Params) -> ResultBody {
-    let width = inputs
-        .iter()
-        .map(|i| split_tokens(i).len())
-        .max()
-        .unwrap_or(0);
+    let width = inputs.iter().map(|i| split_tokens(i).len()).max().unwrap_or(0);
     let all: Vec<Vec<Hypothesis>> = inputs.iter().map(|i| demo::hypotheses(i, params)).collect();
     let attention = if params.attention {
         all.iter()
@@ -296,14 +264,8 @@ pub fn result_body(inputs: &[&String], params: Params) -> ResultBody {
         vec![None]
     };
     ResultBody {
-        predictions: all
-            .iter()
-            .map(|h| h.iter().map(|x| x.tokens.clone()).collect())
-            .collect(),
-        scores: all
-            .iter()
-            .map(|h| h.iter().map(|x| x.score).collect())
-            .collect(),
+        predictions: all.iter().map(|h| h.iter().map(|x| x.tokens.clone()).collect()).collect(),
+        scores: all.iter().map(|h| h.iter().map(|x| x.score).collect()).collect(),
         attention: Some(attention),
     }
 }
@@ -312,19 +274,13 @@ fn base(status: StatusCode, request_id: &str, body: Vec<u8>) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));
-    h.insert(
-        "x-amzn-requestid",
-        HeaderValue::from_str(request_id).unwrap(),
-    );
+    h.insert("x-amzn-requestid", HeaderValue::from_str(request_id).unwrap());
     r
 }
 
 fn ok(request_id: &str, payload: Vec<u8>) -> Response {
     let mut r = base(StatusCode::OK, request_id, payload);
-    r.headers_mut().insert(
-        "x-amz-executed-version",
-        HeaderValue::from_static("$LATEST"),
-    );
+    r.headers_mut().insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
     r
 }
 
@@ -334,29 +290,20 @@ fn function_error(request_id: &str, error_type: &str, message: &str) -> Response
         "stackTrace": ["  File \"/var/task/app.py\", line 64, in lambda_handler\n"]
     });
     let mut r = ok(request_id, serde_json::to_vec(&body).unwrap());
-    r.headers_mut().insert(
-        "x-amz-function-error",
-        HeaderValue::from_static("Unhandled"),
-    );
+    r.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
     r
 }
 
 fn throttled(request_id: &str) -> Response {
     let body = br#"{"Type": "User", "message": "Rate Exceeded.", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}"#;
     let mut r = base(StatusCode::TOO_MANY_REQUESTS, request_id, body.to_vec());
-    r.headers_mut().insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("TooManyRequestsException"),
-    );
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("TooManyRequestsException"));
     r
 }
 
 fn service_error(request_id: &str) -> Response {
     let body = br#"{"Type": "Service", "message": "Internal service error."}"#;
     let mut r = base(StatusCode::INTERNAL_SERVER_ERROR, request_id, body.to_vec());
-    r.headers_mut().insert(
-        "x-amzn-errortype",
-        HeaderValue::from_static("ServiceException"),
-    );
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("ServiceException"));
     r
 }

@@ -65,14 +65,12 @@ impl ServerBuilder {
 
     /// Points the server at the emulator through `AWS_ENDPOINT_URL_LAMBDA`.
     pub fn lambda(self, emulator: &Emulator) -> Self {
-        self.env("TRANSLATION_FUNCTION", "translation")
-            .env("AWS_ENDPOINT_URL_LAMBDA", &emulator.url())
+        self.env("TRANSLATION_FUNCTION", "translation").env("AWS_ENDPOINT_URL_LAMBDA", &emulator.url())
     }
 
     pub fn spawn(self) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
         for (k, v) in base_env() {
             cmd.env(k, v);
         }
@@ -83,11 +81,7 @@ impl ServerBuilder {
                 cmd.env(k, v);
             }
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn translation-front");
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn translation-front");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -95,8 +89,7 @@ impl ServerBuilder {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && let (Some(addr), Some(metrics)) =
-                        (v["addr"].as_str(), v["metrics_addr"].as_str())
+                    && let (Some(addr), Some(metrics)) = (v["addr"].as_str(), v["metrics_addr"].as_str())
                 {
                     let _ = tx.send((addr.to_string(), metrics.to_string()));
                 }
@@ -110,24 +103,16 @@ impl ServerBuilder {
                 sink.lock().unwrap().push(format!("stderr: {line}"));
             }
         });
-        let (addr, metrics_addr) = rx
-            .recv_timeout(Duration::from_secs(15))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "server did not report its address; output: {:?}",
-                    logs.lock().unwrap()
-                );
-            });
+        let (addr, metrics_addr) = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("server did not report its address; output: {:?}", logs.lock().unwrap());
+        });
         Server {
             child,
             base: format!("http://{addr}"),
             metrics_base: format!("http://{metrics_addr}"),
             logs,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
         }
     }
 }
@@ -154,18 +139,13 @@ impl Server {
         let status = r.status();
         let headers = r.headers().clone();
         let bytes = r.bytes().await.unwrap();
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-        Reply {
-            status,
-            headers,
-            json,
-        }
+        let json =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        Reply { status, headers, json }
     }
 
     pub async fn translate(&self, body: Value) -> Reply {
-        self.send(self.client.post(self.url("/api/v1/translate")).json(&body))
-            .await
+        self.send(self.client.post(self.url("/api/v1/translate")).json(&body)).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -173,25 +153,13 @@ impl Server {
     }
 
     pub async fn metrics(&self) -> String {
-        self.client
-            .get(format!("{}/metrics", self.metrics_base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        self.client.get(format!("{}/metrics", self.metrics_base)).send().await.unwrap().text().await.unwrap()
     }
 
     /// The value of one sample line of `/metrics`, 0 when absent.
     pub async fn metric(&self, sample: &str) -> f64 {
         let text = self.metrics().await;
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
+        text.lines().find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
     }
 
     pub fn pid(&self) -> u32 {
@@ -199,10 +167,7 @@ impl Server {
     }
 
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
+        let ok = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status().unwrap();
         assert!(ok.success());
     }
 
@@ -233,8 +198,7 @@ impl Drop for Server {
 /// Runs the binary to completion with `args` and extra environment.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in base_env().into_iter().chain(env.iter().copied()) {
         cmd.env(k, v);
     }

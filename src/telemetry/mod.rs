@@ -4,10 +4,12 @@
 //! status codes and fixed outcome names, never user text, paths or addresses.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
+
+#[cfg(target_os = "linux")]
+mod process;
 
 use crate::config::LogFormat;
 
@@ -15,10 +17,7 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
     // try_init: a second init (tests, subcommands) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -42,27 +41,20 @@ pub struct Metrics {
     pub coalesce_wait: Histogram,
 }
 
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by route template and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests by route template and status"),
             &["route", "method", "status"],
         )
         .unwrap();
         let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request duration by route template",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request duration by route template")
+                .buckets(LATENCY_BUCKETS.to_vec()),
             &["route"],
         )
         .unwrap();
@@ -83,47 +75,27 @@ impl Metrics {
             &["outcome"],
         )
         .unwrap();
-        let invocations_in_flight = IntGauge::new(
-            "lambda_invocations_in_flight",
-            "Lambda invocations in flight on this pod",
-        )
-        .unwrap();
-        let retries = IntCounterVec::new(
-            Opts::new("lambda_retries_total", "Lambda calls retried, by reason"),
-            &["reason"],
-        )
-        .unwrap();
+        let invocations_in_flight =
+            IntGauge::new("lambda_invocations_in_flight", "Lambda invocations in flight on this pod").unwrap();
+        let retries =
+            IntCounterVec::new(Opts::new("lambda_retries_total", "Lambda calls retried, by reason"), &["reason"])
+                .unwrap();
         let translated_inputs = IntCounterVec::new(
-            Opts::new(
-                "translated_inputs_total",
-                "Inputs sent to the model, by path (single or batch)",
-            ),
+            Opts::new("translated_inputs_total", "Inputs sent to the model, by path (single or batch)"),
             &["path"],
         )
         .unwrap();
-        let warmup_pings = IntCounterVec::new(
-            Opts::new("lambda_warmup_pings_total", "Keep-warm pings by outcome"),
-            &["outcome"],
-        )
-        .unwrap();
+        let warmup_pings =
+            IntCounterVec::new(Opts::new("lambda_warmup_pings_total", "Keep-warm pings by outcome"), &["outcome"])
+                .unwrap();
         let coalesce_group_size = Histogram::with_opts(
-            HistogramOpts::new(
-                "coalesce_group_size",
-                "Single translations sharing one invocation",
-            )
-            .buckets(vec![
-                1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0, 64.0, 100.0,
-            ]),
+            HistogramOpts::new("coalesce_group_size", "Single translations sharing one invocation")
+                .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0, 64.0, 100.0]),
         )
         .unwrap();
         let coalesce_wait = Histogram::with_opts(
-            HistogramOpts::new(
-                "coalesce_queue_wait_seconds",
-                "Time a single translation waited to be sent",
-            )
-            .buckets(vec![
-                0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
-            ]),
+            HistogramOpts::new("coalesce_queue_wait_seconds", "Time a single translation waited to be sent")
+                .buckets(vec![0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]),
         )
         .unwrap();
 
@@ -143,9 +115,7 @@ impl Metrics {
         }
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(process::ProcessCollector::new()))
             .expect("process collector registers once per registry");
 
         Self {
@@ -167,9 +137,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut buf = Vec::with_capacity(8 * 1024);
         // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a collector.
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("metrics encode");
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("metrics encode");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
 }

@@ -40,11 +40,11 @@ async fn main() {
         latency: Duration::from_millis(args.latency_ms),
         poison: args.poison,
         throttle_next: args.throttle_first,
+        forget_calls: true,
         ..Default::default()
     };
     let emu = emulator::Emulator::start_on((args.host, args.port).into(), behavior).await;
     println!("lambda emulator listening on {} (AWS_ENDPOINT_URL_LAMBDA={})", emu.addr, emu.url());
     let _ = tokio::signal::ctrl_c().await;
-    let calls = emu.calls();
-    println!("{} invocations, at most {} at once", calls.len(), emu.max_in_flight());
+    println!("{} invocations, at most {} at once", emu.call_count(), emu.max_in_flight());
 }

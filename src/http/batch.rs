@@ -296,8 +296,8 @@ struct BatchPrediction<'a> {
     text: &'a str,
     score: f64,
     probability: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attention: Option<&'a Vec<Vec<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "translate::weights")]
+    attention: &'a Option<Vec<Vec<f32>>>,
 }
 
 /// Encodes rows as NDJSON or CSV into a buffer flushed per chunk, and keeps the
@@ -476,13 +476,7 @@ impl Output {
 }
 
 fn lean(p: &PredictionView) -> BatchPrediction<'_> {
-    BatchPrediction {
-        rank: p.rank,
-        text: &p.text,
-        score: p.score,
-        probability: p.probability,
-        attention: p.attention.as_ref(),
-    }
+    BatchPrediction { rank: p.rank, text: &p.text, score: p.score, probability: p.probability, attention: &p.attention }
 }
 
 /// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a

@@ -70,6 +70,8 @@ pub struct Behavior {
     pub format: Format,
     /// A function error for any call that holds an input containing this text.
     pub poison: Option<String>,
+    /// Count calls without keeping them (long benchmark runs).
+    pub forget_calls: bool,
 }
 
 /// One call as the emulator received it.
@@ -89,6 +91,7 @@ pub struct EmulatorState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     request_ids: AtomicUsize,
+    forget_calls: std::sync::atomic::AtomicBool,
 }
 
 pub struct Emulator {
@@ -105,7 +108,9 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, behavior: Behavior) -> Emulator {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the emulator");
         let addr = listener.local_addr().unwrap();
+        let forget = behavior.forget_calls;
         let state = Arc::new(EmulatorState { behavior: Mutex::new(behavior), ..Default::default() });
+        state.forget_calls.store(forget, Ordering::Relaxed);
         let app = router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("emulator serves");
@@ -124,6 +129,11 @@ impl Emulator {
 
     pub fn calls(&self) -> Vec<Call> {
         self.state.calls.lock().unwrap().clone()
+    }
+
+    /// Calls received, recorded or not.
+    pub fn call_count(&self) -> usize {
+        self.state.request_ids.load(Ordering::SeqCst)
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -166,12 +176,15 @@ async fn invoke(
         Ok((e, i)) => (Some(e), i.clone()),
         Err(_) => (None, Vec::new()),
     };
-    state.calls.lock().unwrap().push(Call {
-        function,
-        qualifier: query.qualifier,
-        event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        inputs: inputs.clone(),
-        authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
+    let forget = state.forget_calls.load(Ordering::Relaxed);
+    (!forget).then(|| {
+        state.calls.lock().unwrap().push(Call {
+            function,
+            qualifier: query.qualifier,
+            event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            inputs: inputs.clone(),
+            authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
+        })
     });
 
     let behavior = {

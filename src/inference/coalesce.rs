@@ -73,30 +73,39 @@ impl Coalescer {
     fn dispatch(self: &Arc<Self>, params: Params, members: Vec<Waiter>) {
         let this = self.clone();
         tokio::spawn(async move {
-            let now = Instant::now();
-            this.metrics.coalesce_group_size.observe(members.len() as f64);
-            for m in &members {
-                this.metrics.coalesce_wait.observe(now.duration_since(m.queued).as_secs_f64());
-            }
+            let _slot = Slot(&this, params);
             this.invoke_group(params, members).await;
-            let next = {
-                let mut groups = this.groups.lock().expect("coalescer lock");
-                let group = groups.entry(params).or_default();
-                group.in_flight -= 1;
-                let idle = group.in_flight == 0 && group.queue.is_empty();
-                if idle {
-                    groups.remove(&params);
-                }
-                !idle
-            };
-            // A slot freed: whoever queued behind it leaves now.
-            if next && let Some(members) = this.take(params, true) {
-                this.dispatch(params, members);
-            }
         });
     }
 
+    fn observe(&self, members: &[Waiter]) {
+        let now = Instant::now();
+        self.metrics.coalesce_group_size.observe(members.len() as f64);
+        for m in members {
+            self.metrics.coalesce_wait.observe(now.duration_since(m.queued).as_secs_f64());
+        }
+    }
+
+    /// An invocation of `params` ended (or was dropped): free its slot, and let
+    /// whoever queued behind it leave now.
+    fn finish(self: &Arc<Self>, params: Params) {
+        let next = {
+            let mut groups = self.groups.lock().expect("coalescer lock");
+            let group = groups.entry(params).or_default();
+            group.in_flight = group.in_flight.saturating_sub(1);
+            let idle = group.in_flight == 0 && group.queue.is_empty();
+            if idle {
+                groups.remove(&params);
+            }
+            !idle
+        };
+        if next && let Some(members) = self.take(params, true) {
+            self.dispatch(params, members);
+        }
+    }
+
     async fn invoke_group(self: &Arc<Self>, params: Params, members: Vec<Waiter>) {
+        self.observe(&members);
         let deadline = members.iter().map(|m| m.deadline).max().unwrap_or_else(Instant::now);
         let request = Request {
             inputs: members.iter().map(|m| m.input.clone()).collect(),
@@ -170,10 +179,18 @@ impl Coalescer {
             group.timer |= arm;
             arm
         };
-        if let Some(members) = self.take(params, false) {
-            self.dispatch(params, members);
-        } else if arm {
-            self.arm_timer(params);
+        match self.take(params, false) {
+            // Alone and nothing in flight: carry the invocation in this task. No
+            // task hand-off means no cross-thread wake-up, which is most of the
+            // cost of a request at low load. The slot guard frees the slot even
+            // if this caller goes away mid-call.
+            Some(members) if members.len() == 1 => {
+                let _slot = Slot(&self, params);
+                self.invoke_group(params, members).await;
+            }
+            Some(members) => self.dispatch(params, members),
+            None if arm => self.arm_timer(params),
+            None => {}
         }
         match tokio::time::timeout_at(deadline, answer).await {
             Err(_) => Err(InferenceError::Timeout),
@@ -181,6 +198,15 @@ impl Coalescer {
             Ok(Ok(Ok((hyps, request_id)))) => Ok(Invocation { results: vec![hyps], request_id }),
             Ok(Ok(Err(e))) => Err(e),
         }
+    }
+}
+
+/// Holds one in-flight slot of a parameter group; frees it when dropped.
+struct Slot<'a>(&'a Arc<Coalescer>, Params);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.finish(self.1);
     }
 }
 
@@ -309,6 +335,16 @@ mod tests {
         let answers = futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
         let failed: Vec<usize> = answers.iter().enumerate().filter(|(_, a)| a.is_err()).map(|(i, _)| i).collect();
         assert_eq!(failed, vec![7]);
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_goes_away_mid_call_frees_its_slot() {
+        let (inner, c) = setup(50);
+        let gone = tokio::time::timeout(Duration::from_millis(10), c.translate(req("C 0", P))).await;
+        assert!(gone.is_err(), "dropped mid-call");
+        assert!(c.0.groups.lock().unwrap().is_empty(), "the slot was freed");
+        c.translate(req("C 1", P)).await.unwrap();
+        assert_eq!(inner.calls.lock().unwrap().clone(), vec![1, 1]);
     }
 
     #[tokio::test]

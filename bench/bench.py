@@ -341,6 +341,45 @@ The floor: a front end must at least parse a request, send one, parse a reply
 and write one, which is about twice what the emulator spends per request
 (`emulator CPU per request at saturation, coalescing off`).
 
+## What the profile shows
+
+`perf record` on the service at saturation (release code with symbols:
+`cargo build --profile profiling`), beam 5, n_best 5, attention on:
+
+- Before the changes recorded in the history: decoding the function's answer
+  was ~31% of the service's CPU (serde's float parsing of the attention
+  matrices ~23%, inflating the gzip body ~6%); writing the response JSON ~18%
+  (float formatting of the same matrices); the AWS SDK's orchestrator, SigV4
+  and HTTP client ~7% (coalescing already divides it by ~10); malloc/free ~13%;
+  the kernel (scheduling, loopback TCP) ~20%.
+- Changes made from it: attention is read by a small scanner straight into
+  `f32` and skipped when not asked for; weights are written with 4 decimals by
+  hand; gzip and gunzip reuse one (de)compressor per thread; a lone request
+  carries its own invocation instead of handing it to another task. Measured in
+  paired runs: about −10% CPU per request at saturation; no visible change at
+  100 req/s. mimalloc as the global allocator was within the noise and was not
+  kept.
+
+## Where the targets are missed, and why
+
+- **CPU per request at saturation** (target ≤ 60 µs): about 6× over. With
+  attention on, each request moves 5 matrices of 16 × 16 weights in (base64,
+  gzip, JSON) and out (JSON): this is per-input work that coalescing cannot
+  share. The emulator of this repository answers like the real function (the
+  demo model's n-best lists and attention, gzipped and base64-encoded), so its
+  own cost per request (the floor's unit here) is ~10× the ~24 µs quoted for a
+  lighter emulator. Measured against it, the service spends ~1.4× the
+  emulator's cost per request with coalescing on, under the ~2× floor (which
+  assumes one invocation per request), and ~2.9× with coalescing off.
+- **CPU per request at 100 req/s** (target ≤ 400 µs) and **p99 at 100 req/s**
+  (target ≤ 2 ms): at low rates every request pays two loopback HTTP round trips
+  with thread wake-ups and cold caches on this virtual machine; even `GET /`
+  (a template, no Lambda) costs ~200 µs of CPU per request at 100 req/s here,
+  against tens of µs at saturation. One tokio worker instead of two did not
+  change it (−10%, within the noise).
+- Everything else meets its target: idle RSS, RSS with 1,000 connections and
+  during a 10,000-line batch, start-up time, binary size.
+
 For comparison, the same method against the same emulator measured FastAPI +
 uvicorn + boto3 at ~6,500 µs of CPU per request at saturation (~220 req/s),
 2.9 s to start and 180 MB idle; the Streamlit front end at ~150 ms of CPU per

@@ -3,6 +3,13 @@
 // a live character counter, example chips, top-k bounded by the beam, a spinner
 // with elapsed time, inline errors, copy buttons. Every feature also works
 // without this file (the form posts and the server renders the same results).
+// Top-k can never exceed the beam: options above it are disabled.
+function boundTopKByBeam(beam, nBest) {
+  const b = Number(beam.value);
+  for (const o of nBest.options) o.disabled = Number(o.value) > b;
+  if (Number(nBest.value) > b) nBest.value = String(b);
+}
+
 (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
   const form = $('#translate');
@@ -26,11 +33,7 @@
     counter.classList.toggle('over', n > max);
   };
 
-  const boundTopK = () => {
-    const b = Number(beam.value);
-    for (const o of nBest.options) o.disabled = Number(o.value) > b;
-    if (Number(nBest.value) > b) nBest.value = String(b);
-  };
+  const boundTopK = () => boundTopKByBeam(beam, nBest);
 
   const showError = (message) => {
     error.textContent = message || '';
@@ -203,11 +206,7 @@
   let controller = null;
   let drawPending = false;
 
-  const boundTopK = () => {
-    const b = Number(beam.value);
-    for (const o of nBest.options) o.disabled = Number(o.value) > b;
-    if (Number(nBest.value) > b) nBest.value = String(b);
-  };
+  const boundTopK = () => boundTopKByBeam(beam, nBest);
   beam.addEventListener('change', boundTopK);
   boundTopK();
 

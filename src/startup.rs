@@ -97,7 +97,10 @@ impl Application {
             shutdown.await;
             ready.store(false, Ordering::SeqCst);
             let _ = draining_tx.send(true);
-            tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: readiness is 503, draining");
+            tracing::info!(
+                grace_s = grace.as_secs_f64(),
+                "shutting down: readiness is 503, draining (send the signal again to stop at once)"
+            );
             tokio::time::sleep(grace).await;
             tracing::info!("no longer accepting connections; finishing requests in flight");
             let _ = stop_tx.send(true);

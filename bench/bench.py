@@ -377,7 +377,7 @@ and write one, which is about twice what the emulator spends per request
   own cost per request (the floor's unit here) is ~10× the ~24 µs quoted for a
   lighter emulator. Measured against it, the service spends ~1.4× the
   emulator's cost per request with coalescing on, under the ~2× floor (which
-  assumes one invocation per request), and ~2.9× with coalescing off.
+  assumes one invocation per request), and under 3× with coalescing off.
 - **CPU per request at 100 req/s** (target ≤ 400 µs) and **p99 at 100 req/s**
   (target ≤ 2 ms): at low rates every request pays two loopback HTTP round trips
   with thread wake-ups and cold caches on this virtual machine; even `GET /`

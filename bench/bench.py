@@ -136,14 +136,14 @@ def loadtest(service, rate, seconds, max_inflight, attention=True):
 
 def phase(service, emulator, rate, seconds, max_inflight, attention=True):
     """Runs one load phase and returns its per-request figures."""
-    inputs_before = service.metric('translated_inputs_total{path="all"}')
+    inputs_before = service.metric('translated_inputs_total{path="single"}')
     inv_before = service.metric('lambda_invocations_total{outcome="ok"}')
     s0, e0, t0 = cpu_ns(service.pid), cpu_ns(emulator.proc.pid), proc_cpu_ticks(service.pid)
     report = loadtest(service, rate, seconds, max_inflight, attention)
     s1, e1, t1 = cpu_ns(service.pid), cpu_ns(emulator.proc.pid), proc_cpu_ticks(service.pid)
     done = max(report["completed"], 1)
     invocations = service.metric('lambda_invocations_total{outcome="ok"}') - inv_before
-    inputs = service.metric('translated_inputs_total{path="all"}') - inputs_before
+    inputs = service.metric('translated_inputs_total{path="single"}') - inputs_before
     return {
         "cpu_us": (s1 - s0) / 1000 / done,
         "cpu_us_proc_stat": (t1 - t0) * 10_000 / done,

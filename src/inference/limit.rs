@@ -67,6 +67,11 @@ impl Translator for Limited {
             let _in_flight = InFlight::enter(&self.metrics);
             let started = Instant::now();
             let inputs = request.inputs.len() as u64;
+            // Interactive translations fail fast; bulk chunks wait for a slot.
+            let path = match request.admission {
+                Admission::FailFast => "single",
+                Admission::Wait => "batch",
+            };
             let result = self.inner.translate(request).await;
             let outcome = match &result {
                 Ok(_) => "ok",
@@ -75,7 +80,7 @@ impl Translator for Limited {
             self.metrics.invocations.with_label_values(&[outcome]).inc();
             self.metrics.invocation_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
             if result.is_ok() {
-                self.metrics.translated_inputs.with_label_values(&["all"]).inc_by(inputs);
+                self.metrics.translated_inputs.with_label_values(&[path]).inc_by(inputs);
             }
             result
         })

@@ -249,3 +249,12 @@ async fn the_background_pinger_pings_on_its_interval_and_counts() {
     assert!(pings >= 4, "{pings}");
     assert!(s.metric("lambda_warmup_pings_total{outcome=\"ok\"}").await >= 4.0);
 }
+
+#[tokio::test]
+async fn bulk_inputs_are_counted_apart_from_single_translations() {
+    let s = server().spawn();
+    batch(&s, json!({"inputs": inputs(7), "beam": 2, "n_best": 1})).await;
+    assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200);
+    assert_eq!(s.metric("translated_inputs_total{path=\"batch\"}").await, 7.0);
+    assert_eq!(s.metric("translated_inputs_total{path=\"single\"}").await, 1.0);
+}

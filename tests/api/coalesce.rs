@@ -33,7 +33,7 @@ async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer(
     let calls = emu.calls();
     assert!(calls.len() < 32, "far fewer than 64 invocations: {}", calls.len());
     assert_eq!(calls.iter().map(|c| c.inputs.len()).sum::<usize>(), 64);
-    let inputs = s.metric("translated_inputs_total{path=\"all\"}").await;
+    let inputs = s.metric("translated_inputs_total{path=\"single\"}").await;
     let invocations = s.metric("lambda_invocations_total{outcome=\"ok\"}").await;
     assert_eq!(inputs, 64.0);
     assert!(inputs / invocations >= 2.0, "coalescing ratio {}", inputs / invocations);

@@ -4,6 +4,7 @@
 //! `.ci/run`), which turns a missing browser into a failure.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,7 +56,10 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
     }
     let turn = ONE_AT_A_TIME.lock().await;
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Its own process group, which the browser it starts joins: dropping the
+    // Browser (even when a test fails) kills both.
     let driver = Command::new(CHROMEDRIVER)
+        .process_group(0)
         .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -114,16 +118,18 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    pub async fn close(mut self) {
+    /// Ends the WebDriver session (the browser quits); `Drop` stops the driver.
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

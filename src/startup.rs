@@ -214,8 +214,7 @@ pub async fn warmup(config: Config) -> ExitCode {
     let started = Instant::now();
     let deadline = started + config.lambda_timeout;
     let n = config.lambda_warmup_concurrency;
-    let results = futures_util::future::join_all((0..n).map(|_| backend.warmup(deadline))).await;
-    let failures: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
+    let failures = keep_warm::ping_round(&backend, n, deadline).await;
     let elapsed_ms = started.elapsed().as_millis();
     if failures.is_empty() {
         println!("warmup: {n}/{n} pings to {function} confirmed in {elapsed_ms} ms");

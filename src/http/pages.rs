@@ -225,11 +225,7 @@ pub async fn about(State(state): State<Arc<AppState>>) -> Response {
     let c = &state.config;
     render(&AboutPage {
         shell: Shell::new(&state, "about"),
-        tokenizer: match state.tokenizer {
-            Tokenizer::Chars => "chars",
-            Tokenizer::Whitespace => "whitespace",
-            Tokenizer::None => "none",
-        },
+        tokenizer: state.tokenizer.name(),
         max_chars: c.max_input_chars,
         max_beam: c.max_beam,
         max_batch: c.max_batch_inputs,

@@ -126,14 +126,14 @@ pub async fn translate(
         return Err(ApiError::invalid_input("text has nothing to translate once tokenized"));
     }
     let request = Request {
-        inputs: vec![tokenized],
+        inputs: vec![tokenized.clone()],
         params,
         deadline: started + state.config.lambda_timeout,
         admission: Admission::FailFast,
     };
-    let invocation = state.translator.translate(request.clone()).await?;
+    let invocation = state.translator.translate(request).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
-    let view = view(input.text, &request.inputs[0], hypotheses, state.tokenizer, started);
+    let view = view(input.text, &tokenized, hypotheses, state.tokenizer, started);
     Ok((view, invocation.request_id))
 }
 

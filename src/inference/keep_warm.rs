@@ -15,6 +15,12 @@ use tokio::time::Instant;
 use super::Translator;
 use crate::telemetry::Metrics;
 
+/// Sends `concurrency` keep-warm pings at once; returns the failures, described.
+pub async fn ping_round(translator: &dyn Translator, concurrency: usize, deadline: Instant) -> Vec<String> {
+    let results = join_all((0..concurrency).map(|_| translator.warmup(deadline))).await;
+    results.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect()
+}
+
 /// Sends `concurrency` pings every `interval` (±10% jitter, so replicas spread
 /// out) until `stop` turns true.
 pub async fn run(
@@ -31,13 +37,10 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(jittered) => {}
         }
-        let deadline = Instant::now() + timeout;
-        let pings = join_all((0..concurrency).map(|_| translator.warmup(deadline)));
-        let results = tokio::select! {
+        let failed = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            r = pings => r,
+            f = ping_round(translator.as_ref(), concurrency, Instant::now() + timeout) => f,
         };
-        let failed: Vec<String> = results.into_iter().filter_map(Result::err).map(|e| e.to_string()).collect();
         metrics.warmup_pings.with_label_values(&["ok"]).inc_by((concurrency - failed.len()) as u64);
         if !failed.is_empty() {
             metrics.warmup_pings.with_label_values(&["failed"]).inc_by(failed.len() as u64);

@@ -14,6 +14,15 @@ pub enum Tokenizer {
 }
 
 impl Tokenizer {
+    /// The name used by `TOKENIZER` and shown by `/api/v1/config`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tokenizer::Chars => "chars",
+            Tokenizer::Whitespace => "whitespace",
+            Tokenizer::None => "none",
+        }
+    }
+
     pub fn tokenize(self, text: &str) -> String {
         match self {
             Tokenizer::Chars => {

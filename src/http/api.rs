@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use super::json;
 use super::metrics::LambdaRequestId;
 use super::pages;
 use super::translate::{self, TranslateInput};
@@ -63,7 +64,7 @@ pub async fn translate(
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
     let mut response =
-        if wants_html { pages::render(&pages::ResultsFragment::new(view, beam)) } else { Json(view).into_response() };
+        if wants_html { pages::render(&pages::ResultsFragment::new(view, beam)) } else { json::response(&view) };
     if let Some(id) = request_id {
         response.extensions_mut().insert(LambdaRequestId(id));
     }

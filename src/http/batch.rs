@@ -21,8 +21,10 @@ use tokio::time::Instant;
 use super::AppState;
 use super::api::ApiJson;
 use super::error::ApiError;
+use super::json;
 use super::translate::{self, PredictionView};
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
+use crate::inference::protocol::Matrix;
 use crate::inference::tokenize::Tokenizer;
 use crate::inference::{Hypothesis, InferenceError, Params};
 
@@ -296,8 +298,21 @@ struct BatchPrediction<'a> {
     text: &'a str,
     score: f64,
     probability: f64,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "translate::weights")]
-    attention: &'a Option<Vec<Vec<f32>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention: Option<&'a Matrix>,
+}
+
+/// A `result` line with predictions; a struct rather than `json!`, so the
+/// attention weights keep their 4-decimal form (see [`super::json`]).
+#[derive(Serialize)]
+struct ResultLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    input: &'a str,
+    target: Option<&'a str>,
+    correct_rank: Option<usize>,
+    predictions: Vec<BatchPrediction<'a>>,
 }
 
 /// Encodes rows as NDJSON or CSV into a buffer flushed per chunk, and keeps the
@@ -326,7 +341,7 @@ impl Output {
     }
 
     fn line(&mut self, value: &impl Serialize) {
-        serde_json::to_writer(&mut self.buf, value).expect("serializing to a Vec cannot fail");
+        json::write(&mut self.buf, value);
         self.buf.push(b'\n');
     }
 
@@ -401,11 +416,9 @@ impl Output {
         }
         match self.format {
             Format::Ndjson => {
-                let predictions: Vec<BatchPrediction> = view.predictions.iter().map(lean).collect();
-                self.line(&serde_json::json!({
-                    "type": "result", "index": index, "input": input, "target": target,
-                    "correct_rank": correct_rank.flatten(), "predictions": predictions,
-                }));
+                let predictions = view.predictions.iter().map(lean).collect();
+                let correct_rank = correct_rank.flatten();
+                self.line(&ResultLine { kind: "result", index, input, target, correct_rank, predictions });
             }
             Format::Csv => {
                 for p in &view.predictions {
@@ -476,7 +489,13 @@ impl Output {
 }
 
 fn lean(p: &PredictionView) -> BatchPrediction<'_> {
-    BatchPrediction { rank: p.rank, text: &p.text, score: p.score, probability: p.probability, attention: &p.attention }
+    BatchPrediction {
+        rank: p.rank,
+        text: &p.text,
+        score: p.score,
+        probability: p.probability,
+        attention: p.attention.as_ref(),
+    }
 }
 
 /// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a

@@ -2,6 +2,8 @@
 //! `templates/results.html`, so it works without JavaScript and all labels
 //! are escaped by the template engine.
 
+use crate::inference::protocol::Matrix;
+
 /// Side of one cell, in pixels. Fixed, so long inputs scroll instead of
 /// shrinking to nothing.
 const CELL: usize = 18;
@@ -48,7 +50,7 @@ pub struct Cell {
 
 impl Heatmap {
     /// `matrix` is `targets x sources`, already cut to the token counts.
-    pub fn new(sources: &[String], targets: &[String], matrix: &[Vec<f32>]) -> Option<Self> {
+    pub fn new(sources: &[String], targets: &[String], matrix: &Matrix) -> Option<Self> {
         if sources.is_empty() || targets.is_empty() || matrix.is_empty() {
             return None;
         }
@@ -56,11 +58,11 @@ impl Heatmap {
         let left = 12 + CHAR_W * longest(targets).min(24);
         let rotate = longest(sources) > 2;
         let top = if rotate { 12 + CHAR_W * longest(sources).min(24) } else { 22 };
-        let (n_rows, n_cols) = (matrix.len().min(targets.len()), sources.len());
+        let (n_rows, n_cols) = (matrix.rows().min(targets.len()), sources.len());
         let dense = n_rows * n_cols <= DENSE_LIMIT;
         let mut cells = Vec::new();
         let mut strongest = Vec::with_capacity(n_rows);
-        for (r, row) in matrix.iter().take(n_rows).enumerate() {
+        for (r, row) in matrix.iter_rows().take(n_rows).enumerate() {
             let mut best = (0usize, f32::MIN);
             for (c, &v) in row.iter().take(n_cols).enumerate() {
                 if v > best.1 {
@@ -157,7 +159,7 @@ mod tests {
     #[test]
     fn small_maps_draw_every_cell_with_its_value() {
         let m = vec![vec![0.9, 0.1], vec![0.2, 0.8], vec![0.5, 0.5]];
-        let h = Heatmap::new(&toks("a b"), &toks("x y z"), &m).unwrap();
+        let h = Heatmap::new(&toks("a b"), &toks("x y z"), &Matrix::from_rows(&m)).unwrap();
         assert_eq!(h.cells.len(), 6);
         assert_eq!(h.cols.len(), 2);
         assert_eq!(h.rows.len(), 3);
@@ -171,13 +173,13 @@ mod tests {
         let n = 120;
         let m: Vec<Vec<f32>> = (0..n).map(|r| (0..n).map(|c| if r == c { 1.0 } else { 0.0 }).collect()).collect();
         let t: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
-        let h = Heatmap::new(&t, &t, &m).unwrap();
+        let h = Heatmap::new(&t, &t, &Matrix::from_rows(&m)).unwrap();
         assert_eq!(h.cells.len(), n);
         assert!(h.width > n * CELL);
     }
 
     #[test]
     fn empty_inputs_give_no_map() {
-        assert!(Heatmap::new(&[], &toks("a"), &[vec![]]).is_none());
+        assert!(Heatmap::new(&[], &toks("a"), &Matrix::from_rows(&[vec![]])).is_none());
     }
 }

@@ -7,6 +7,7 @@ pub mod batch;
 pub mod error;
 pub mod health;
 pub mod heatmap;
+pub mod json;
 pub mod metrics;
 pub mod pages;
 pub mod translate;

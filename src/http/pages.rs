@@ -86,7 +86,7 @@ impl ResultsFragment {
             .predictions
             .into_iter()
             .map(|p| {
-                let heatmap = p.attention.as_deref().and_then(|m| Heatmap::new(&view.tokens, &p.tokens, m));
+                let heatmap = p.attention.as_ref().and_then(|m| Heatmap::new(&view.tokens, &p.tokens, m));
                 Item {
                     rank: p.rank,
                     text: p.text,

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::inference::protocol::Matrix;
 use crate::inference::tokenize::{Tokenizer, split_tokens};
 use crate::inference::{Admission, Hypothesis, Params, Request};
 
@@ -35,52 +36,9 @@ pub struct PredictionView {
     pub tokens: Vec<String>,
     pub score: f64,
     pub probability: f64,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "weights")]
-    pub attention: Option<Vec<Vec<f32>>>,
-}
-
-/// Attention weights in responses are rounded to 4 decimals (0.01%), plenty for
-/// any heatmap: written by hand into one string per matrix, which costs a
-/// fraction of general float formatting and makes the answer smaller.
-pub fn weights<S: serde::Serializer>(matrix: &Option<Vec<Vec<f32>>>, serializer: S) -> Result<S::Ok, S::Error> {
-    let Some(rows) = matrix else { return serializer.serialize_none() };
-    let mut text = String::with_capacity(2 + rows.iter().map(|r| r.len() * 7 + 3).sum::<usize>());
-    text.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        text.push('[');
-        for (j, v) in row.iter().enumerate() {
-            if j > 0 {
-                text.push(',');
-            }
-            push_weight(&mut text, *v);
-        }
-        text.push(']');
-    }
-    text.push(']');
-    let raw = serde_json::value::RawValue::from_string(text).map_err(serde::ser::Error::custom)?;
-    raw.serialize(serializer)
-}
-
-fn push_weight(out: &mut String, v: f32) {
-    let n = (f64::from(v) * 1e4).round();
-    if (0.0..1e4).contains(&n) {
-        let n = n as u32;
-        if n == 0 {
-            out.push('0');
-            return;
-        }
-        let digits =
-            [b'0' + (n / 1000) as u8, b'0' + (n / 100 % 10) as u8, b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
-        let len = 4 - digits.iter().rev().take_while(|d| **d == b'0').count();
-        out.push_str("0.");
-        out.push_str(std::str::from_utf8(&digits[..len]).expect("ASCII digits"));
-    } else {
-        use std::fmt::Write;
-        let _ = write!(out, "{}", n / 1e4);
-    }
+    /// Written with 4 decimals (see [`super::json`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention: Option<Matrix>,
 }
 
 /// Checks beam and n_best against the configured bounds, filling in defaults.
@@ -152,12 +110,9 @@ pub fn view(
         .enumerate()
         .map(|(i, h)| {
             let tokens: Vec<String> = split_tokens(&h.tokens).into_iter().map(String::from).collect();
-            let attention = h.attention.map(|mut rows| {
-                rows.truncate(tokens.len());
-                for row in &mut rows {
-                    row.truncate(source.len());
-                }
-                rows
+            let attention = h.attention.map(|mut m| {
+                m.truncate(tokens.len(), source.len());
+                m
             });
             PredictionView {
                 rank: i + 1,
@@ -174,27 +129,5 @@ pub fn view(
         tokens: source,
         predictions,
         elapsed_ms: (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(m: Vec<Vec<f32>>) -> String {
-        let mut out = Vec::new();
-        weights(&Some(m), &mut serde_json::Serializer::new(&mut out)).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn weights_are_written_with_four_decimals() {
-        assert_eq!(
-            text(vec![vec![0.8, 0.02, 0.000_04, 0.123_456, 1.0], vec![0.0, 0.99996, 2.5, -0.25]]),
-            "[[0.8,0.02,0,0.1235,1],[0,1,2.5,-0.25]]"
-        );
-        assert_eq!(text(vec![]), "[]");
-        let parsed: Vec<Vec<f64>> = serde_json::from_str(&text(vec![vec![0.000_06, 0.4999]])).unwrap();
-        assert_eq!(parsed, vec![vec![0.0001, 0.4999]]);
     }
 }

@@ -6,6 +6,7 @@
 
 use tokio::time::Instant;
 
+use super::protocol::Matrix;
 use super::tokenize::split_tokens;
 use super::{BoxFuture, Hypothesis, InferenceError, Invocation, Params, Request, Translator};
 
@@ -46,14 +47,15 @@ pub fn hypotheses(tokenized: &str, params: Params) -> Vec<Hypothesis> {
             // Four decimals, as the real function rounds its scores.
             let score = (score * 1e4).round() / 1e4;
             let attention = params.attention.then(|| {
-                (0..n)
+                let rows: Vec<Vec<f32>> = (0..n)
                     .map(|t| {
                         let focus = align(t) as f32;
                         let row: Vec<f32> = (0..n).map(|s| (-2.0 * (s as f32 - focus).abs()).exp()).collect();
                         let sum: f32 = row.iter().sum();
                         row.into_iter().map(|w| w / sum).collect()
                     })
-                    .collect()
+                    .collect();
+                Matrix::from_rows(&rows)
             });
             Hypothesis { tokens: tokens.join(" "), score, attention }
         })
@@ -80,8 +82,8 @@ mod tests {
         assert!(h.iter().all(|x| x.score < 0.0));
         for x in &h {
             let a = x.attention.as_ref().unwrap();
-            assert_eq!(a.len(), 7);
-            for row in a {
+            assert_eq!((a.rows(), a.cols()), (7, 7));
+            for row in a.iter_rows() {
                 assert_eq!(row.len(), 7);
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
             }

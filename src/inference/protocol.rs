@@ -75,8 +75,83 @@ pub fn probability(score: f64) -> f64 {
     score.exp().clamp(0.0, 1.0)
 }
 
-/// `target tokens x source tokens` attention weights of one hypothesis.
-pub type Matrix = Vec<Vec<f32>>;
+/// `target tokens x source tokens` attention weights of one hypothesis, row by
+/// row in one allocation (a `Vec` per row was most of a result's allocations).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// From rows; shorter rows are padded with zeros to the longest.
+    pub fn from_rows<R: AsRef<[f32]>>(rows: &[R]) -> Matrix {
+        let cols = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+        let mut data = Vec::with_capacity(rows.len() * cols);
+        for row in rows {
+            data.extend_from_slice(row.as_ref());
+            data.resize(data.len() + cols - row.as_ref().len(), 0.0);
+        }
+        Matrix { rows: rows.len(), cols, data }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    pub fn iter_rows(&self) -> impl Iterator<Item = &[f32]> {
+        (0..self.rows).map(|r| self.row(r))
+    }
+
+    /// Keeps the top-left `rows x cols` corner: the function pads to the longest
+    /// input and hypothesis of a batch, the view cuts back to the token counts.
+    pub fn truncate(&mut self, rows: usize, cols: usize) {
+        let (rows, cols) = (rows.min(self.rows), cols.min(self.cols));
+        if cols < self.cols {
+            for r in 1..rows {
+                self.data.copy_within(r * self.cols..r * self.cols + cols, r * cols);
+            }
+        }
+        self.data.truncate(rows * cols);
+        (self.rows, self.cols) = (rows, cols);
+    }
+
+    /// The same rows padded with zeros (or cut) to `cols` columns.
+    pub fn with_cols(&self, cols: usize) -> Matrix {
+        let mut data = Vec::with_capacity(self.rows * cols);
+        for row in self.iter_rows() {
+            data.extend_from_slice(&row[..cols.min(row.len())]);
+            data.resize(data.len() + cols.saturating_sub(row.len()), 0.0);
+        }
+        Matrix { rows: self.rows, cols, data }
+    }
+}
+
+/// A list of rows, as on the wire.
+impl Serialize for Matrix {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter_rows())
+    }
+}
+
+impl<'de> Deserialize<'de> for Matrix {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<Vec<f32>>::deserialize(deserializer).map(|rows| Matrix::from_rows(&rows))
+    }
+}
 
 /// The result object inside the envelope.
 #[derive(Debug, Serialize, Deserialize)]
@@ -229,46 +304,24 @@ pub fn decode_result(
     want_attention: bool,
 ) -> Result<Vec<Vec<Hypothesis>>, ProtocolError> {
     let body = unwrap_body(payload)?;
-    let raw: RawResult<'_> =
-        serde_json::from_slice(&body).map_err(|e| ProtocolError::Malformed(format!("result: {e}")))?;
-    // Attention is most of a result's bytes: read it with the scanner below,
-    // and not at all when nobody asked for it.
-    let attention = match raw.attention {
-        Some(a) if want_attention => Some(scan_attention(a.get())?),
-        _ => None,
-    };
-    let result = ResultBody { predictions: raw.predictions, scores: raw.scores, attention };
+    let result = Reader::new(&body).result(want_attention)?;
     validate(result, inputs, n_best as usize, want_attention)
 }
 
-/// The result as read: attention kept as raw JSON text for [`scan_attention`].
-#[derive(Deserialize)]
-struct RawResult<'a> {
-    predictions: Vec<Vec<String>>,
-    scores: Vec<Vec<f64>>,
-    #[serde(borrow, default)]
-    attention: Option<&'a serde_json::value::RawValue>,
-}
-
-/// Reads `[null | [matrix, ...], ...]` where a matrix is `[[number, ...], ...]`.
+/// Reads a result object in one pass over its bytes.
 ///
-/// A result's attention is thousands of numbers like `0.0123456`; serde's
-/// general float path and one allocation per row were a quarter of the CPU of a
-/// translation in the profile. This reads the digits straight into an `f32`.
-fn scan_attention(text: &str) -> Result<Vec<Option<Vec<Matrix>>>, ProtocolError> {
-    let mut s = Scanner { b: text.as_bytes(), i: 0 };
-    let out =
-        s.list(|s| if s.null() { Ok(None) } else { s.list(|s| s.list(|s| s.list(Scanner::number))).map(Some) })?;
-    s.ws();
-    if s.i != s.b.len() {
-        return Err(s.error("trailing characters"));
-    }
-    Ok(out)
-}
-
-struct Scanner<'a> {
+/// A result is mostly attention: thousands of numbers like `0.0123456`. Read
+/// with serde, skipping them (to read them apart) or parsing them through the
+/// general float path into a `Vec` per row was the largest part of the CPU of a
+/// translation; this reads the digits straight into one `Vec<f32>` per matrix.
+/// Fields it does not know are skipped by serde, which checks them.
+struct Reader<'a> {
     b: &'a [u8],
     i: usize,
+    /// Row lengths of the matrix being read, kept between matrices.
+    row_lens: Vec<usize>,
+    /// The size of the last matrix: the next is likely the same.
+    size_hint: usize,
 }
 
 /// Exact powers of ten up to 10^22: dividing an exact integer by one of them is
@@ -278,14 +331,99 @@ const POW10: [f64; 23] = [
     1e21, 1e22,
 ];
 
-impl Scanner<'_> {
+impl<'a> Reader<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Reader { b, i: 0, row_lens: Vec::new(), size_hint: 0 }
+    }
+
     fn error(&self, what: &str) -> ProtocolError {
-        ProtocolError::Malformed(format!("attention: {what} at byte {}", self.i))
+        ProtocolError::Malformed(format!("result: {what} at byte {}", self.i))
+    }
+
+    fn result(&mut self, want_attention: bool) -> Result<ResultBody, ProtocolError> {
+        fn once<T>(slot: &mut Option<T>, value: T, r: &Reader<'_>, key: &str) -> Result<(), ProtocolError> {
+            match slot.replace(value) {
+                None => Ok(()),
+                Some(_) => Err(r.error(&format!("duplicate field `{key}`"))),
+            }
+        }
+        let (mut predictions, mut scores, mut attention) = (None, None, None);
+        if !self.object_start()? {
+            loop {
+                let key = self.string()?;
+                self.expect(b':')?;
+                match &*key {
+                    "predictions" => {
+                        let v = self.list(|r| r.list(|r| r.string().map(Cow::into_owned)))?;
+                        once(&mut predictions, v, self, "predictions")?;
+                    }
+                    "scores" => {
+                        let v = self.list(|r| r.list(Reader::score))?;
+                        once(&mut scores, v, self, "scores")?;
+                    }
+                    "attention" if want_attention => {
+                        let v = if self.null() {
+                            None
+                        } else {
+                            Some(self.list(|r| if r.null() { Ok(None) } else { r.list(Reader::matrix).map(Some) })?)
+                        };
+                        once(&mut attention, v, self, "attention")?;
+                    }
+                    _ => self.skip_value()?,
+                }
+                if !self.next_member()? {
+                    break;
+                }
+            }
+        }
+        self.ws();
+        if self.i != self.b.len() {
+            return Err(self.error("trailing characters"));
+        }
+        Ok(ResultBody {
+            predictions: predictions.ok_or_else(|| self.error("missing field `predictions`"))?,
+            scores: scores.ok_or_else(|| self.error("missing field `scores`"))?,
+            attention: attention.flatten(),
+        })
     }
 
     fn ws(&mut self) {
-        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\n' | b'\r' | b'\t') {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), ProtocolError> {
+        self.ws();
+        if self.b.get(self.i) != Some(&c) {
+            return Err(self.error(&format!("expected '{}'", c as char)));
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// Reads `{`; true when the object is empty (`}` read too).
+    fn object_start(&mut self) -> Result<bool, ProtocolError> {
+        self.expect(b'{')?;
+        self.ws();
+        let empty = self.b.get(self.i) == Some(&b'}');
+        self.i += usize::from(empty);
+        Ok(empty)
+    }
+
+    /// After a member: true after `,`, false after the closing `}`.
+    fn next_member(&mut self) -> Result<bool, ProtocolError> {
+        self.ws();
+        match self.b.get(self.i) {
+            Some(b',') => {
+                self.i += 1;
+                Ok(true)
+            }
+            Some(b'}') => {
+                self.i += 1;
+                Ok(false)
+            }
+            _ => Err(self.error("expected ',' or '}'")),
         }
     }
 
@@ -298,45 +436,137 @@ impl Scanner<'_> {
         found
     }
 
-    fn list<T>(
-        &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<T, ProtocolError>,
-    ) -> Result<Vec<T>, ProtocolError> {
-        self.ws();
-        if self.b.get(self.i) != Some(&b'[') {
-            return Err(self.error("expected '['"));
-        }
-        self.i += 1;
-        let mut out = Vec::new();
+    /// Calls `item` for each element of a `[...]` list.
+    fn each(&mut self, mut item: impl FnMut(&mut Self) -> Result<(), ProtocolError>) -> Result<(), ProtocolError> {
+        self.expect(b'[')?;
         self.ws();
         if self.b.get(self.i) == Some(&b']') {
             self.i += 1;
-            return Ok(out);
+            return Ok(());
         }
         loop {
-            out.push(item(self)?);
+            item(self)?;
             self.ws();
             match self.b.get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b']') => {
                     self.i += 1;
-                    return Ok(out);
+                    return Ok(());
                 }
                 _ => return Err(self.error("expected ',' or ']'")),
             }
         }
     }
 
-    fn number(&mut self) -> Result<f32, ProtocolError> {
+    fn list<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T, ProtocolError>,
+    ) -> Result<Vec<T>, ProtocolError> {
+        let mut out = Vec::new();
+        self.each(|r| item(r).map(|v| out.push(v)))?;
+        Ok(out)
+    }
+
+    /// A string; borrowed unless it has escapes, which serde reads.
+    fn string(&mut self) -> Result<Cow<'a, str>, ProtocolError> {
+        self.ws();
+        if self.b.get(self.i) != Some(&b'"') {
+            return Err(self.error("expected a string"));
+        }
+        let (start, mut end, mut escaped) = (self.i, self.i + 1, false);
+        loop {
+            match self.b.get(end) {
+                None => return Err(self.error("unterminated string")),
+                Some(b'"') => break,
+                Some(b'\\') => {
+                    escaped = true;
+                    end += 2;
+                }
+                Some(c) if *c < 0x20 => return Err(self.error("control character in a string")),
+                Some(_) => end += 1,
+            }
+        }
+        let b: &'a [u8] = self.b;
+        let text = if escaped {
+            serde_json::from_slice::<String>(&b[start..=end])
+                .map(Cow::Owned)
+                .map_err(|e| self.error(&format!("bad string ({e})")))?
+        } else {
+            Cow::Borrowed(std::str::from_utf8(&b[start + 1..end]).map_err(|_| self.error("string is not UTF-8"))?)
+        };
+        self.i = end + 1;
+        Ok(text)
+    }
+
+    /// Skips one value of any kind, checked by serde.
+    fn skip_value(&mut self) -> Result<(), ProtocolError> {
+        let mut values = serde_json::Deserializer::from_slice(&self.b[self.i..]).into_iter::<serde::de::IgnoredAny>();
+        match values.next() {
+            Some(Ok(_)) => {
+                self.i += values.byte_offset();
+                Ok(())
+            }
+            Some(Err(e)) => Err(self.error(&format!("bad value ({e})"))),
+            None => Err(self.error("expected a value")),
+        }
+    }
+
+    fn score(&mut self) -> Result<f64, ProtocolError> {
+        let v = self.number()?;
+        if !v.is_finite() {
+            return Err(self.error("score out of range"));
+        }
+        Ok(v)
+    }
+
+    /// `[[number, ...], ...]`; shorter rows are padded with zeros to the longest.
+    fn matrix(&mut self) -> Result<Matrix, ProtocolError> {
+        let mut data: Vec<f32> = Vec::with_capacity(self.size_hint);
+        let mut lens = std::mem::take(&mut self.row_lens);
+        lens.clear();
+        let read = self.each(|r| {
+            let before = data.len();
+            r.each(|r| {
+                let v = r.number()? as f32;
+                if !v.is_finite() {
+                    return Err(r.error("attention weight out of range"));
+                }
+                data.push(v);
+                Ok(())
+            })?;
+            lens.push(data.len() - before);
+            Ok(())
+        });
+        let cols = lens.iter().copied().max().unwrap_or(0);
+        let rows = lens.len();
+        let matrix = if lens.iter().all(|n| *n == cols) {
+            Matrix { rows, cols, data }
+        } else {
+            let mut at = 0;
+            let ragged: Vec<&[f32]> = lens
+                .iter()
+                .map(|n| {
+                    at += n;
+                    &data[at - n..at]
+                })
+                .collect();
+            Matrix::from_rows(&ragged)
+        };
+        self.row_lens = lens;
+        read?;
+        self.size_hint = matrix.data.len();
+        Ok(matrix)
+    }
+
+    /// A JSON number (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`).
+    fn number(&mut self) -> Result<f64, ProtocolError> {
         self.ws();
         let start = self.i;
         let b = self.b;
         let negative = b.get(self.i) == Some(&b'-');
-        if negative {
-            self.i += 1;
-        }
+        self.i += usize::from(negative);
         let (mut mantissa, mut digits, mut exp10) = (0u64, 0u32, 0i32);
-        let mut any = false;
+        let int_start = self.i;
         while let Some(d @ b'0'..=b'9') = b.get(self.i) {
             if digits < 19 {
                 mantissa = mantissa * 10 + u64::from(d - b'0');
@@ -345,10 +575,14 @@ impl Scanner<'_> {
                 exp10 += 1;
             }
             self.i += 1;
-            any = true;
+        }
+        let int_len = self.i - int_start;
+        if int_len == 0 || (int_len > 1 && b[int_start] == b'0') {
+            return Err(self.error("expected a number"));
         }
         if b.get(self.i) == Some(&b'.') {
             self.i += 1;
+            let frac_start = self.i;
             while let Some(d @ b'0'..=b'9') = b.get(self.i) {
                 if digits < 19 {
                     mantissa = mantissa * 10 + u64::from(d - b'0');
@@ -356,36 +590,28 @@ impl Scanner<'_> {
                     exp10 -= 1;
                 }
                 self.i += 1;
-                any = true;
+            }
+            if self.i == frac_start {
+                return Err(self.error("expected a digit after '.'"));
             }
         }
-        if !any {
-            return Err(self.error("expected a number"));
-        }
-        if matches!(b.get(self.i), Some(b'e' | b'E')) {
+        if let Some(b'e' | b'E') = b.get(self.i) {
             self.i += 1;
             let sign = match b.get(self.i) {
-                Some(b'-') => {
-                    self.i += 1;
-                    -1
-                }
-                Some(b'+') => {
-                    self.i += 1;
-                    1
-                }
-                _ => 1,
+                Some(b'-') => -1,
+                Some(b'+') => 1,
+                _ => 0,
             };
-            let mut e = 0i32;
-            let mut seen = false;
+            self.i += usize::from(sign != 0);
+            let (mut e, exp_start) = (0i32, self.i);
             while let Some(d @ b'0'..=b'9') = b.get(self.i) {
                 e = e.saturating_mul(10).saturating_add(i32::from(d - b'0'));
                 self.i += 1;
-                seen = true;
             }
-            if !seen {
+            if self.i == exp_start {
                 return Err(self.error("expected an exponent"));
             }
-            exp10 = exp10.saturating_add(sign * e);
+            exp10 = exp10.saturating_add(if sign < 0 { -e } else { e });
         }
         let value = if mantissa < (1 << 53) && (-22..=22).contains(&exp10) {
             let m = mantissa as f64;
@@ -393,14 +619,9 @@ impl Scanner<'_> {
         } else {
             // Rare: very long or very small numbers take the careful path.
             let text = std::str::from_utf8(&b[start..self.i]).map_err(|_| self.error("not UTF-8"))?;
-            let v: f64 = text.parse().map_err(|_| self.error("bad number"))?;
-            if negative { -v } else { v }
+            text.parse::<f64>().map_err(|_| self.error("bad number"))?.abs()
         };
-        let value = if negative && value > 0.0 { -value } else { value } as f32;
-        if !value.is_finite() {
-            return Err(self.error("number out of range"));
-        }
-        Ok(value)
+        Ok(if negative { -value } else { value })
     }
 }
 
@@ -452,12 +673,8 @@ fn validate(
                     m.len()
                 )));
             }
-            Some(m) => {
-                if m.iter().flatten().flatten().any(|x| !x.is_finite()) {
-                    return Err(ProtocolError::Malformed(format!("input {i}: attention is not finite")));
-                }
-                Some(m.into_iter())
-            }
+            // Every weight is finite: the reader checks each one.
+            Some(m) => Some(m.into_iter()),
             None => None,
         };
         let hyps = preds
@@ -605,10 +822,10 @@ mod tests {
         }
         assert_eq!(got[0][0].tokens, "C C ( C ) ( O ) O C C");
         assert_eq!(got[1][1].score, -2.0402);
-        assert_eq!(got[0][0].attention.as_ref().unwrap()[0][0], 0.8);
+        assert_eq!(got[0][0].attention.as_ref().unwrap().row(0)[0], 0.8);
         // rows are target tokens, columns source tokens (padded to the longest input)
-        assert_eq!(got[0][1].attention.as_ref().unwrap().len(), 9);
-        assert_eq!(got[0][1].attention.as_ref().unwrap()[0].len(), 11);
+        assert_eq!(got[0][1].attention.as_ref().unwrap().rows(), 9);
+        assert_eq!(got[0][1].attention.as_ref().unwrap().cols(), 11);
     }
 
     #[test]
@@ -732,15 +949,70 @@ mod tests {
         assert!(gunzip(b"\x1f\x8b\x08").is_err());
     }
 
+    fn read(text: &str) -> Result<ResultBody, ProtocolError> {
+        Reader::new(text.as_bytes()).result(true)
+    }
+
     #[test]
-    fn the_attention_scanner_reads_what_serde_reads() {
-        let text = r#"[null, [[[0.8, 0.02, 1e-5, 1.5E+2, -0.25, 0, 3, 0.000123456789123456789]]], [] ]"#;
-        let ours = scan_attention(text).unwrap();
-        let theirs: Vec<Option<Vec<Matrix>>> = serde_json::from_str(text).unwrap();
-        assert_eq!(ours, theirs);
-        for bad in ["[[[[1,]]]]", "[[[[1 2]]]]", "[[[[.]]]]", "[[[[1e]]]]", "[[[[1]]]] x", "[[[[1e99]]]]", "{}"] {
-            assert!(scan_attention(bad).is_err(), "{bad}");
+    fn the_result_reader_reads_what_serde_reads() {
+        let text = r#" { "extra": {"a": [1, "]", null]}, "predictions": [["C \"x\" \u00e9", "é"]],
+            "scores": [[-0.0513, -1.5e+1]], "attention":
+            [null, [[[0.8, 0.02, 1e-5, 1.5E+2, -0.25, 0, 3, 0.000123456789123456789, -0.0]], [], [[1], [2, 3]]]] } "#;
+        let ours = read(text).unwrap();
+        let theirs: ResultBody = serde_json::from_str(text).unwrap();
+        assert_eq!(ours.predictions, theirs.predictions);
+        assert_eq!(ours.predictions[0][0], "C \"x\" é");
+        assert_eq!(ours.scores, theirs.scores);
+        assert_eq!(ours.attention, theirs.attention);
+        // ragged rows are padded with zeros to the longest
+        let ragged = &ours.attention.as_ref().unwrap()[1].as_ref().unwrap()[2];
+        assert_eq!((ragged.rows(), ragged.cols()), (2, 2));
+        assert_eq!(ragged.row(0), &[1.0, 0.0]);
+        assert!(read(r#"{"predictions": [], "scores": [], "attention": null}"#).unwrap().attention.is_none());
+    }
+
+    #[test]
+    fn the_result_reader_rejects_what_is_not_json_or_not_a_result() {
+        let ok = |att: &str| format!(r#"{{"predictions": [["a"]], "scores": [[-1]], "attention": {att}}}"#);
+        for bad in [
+            "[[[[1,]]]]",
+            "[[[[1 2]]]]",
+            "[[[[.]]]]",
+            "[[[[.5]]]]",
+            "[[[[5.]]]]",
+            "[[[[01]]]]",
+            "[[[[1e]]]]",
+            "[[[[1e99]]]]",
+            "[[[[NaN]]]]",
+            "[[[[1]]]] x",
+            "{}",
+            "[[[[\"1\"]]]]",
+        ] {
+            assert!(read(&ok(bad)).is_err(), "{bad}");
         }
+        read(&ok("[[[[1]]]]")).unwrap();
+        for bad in [
+            r#"{"predictions": [["a"]]}"#,
+            r#"{"predictions": [["a"]], "scores": [[-1]], "scores": [[-1]]}"#,
+            r#"{"predictions": [["a"]], "scores": [[1e999]]}"#,
+            r#"{"predictions": [["a\q"]], "scores": [[-1]]}"#,
+            r#"{"predictions": [["a"]], "scores": [[-1]], "x": [}"#,
+            r#"{"predictions": [["a"]], "scores": [[-1]],}"#,
+            "{\"predictions\": [[\"a\nb\"]], \"scores\": [[-1]]}",
+        ] {
+            assert!(matches!(read(bad), Err(ProtocolError::Malformed(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn matrices_cut_to_the_token_counts_in_place() {
+        let mut m = Matrix::from_rows(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0], vec![7.0, 8.0, 9.0]]);
+        m.truncate(2, 2);
+        assert_eq!(m, Matrix::from_rows(&[vec![1.0, 2.0], vec![4.0, 5.0]]));
+        m.truncate(5, 5);
+        assert_eq!((m.rows(), m.cols()), (2, 2));
+        assert_eq!(m.with_cols(3).row(1), &[4.0, 5.0, 0.0]);
+        assert_eq!(serde_json::to_string(&m).unwrap(), "[[1.0,2.0],[4.0,5.0]]");
     }
 
     #[test]

@@ -261,15 +261,7 @@ pub fn result_body(inputs: &[&String], params: Params) -> ResultBody {
         all.iter()
             .map(|hyps| {
                 Some(
-                    hyps.iter()
-                        .map(|h| {
-                            let mut m = h.attention.clone().unwrap_or_default();
-                            for row in &mut m {
-                                row.resize(width, 0.0);
-                            }
-                            m
-                        })
-                        .collect(),
+                    hyps.iter().map(|h| h.attention.as_ref().map(|m| m.with_cols(width)).unwrap_or_default()).collect(),
                 )
             })
             .collect()

@@ -26,15 +26,16 @@ struct Weights;
 
 impl serde_json::ser::Formatter for Weights {
     fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
-        let n = (f64::from(value) * 1e4).round();
-        if (0.0..1e4).contains(&n) {
-            // 0.xxxx without trailing zeros, or 0
-            let n = n as u32;
+        let x = f64::from(value) * 1e4;
+        if (0.0..9999.5).contains(&x) {
+            // 0.xxxx without trailing zeros, or 0; the cast truncates, so this
+            // rounds half up (`f64::round` is a libm call on baseline x86-64)
+            let n = (x + 0.5) as u32;
             let digits = [b'0', b'.', digit(n / 1000), digit(n / 100), digit(n / 10), digit(n)];
             let len = if n == 0 { 1 } else { 6 - trailing_zeros(n) };
             writer.write_all(&digits[..len])
-        } else if n.is_finite() {
-            write!(writer, "{}", n / 1e4)
+        } else if x.is_finite() {
+            write!(writer, "{}", x.round() / 1e4)
         } else {
             writer.write_all(b"null")
         }

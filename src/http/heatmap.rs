@@ -50,11 +50,11 @@ pub struct Cell {
 
 impl Heatmap {
     /// `matrix` is `targets x sources`, already cut to the token counts.
-    pub fn new(sources: &[String], targets: &[String], matrix: &Matrix) -> Option<Self> {
+    pub fn new(sources: &[&str], targets: &[&str], matrix: &Matrix) -> Option<Self> {
         if sources.is_empty() || targets.is_empty() || matrix.is_empty() {
             return None;
         }
-        let longest = |v: &[String]| v.iter().map(|t| t.chars().count()).max().unwrap_or(1);
+        let longest = |v: &[&str]| v.iter().map(|t| t.chars().count()).max().unwrap_or(1);
         let left = 12 + CHAR_W * longest(targets).min(24);
         let rotate = longest(sources) > 2;
         let top = if rotate { 12 + CHAR_W * longest(sources).min(24) } else { 22 };
@@ -144,8 +144,8 @@ pub fn color(v: f32) -> String {
 mod tests {
     use super::*;
 
-    fn toks(s: &str) -> Vec<String> {
-        s.split(' ').map(String::from).collect()
+    fn toks(s: &str) -> Vec<&str> {
+        s.split(' ').collect()
     }
 
     #[test]
@@ -173,6 +173,7 @@ mod tests {
         let n = 120;
         let m: Vec<Vec<f32>> = (0..n).map(|r| (0..n).map(|c| if r == c { 1.0 } else { 0.0 }).collect()).collect();
         let t: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        let t: Vec<&str> = t.iter().map(String::as_str).collect();
         let h = Heatmap::new(&t, &t, &Matrix::from_rows(&m)).unwrap();
         assert_eq!(h.cells.len(), n);
         assert!(h.width > n * CELL);

@@ -16,7 +16,7 @@ use super::assets;
 use super::error::ApiError;
 use super::heatmap::Heatmap;
 use super::translate::{self, TranslateInput, TranslationView};
-use crate::inference::tokenize::Tokenizer;
+use crate::inference::tokenize::{Tokenizer, Tokens};
 
 /// What every page's frame needs.
 pub struct Shell {
@@ -76,17 +76,19 @@ pub struct ResultsFragment {
     count: usize,
     beam: u32,
     elapsed: String,
-    source: Vec<String>,
+    source: Tokens,
     items: Vec<Item>,
 }
 
 impl ResultsFragment {
     pub fn new(view: TranslationView, beam: u32) -> Self {
+        let sources: Vec<&str> = view.tokens.iter().collect();
         let items = view
             .predictions
             .into_iter()
             .map(|p| {
-                let heatmap = p.attention.as_ref().and_then(|m| Heatmap::new(&view.tokens, &p.tokens, m));
+                let targets: Vec<&str> = p.tokens.iter().collect();
+                let heatmap = p.attention.as_ref().and_then(|m| Heatmap::new(&sources, &targets, m));
                 Item {
                     rank: p.rank,
                     text: p.text,

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::AppState;
 use super::error::ApiError;
 use crate::inference::protocol::Matrix;
-use crate::inference::tokenize::{Tokenizer, split_tokens};
+use crate::inference::tokenize::{Tokenizer, Tokens};
 use crate::inference::{Admission, Hypothesis, Params, Request};
 
 /// The body of `POST /api/v1/translate` and the fields of the translate form.
@@ -24,7 +24,7 @@ pub struct TranslateInput {
 #[derive(Debug, Clone, Serialize)]
 pub struct TranslationView {
     pub input: String,
-    pub tokens: Vec<String>,
+    pub tokens: Tokens,
     pub predictions: Vec<PredictionView>,
     pub elapsed_ms: f64,
 }
@@ -33,7 +33,7 @@ pub struct TranslationView {
 pub struct PredictionView {
     pub rank: usize,
     pub text: String,
-    pub tokens: Vec<String>,
+    pub tokens: Tokens,
     pub score: f64,
     pub probability: f64,
     /// Written with 4 decimals (see [`super::json`]).
@@ -104,19 +104,21 @@ pub fn view(
     tokenizer: Tokenizer,
     started: Instant,
 ) -> TranslationView {
-    let source: Vec<String> = split_tokens(tokenized).into_iter().map(String::from).collect();
+    let source = Tokens::new(tokenized.to_owned());
+    let source_len = source.len();
     let predictions = hypotheses
         .into_iter()
         .enumerate()
         .map(|(i, h)| {
-            let tokens: Vec<String> = split_tokens(&h.tokens).into_iter().map(String::from).collect();
+            let text = tokenizer.detokenize(&h.tokens);
+            let tokens = Tokens::new(h.tokens);
             let attention = h.attention.map(|mut m| {
-                m.truncate(tokens.len(), source.len());
+                m.truncate(tokens.len(), source_len);
                 m
             });
             PredictionView {
                 rank: i + 1,
-                text: tokenizer.detokenize(&h.tokens),
+                text,
                 tokens,
                 score: h.score,
                 probability: crate::inference::protocol::probability(h.score),

@@ -50,12 +50,65 @@ impl Tokenizer {
 
 /// The tokens of a tokenized string, as the heatmap labels them.
 pub fn split_tokens(tokenized: &str) -> Vec<&str> {
-    tokenized.split(' ').filter(|t| !t.is_empty()).collect()
+    tokens_of(tokenized).collect()
+}
+
+type TokenIter<'a> = std::iter::Filter<std::str::Split<'a, char>, fn(&&str) -> bool>;
+
+fn tokens_of(tokenized: &str) -> TokenIter<'_> {
+    tokenized.split(' ').filter(|t| !t.is_empty())
+}
+
+/// A list of tokens kept as the model writes them: one string, a space between
+/// tokens. Read and serialized as a list, without a `String` per token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tokens(String);
+
+impl Tokens {
+    pub fn new(tokenized: String) -> Self {
+        Tokens(tokenized)
+    }
+
+    pub fn iter(&self) -> TokenIter<'_> {
+        tokens_of(&self.0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl<'a> IntoIterator for &'a Tokens {
+    type Item = &'a str;
+    type IntoIter = TokenIter<'a>;
+
+    fn into_iter(self) -> TokenIter<'a> {
+        self.iter()
+    }
+}
+
+impl serde::Serialize for Tokens {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_read_and_serialize_as_a_list() {
+        let t = Tokens::new(" C  ( = O ".into());
+        assert_eq!(t.iter().collect::<Vec<_>>(), ["C", "(", "=", "O"]);
+        assert_eq!((t.len(), t.is_empty()), (4, false));
+        assert_eq!(serde_json::to_string(&t).unwrap(), r#"["C","(","=","O"]"#);
+        assert!(Tokens::new(" ".into()).is_empty());
+    }
 
     #[test]
     fn chars_spaces_every_character_and_drops_whitespace() {

@@ -30,12 +30,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => startup::serve(config).await,
             Command::Warmup => startup::warmup(config).await,
             Command::Healthcheck => startup::healthcheck(config).await,
             Command::Loadtest(args) => translation_front::loadtest::run(*args).await,
         }
-    })
+    });
+    telemetry::log_buffer::flush();
+    code
 }

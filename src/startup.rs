@@ -151,6 +151,7 @@ pub async fn shutdown_signal() {
     tokio::spawn(async {
         first_signal().await;
         eprintln!("second signal: exiting without draining");
+        crate::telemetry::log_buffer::flush();
         std::process::exit(130);
     });
 }

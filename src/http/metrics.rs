@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::AppState;
 use super::error::ErrorDetail;
 use crate::telemetry::Metrics;
+use crate::telemetry::log_buffer::ACCESS_TARGET;
 
 /// The Lambda request id of a response, for the request log line.
 #[derive(Debug, Clone)]
@@ -46,14 +47,14 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());
     match response.extensions().get::<ErrorDetail>() {
         Some(e) if status.is_server_error() => tracing::warn!(
-            %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, error = %e.message,
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, error = %e.message,
             "request failed"
         ),
         Some(e) => tracing::info!(
-            %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, "request rejected"
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, "request rejected"
         ),
         None => {
-            tracing::info!(%method, route, status = status.as_u16(), latency_ms, lambda_request_id, "request")
+            tracing::info!(target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, lambda_request_id, "request")
         }
     }
     response

@@ -8,6 +8,7 @@ use prometheus::{
 };
 use tracing_subscriber::EnvFilter;
 
+pub mod log_buffer;
 #[cfg(target_os = "linux")]
 mod process;
 
@@ -17,7 +18,11 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(log_buffer::Stdout::new());
     // try_init: a second init (tests, subcommands) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

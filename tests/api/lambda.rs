@@ -217,12 +217,14 @@ async fn metrics_count_requests_invocations_and_the_process() {
     assert!(text.contains("process_resident_memory_bytes"));
     // no user text in any label
     assert!(!text.contains("CCO"));
-    // one log line per request with the Lambda request id, and no input text
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // one log line per request with the Lambda request id, and no input text;
+    // access lines are written out in batches (every 200 ms)
+    let access = |l: &String| l.contains("\"lambda_request_id\":\"emu-") && l.contains("/api/v1/translate");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while s.log_lines().iter().filter(|l| access(l)).count() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let logs = s.log_lines();
-    assert!(
-        logs.iter().any(|l| l.contains("\"lambda_request_id\":\"emu-") && l.contains("/api/v1/translate")),
-        "{logs:?}"
-    );
+    assert_eq!(logs.iter().filter(|l| access(l)).count(), 3, "{logs:?}");
     assert!(!logs.iter().any(|l| l.contains("CCO")), "{logs:?}");
 }

@@ -28,11 +28,19 @@ async fn sigterm_flips_readiness_finishes_the_request_in_flight_and_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_also_drains_and_exits_0() {
+async fn sigint_also_drains_and_exits_0_with_every_access_line_written() {
     let mut s = server().spawn();
+    assert_eq!(s.get("/api/v1/config").await.status, 200);
     s.signal("INT");
-    let code = tokio::task::spawn_blocking(move || s.wait(Duration::from_secs(10))).await.unwrap();
+    let (code, s) = tokio::task::spawn_blocking(move || (s.wait(Duration::from_secs(10)), s)).await.unwrap();
     assert_eq!(code, Some(0));
+    // the access line of the last request is written at exit, not lost with the buffer
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let logged = || s.log_lines().iter().any(|l| l.contains("\"route\":\"/api/v1/config\""));
+    while !logged() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(logged(), "{:?}", s.log_lines());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -319,6 +319,12 @@ def main():
         ("stripped release binary", "≤ 25 MB", f"{size_mb:.1f}", "MB"),
     ]
     errors = sum(r[k] for r in runs for k in r if k.endswith("_errors"))
+
+    def med(key):
+        return statistics.median(r[key] for r in runs)
+
+    def ratio(a, b):
+        return f"{a / b:.1f}" if b else "n/a"
     table = ["| measure | target | median (min–max) | unit |", "| --- | --- | --- | --- |"]
     table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     text = "\n".join(table)
@@ -353,31 +359,46 @@ and write one, which is about twice what the emulator spends per request
 `perf record` on the service at saturation (release code with symbols:
 `cargo build --profile profiling`), beam 5, n_best 5, attention on:
 
-- Before the changes recorded in the history: decoding the function's answer
-  was ~31% of the service's CPU (serde's float parsing of the attention
-  matrices ~23%, inflating the gzip body ~6%); writing the response JSON ~18%
-  (float formatting of the same matrices); the AWS SDK's orchestrator, SigV4
-  and HTTP client ~7% (coalescing already divides it by ~10); malloc/free ~13%;
-  the kernel (scheduling, loopback TCP) ~20%.
-- Changes made from it: attention is read by a small scanner straight into
-  `f32` and skipped when not asked for; weights are written with 4 decimals by
-  hand; gzip and gunzip reuse one (de)compressor per thread; a lone request
-  carries its own invocation instead of handing it to another task. Measured in
-  paired runs: about −10% CPU per request at saturation; no visible change at
-  100 req/s. mimalloc as the global allocator was within the noise and was not
-  kept.
+- First profile: decoding the function's answer was ~31% of the service's CPU
+  (serde's float parsing of the attention matrices ~23%, inflating the gzip
+  body ~6%); writing the response JSON ~18% (float formatting of the same
+  matrices); the AWS SDK's orchestrator, SigV4 and HTTP client ~7%
+  (coalescing already divides it by ~10); malloc/free ~13%; the kernel
+  (scheduling, loopback TCP) ~20%.
+- Changes made from it, each measured in paired runs (old and new binary
+  alternating, same machine, same minute), CPU per request at saturation:
+  attention read by a small scanner straight into `f32`, weights written with
+  4 decimals by hand, one (de)compressor per thread, a lone request carrying
+  its own invocation: about −10%. The result read in one pass (before: serde
+  skipped the attention, then the scanner read it) into one `Vec<f32>` per
+  matrix (before: a `Vec` per row), weights written through a serde
+  `Formatter` (before: a string that serde re-parsed): 302/326 → 224/245 µs.
+  Eight digits of a weight read at once, tokens kept as one string (before: a
+  `String` per token), access log lines written in batches every 200 ms
+  (before: one `write(2)` per request, ~10% of a request's CPU): 240/204 →
+  165/182 µs.
+- Profile now, same load: reading the answer ~30% (the digits of the
+  weights ~11%, inflate ~5%), writing the response's weights ~7%, the SDK
+  ~11%, hyper (both sides) and the kernel ~35%, malloc/free ~9%.
+- Tried and not kept: mimalloc and jemalloc as the allocator (in paired runs
+  their effect, −10% to +10%, was smaller than the machine's run-to-run
+  swing of ±25%); one tokio worker instead of two (`TOKIO_WORKER_THREADS=1`,
+  read by the runtime: ~10% less CPU per request, ~15% less throughput, left
+  to operators).
 
 ## Where the targets are missed, and why
 
 - **CPU per request at saturation** (target ≤ 60 µs): missed. With attention
-  on, each request moves 5 matrices of 16 × 16 weights in (base64, gzip, JSON)
-  and out (JSON): per-input work that coalescing cannot share. The same load
-  with attention off (the rows marked "…") shows how much of it that is. The emulator of this repository answers like the real function (the
-  demo model's n-best lists and attention, gzipped and base64-encoded), so its
-  own cost per request (the floor's unit here) is ~10× the ~24 µs quoted for a
-  lighter emulator. Measured against it, the service spends ~1.4× the
-  emulator's cost per request with coalescing on, under the ~2× floor (which
-  assumes one invocation per request), and under 3× with coalescing off.
+  on, each request moves 5 matrices of 16 × 16 weights in (base64, gzip,
+  ~17 KB of JSON per input from this emulator) and out (~8 KB of JSON):
+  per-input work that coalescing cannot share. The same load with attention
+  off (the rows marked "…") shows how much of it that is. The emulator of
+  this repository answers like the real function (the demo model's n-best
+  lists and attention, gzipped and base64-encoded), so its own cost per
+  request (the floor's unit here) is ~{ratio(med("off_sat_emulator_us"), 24)}× the ~24 µs quoted for a
+  lighter emulator. Measured against it, with coalescing off the service
+  spends {ratio(med("off_sat_cpu_us"), med("off_sat_emulator_us"))}× the emulator's cost per request (the floor is ~2×); with
+  coalescing on, {ratio(med("on_sat_cpu_us"), med("on_sat_emulator_us"))}× the emulator's cost per request in the same phase.
 - **CPU per request at 100 req/s** (target ≤ 400 µs) and **p99 at 100 req/s**
   (target ≤ 2 ms): at low rates every request pays two loopback HTTP round trips
   with thread wake-ups and cold caches on this virtual machine; even `GET /`

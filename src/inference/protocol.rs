@@ -1100,13 +1100,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn eight_digits_at_once_match_one_at_a_time() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..10_000 {
+    /// A deterministic stream of pseudo-random numbers (xorshift64).
+    fn xorshift(mut seed: u64) -> impl Iterator<Item = u64> {
+        std::iter::repeat_with(move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
+            seed
+        })
+    }
+
+    #[test]
+    fn eight_digits_at_once_match_one_at_a_time() {
+        for seed in xorshift(0x9e37_79b9_7f4a_7c15).take(10_000) {
             let text = format!("{:08}", seed % 100_000_000);
             assert_eq!(eight_digits(text.as_bytes(), 0), Some(text.parse().unwrap()), "{text}");
         }
@@ -1127,11 +1133,7 @@ mod tests {
 
     #[test]
     fn weights_are_the_nearest_f32_or_one_ulp_off() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for i in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+        for (i, seed) in xorshift(0x2545_f491_4f6c_dd1d).take(20_000).enumerate() {
             // shortest f32 texts as serde writes them, and longer f64 texts
             let x = f64::from_bits(0x3C00_0000_0000_0000 + seed % 0x0400_0000_0000_0000);
             let text = if i % 2 == 0 { serde_json::to_string(&(x as f32)).unwrap() } else { format!("{x:e}") };

@@ -337,6 +337,10 @@ const NEG_POW10: [f64; 23] = [
     1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
 ];
 
+/// Rows (target tokens) of one attention matrix: far beyond any model's output
+/// length, and a bound on what a hostile answer can make us allocate per row.
+const MAX_MATRIX_ROWS: usize = 65_536;
+
 /// A mantissa at or above this has 19 digits: one more would overflow.
 const MANTISSA_FULL: u64 = 1_000_000_000_000_000_000;
 
@@ -568,7 +572,10 @@ impl<'a> Reader<'a> {
         let mut data: Vec<f32> = Vec::with_capacity(self.size_hint);
         let mut lens = std::mem::take(&mut self.row_lens);
         lens.clear();
-        let read = self.each(|r| {
+        self.each(|r| {
+            if lens.len() == MAX_MATRIX_ROWS {
+                return Err(r.error("attention matrix has too many rows"));
+            }
             let before = data.len();
             r.each(|r| {
                 data.push(r.weight()?);
@@ -576,11 +583,13 @@ impl<'a> Reader<'a> {
             })?;
             lens.push(data.len() - before);
             Ok(())
-        });
-        let cols = lens.iter().copied().max().unwrap_or(0);
-        let rows = lens.len();
+        })?;
+        let (rows, cols) = (lens.len(), lens.iter().copied().max().unwrap_or(0));
         let matrix = if lens.iter().all(|n| *n == cols) {
             Matrix { rows, cols, data }
+        } else if rows * cols > 2 * data.len() + 64 {
+            // Padding must not turn a small answer into a huge matrix.
+            return Err(self.error("attention rows differ too much in length to pad"));
         } else {
             let mut at = 0;
             let ragged: Vec<&[f32]> = lens
@@ -593,7 +602,6 @@ impl<'a> Reader<'a> {
             Matrix::from_rows(&ragged)
         };
         self.row_lens = lens;
-        read?;
         self.size_hint = matrix.data.len();
         Ok(matrix)
     }
@@ -1087,6 +1095,13 @@ mod tests {
             assert!(read(&ok(bad)).is_err(), "{bad}");
         }
         read(&ok("[[[[1]]]]")).unwrap();
+        // padding is bounded: one long row among many empty ones is refused
+        let lopsided = format!("[[[{}, [{}]]]]", vec!["[]"; 100].join(","), vec!["0"; 100].join(","));
+        assert!(matches!(read(&ok(&lopsided)), Err(ProtocolError::Malformed(_))));
+        let rows = format!("[[[{}]]]", vec!["[0]"; MAX_MATRIX_ROWS + 1].join(","));
+        assert!(matches!(read(&ok(&rows)), Err(ProtocolError::Malformed(_))));
+        let rows = format!("[[[{}]]]", vec!["[0]"; MAX_MATRIX_ROWS].join(","));
+        read(&ok(&rows)).unwrap();
         for bad in [
             r#"{"predictions": [["a"]]}"#,
             r#"{"predictions": [["a"]], "scores": [[-1]], "scores": [[-1]]}"#,

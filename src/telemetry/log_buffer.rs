@@ -28,20 +28,32 @@ fn buffer() -> MutexGuard<'static, Vec<u8>> {
     BUFFER.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn write_out(buf: &mut Vec<u8>, line: &[u8]) -> io::Result<()> {
+/// Writes out what is buffered, then `line`. The buffer is taken while holding
+/// stdout's lock (so lines keep their order) but written after releasing the
+/// buffer's: appending an access line never waits for the output.
+fn write_out(line: &[u8]) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    if !buf.is_empty() {
-        let written = out.write_all(buf);
-        buf.clear();
-        written?;
+    let pending = std::mem::take(&mut *buffer());
+    if !pending.is_empty() {
+        out.write_all(&pending)?;
+        reuse(pending);
     }
     out.write_all(line)?;
     out.flush()
 }
 
+/// Gives an emptied buffer's memory back, so steady logging does not allocate.
+fn reuse(mut pending: Vec<u8>) {
+    let mut buf = buffer();
+    if buf.is_empty() && pending.capacity() > buf.capacity() {
+        pending.clear();
+        *buf = pending;
+    }
+}
+
 /// Writes out the buffered access lines.
 pub fn flush() {
-    let _ = write_out(&mut buffer(), b"");
+    let _ = write_out(b"");
 }
 
 /// The `MakeWriter` for the tracing subscriber; starts the flushing thread.
@@ -91,14 +103,17 @@ impl<'a> MakeWriter<'a> for Stdout {
 
 impl Write for Line {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let mut buf = buffer();
-        if self.buffered {
-            buf.extend_from_slice(line);
-            if buf.len() >= FLUSH_BYTES {
-                write_out(&mut buf, b"")?;
-            }
+        if !self.buffered {
+            write_out(line)?;
         } else {
-            write_out(&mut buf, line)?;
+            let full = {
+                let mut buf = buffer();
+                buf.extend_from_slice(line);
+                buf.len() >= FLUSH_BYTES
+            };
+            if full {
+                write_out(b"")?;
+            }
         }
         Ok(line.len())
     }

@@ -396,6 +396,17 @@ and write one, which is about twice what the emulator spends per request
   read by the runtime: ~10% less CPU per request, ~15% less throughput, left
   to operators).
 
+## The codec alone
+
+`cargo run --release --example codec-bench` times, without sockets and
+without the other processes, the two parts of a translation that grow with its
+attention: reading its share of a coalesced answer (11 inputs, as at
+saturation above) and building and writing its response. It is not part of
+this script; when last run on this machine (2026-11-29): 48 µs to read a request's share (the weight
+digits ~40% of it, the rest of the JSON ~20%, inflate ~10%) and 17 µs to write
+its 6 KB response. That is ~65 of the ~200 µs a request costs at saturation;
+the rest is HTTP on both sides, the SDK's share and the kernel.
+
 ## Where the targets are missed, and why
 
 - **CPU per request at saturation** (target ≤ 60 µs): missed. With attention

@@ -1,0 +1,69 @@
+//! The codec alone, without sockets or the machine's noise: how long reading a
+//! coalesced Lambda answer and writing one translate response take per request.
+//!
+//!   cargo run --release --example codec-bench [-- ITERATIONS]
+//!
+//! The answer is what the emulator sends for a group of 11 inputs (the group
+//! size the benchmark sees at saturation) of 16 characters, beam 5, n_best 5,
+//! attention on: the demo model's weights as shortest f32 texts, gzipped, base64.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use translation_front::http::{json, translate};
+use translation_front::inference::protocol::{self, ResultBody};
+use translation_front::inference::tokenize::Tokenizer;
+use translation_front::inference::{Params, demo};
+
+const GROUP: usize = 11;
+
+fn main() {
+    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000);
+    let params = Params { beam: 5, n_best: 5, attention: true };
+    let inputs: Vec<String> =
+        (0..GROUP).map(|i| Tokenizer::Chars.tokenize(&format!("CC(=O)Oc1ccccc{}", i % 10))).collect();
+    let all: Vec<_> = inputs.iter().map(|i| demo::hypotheses(i, params)).collect();
+    let body = ResultBody {
+        predictions: all.iter().map(|h| h.iter().map(|x| x.tokens.clone()).collect()).collect(),
+        scores: all.iter().map(|h| h.iter().map(|x| x.score).collect()).collect(),
+        attention: Some(all.iter().map(|h| Some(h.iter().map(|x| x.attention.clone().unwrap()).collect())).collect()),
+    };
+    let payload = protocol::encode_envelope(&serde_json::to_vec(&body).expect("serializes"));
+    println!("answer for {GROUP} inputs: {} bytes on the wire", payload.len());
+
+    let mut decode_ns = Vec::new();
+    let mut write_ns = Vec::new();
+    let mut response_bytes = 0;
+    for _ in 0..7 {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            black_box(protocol::decode_result(black_box(&payload), GROUP, 5, true).expect("decodes"));
+        }
+        decode_ns.push(started.elapsed().as_nanos() as f64 / (iterations * GROUP) as f64);
+
+        let results = protocol::decode_result(&payload, GROUP, 5, true).expect("decodes");
+        let started = Instant::now();
+        for _ in 0..iterations * GROUP {
+            let view = translate::view(
+                "CC(=O)Oc1ccccc1".into(),
+                &inputs[0],
+                results[0].clone(),
+                Tokenizer::Chars,
+                tokio::time::Instant::now(),
+            );
+            let mut out = Vec::with_capacity(4096);
+            json::write(&mut out, &view);
+            response_bytes = out.len();
+            black_box(out);
+        }
+        write_ns.push(started.elapsed().as_nanos() as f64 / (iterations * GROUP) as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] / 1000.0
+    };
+    println!("response: {response_bytes} bytes");
+    println!("per request, median of 7 rounds:");
+    println!("  read its share of the answer   {:6.1} us", median(&mut decode_ns));
+    println!("  build and write its response   {:6.1} us (includes cloning its hypotheses)", median(&mut write_ns));
+}

@@ -86,20 +86,31 @@ impl Coalescer {
         }
     }
 
-    /// An invocation of `params` ended (or was dropped): free its slot, and let
-    /// whoever queued behind it leave now.
+    /// An invocation of `params` ended (or was dropped): free its slot. When it
+    /// was the last one in flight, whoever queued behind it leaves now; while
+    /// others are still in flight the queue keeps growing until its timer or
+    /// until it is full. Flushing at every return would, with many slow
+    /// invocations in flight, send the queue every few milliseconds in groups
+    /// of one or two, whatever `COALESCE_MAX_WAIT` says.
     fn finish(self: &Arc<Self>, params: Params) {
-        let next = {
+        let last = {
             let mut groups = self.groups.lock().expect("coalescer lock");
             let group = groups.entry(params).or_default();
             group.in_flight = group.in_flight.saturating_sub(1);
-            let idle = group.in_flight == 0 && group.queue.is_empty();
-            if idle {
+            let last = group.in_flight == 0;
+            if last && group.queue.is_empty() {
                 groups.remove(&params);
             }
-            !idle
+            last
         };
-        if next && let Some(members) = self.take(params, true) {
+        if last {
+            self.flush(params);
+        }
+    }
+
+    /// Sends everything queued for `params`, a chunk at a time.
+    fn flush(self: &Arc<Self>, params: Params) {
+        while let Some(members) = self.take(params, true) {
             self.dispatch(params, members);
         }
     }
@@ -158,9 +169,7 @@ impl Coalescer {
         let wait = self.max_wait;
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
-            if let Some(members) = this.take(params, true) {
-                this.dispatch(params, members);
-            }
+            this.flush(params);
         });
     }
 
@@ -315,6 +324,33 @@ mod tests {
             assert!(started.elapsed() < Duration::from_millis(5), "no added wait");
         }
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1; 5]);
+    }
+
+    // A slow function (100 ms) and a steady stream (one request every 2 ms): many
+    // invocations are in flight at once, and each return must not send the
+    // queue early; groups hold what arrives in one max wait (5 ms here).
+    #[tokio::test(start_paused = true)]
+    async fn with_slow_invocations_in_flight_groups_fill_for_the_max_wait() {
+        let (inner, c) = setup(100);
+        let c = Arc::new(c);
+        let mut callers = Vec::new();
+        for i in 0..200 {
+            let c = c.clone();
+            callers.push(tokio::spawn(async move {
+                let started = Instant::now();
+                c.translate(req(&format!("C {i}"), P)).await.unwrap();
+                started.elapsed()
+            }));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for caller in callers {
+            let took = caller.await.unwrap();
+            assert!(took <= Duration::from_millis(100 + 5 + 1), "waited at most the max wait: {took:?}");
+        }
+        let calls = inner.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().sum::<usize>(), 200);
+        let mean = 200.0 / calls.len() as f64;
+        assert!(mean >= 2.0, "groups of about 5 ms / 2 ms, not of one: {calls:?}");
     }
 
     #[tokio::test]

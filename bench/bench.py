@@ -414,7 +414,7 @@ the rest is HTTP on both sides, the SDK's share and the kernel.
 
 - **CPU per request at saturation** (target ≤ 60 µs): missed. With attention
   on, each request moves 5 matrices of 16 × 16 weights in (base64, gzip,
-  ~17 KB of JSON per input from this emulator) and out (~8 KB of JSON):
+  ~17 KB of JSON per input from this emulator) and out (~6 KB of JSON):
   per-input work that coalescing cannot share. The same load with attention
   off (the rows marked "…") shows how much of it that is. The emulator of
   this repository answers like the real function (the demo model's n-best

@@ -197,7 +197,11 @@ async fn invoke(
         }
         snapshot
     };
-    tokio::time::sleep(behavior.latency).await;
+    // A zero sleep still waits for the timer's next tick (up to 1 ms): "0 ms"
+    // must mean no wait at all.
+    if !behavior.latency.is_zero() {
+        tokio::time::sleep(behavior.latency).await;
+    }
 
     if behavior.throttle_next > 0 || behavior.fault == Fault::ThrottleAlways {
         return throttled(&request_id);

@@ -41,10 +41,9 @@ impl serde_json::ser::Formatter for Weights {
                 5 => writer.write_all(&d[..5]),
                 _ => writer.write_all(&d),
             }
-        } else if x.is_finite() {
-            write!(writer, "{}", x.round() / 1e4)
         } else {
-            writer.write_all(b"null")
+            // serde_json writes `null` for NaN and infinities before asking us
+            write!(writer, "{}", x.round() / 1e4)
         }
     }
 }

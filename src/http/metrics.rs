@@ -34,14 +34,16 @@ pub fn router(metrics: Metrics) -> Router {
 /// Installed with `route_layer`, so unmatched paths create no new series.
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
+    // MatchedPath is a shared string: cloning it allocates nothing.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let method = req.method().clone();
     let response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status();
     let m = &state.metrics;
-    m.http_requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
-    m.http_duration.with_label_values(&[route.as_str()]).observe(elapsed.as_secs_f64());
+    m.http_requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
+    m.http_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
 
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());

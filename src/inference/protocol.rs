@@ -746,6 +746,7 @@ fn validate(
         )));
     }
     let width = predictions.first().map_or(0, Vec::len);
+    // Every score is finite: the reader checks each one.
     for (i, (p, s)) in predictions.iter().zip(&scores).enumerate() {
         if p.len() != width || s.len() != width {
             return Err(ProtocolError::Mismatch(format!(
@@ -753,9 +754,6 @@ fn validate(
                 p.len(),
                 s.len()
             )));
-        }
-        if let Some(bad) = s.iter().find(|x| !x.is_finite()) {
-            return Err(ProtocolError::Malformed(format!("input {i}: score {bad} is not finite")));
         }
     }
     if inputs > 0 && !(1..=n_best).contains(&width) {

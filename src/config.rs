@@ -48,7 +48,7 @@ pub enum LoadMode {
     Translate,
     /// POST /api/v1/translate/batch with --batch-size inputs per request.
     Batch,
-    /// GET / (the page only).
+    /// GET of one page (`--path`, default `/`), no Lambda.
     Page,
 }
 
@@ -86,6 +86,10 @@ pub struct LoadtestArgs {
     /// Ask for attention matrices.
     #[arg(long, default_value_t = false)]
     pub attention: bool,
+    /// The page to GET in page mode (e.g. /about, or /healthz to measure the
+    /// HTTP floor).
+    #[arg(long, default_value = "/", value_parser = parse_path)]
+    pub path: String,
     /// Inputs per request in batch mode.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
@@ -287,6 +291,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("'{s}' is not a duration like 55s or 250ms ({e})"))
 }
 
+/// Parses a URL path for the load generator's page mode: `/`, `/about`,
+/// `/healthz?x=1`.
+pub fn parse_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("'{s}' is not a path: it must start with /"));
+    }
+    axum::http::uri::PathAndQuery::try_from(s)
+        .map(|p| p.to_string())
+        .map_err(|e| format!("'{s}' is not a valid URL path ({e})"))
+}
+
 /// Parses a byte size: `5242880`, `512KiB`, `5MiB`, `1MB`, `64kb`.
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
     let t = s.trim();
@@ -335,6 +350,14 @@ mod tests {
         assert_eq!(parse_bytes("4096"), Ok(4096));
         assert!(parse_bytes("5 parsecs").is_err());
         assert!(parse_bytes("MiB").is_err());
+    }
+
+    #[test]
+    fn load_generator_paths_must_be_absolute_url_paths() {
+        assert_eq!(parse_path("/healthz").as_deref(), Ok("/healthz"));
+        assert_eq!(parse_path("/about?x=1").as_deref(), Ok("/about?x=1"));
+        assert!(parse_path("healthz").unwrap_err().contains("must start with /"));
+        assert!(parse_path("/a b").unwrap_err().contains("not a valid URL path"));
     }
 
     #[test]

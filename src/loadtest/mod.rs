@@ -83,7 +83,9 @@ fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
                 bodies: vec![Bytes::from(serde_json::to_vec(&body).expect("JSON"))],
             }
         }
-        LoadMode::Page => Template { method: Method::GET, uri: format!("{base}/"), bodies: vec![Bytes::new()] },
+        LoadMode::Page => {
+            Template { method: Method::GET, uri: format!("{base}{}", args.path), bodies: vec![Bytes::new()] }
+        }
     }
 }
 

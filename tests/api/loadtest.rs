@@ -63,11 +63,36 @@ async fn errors_are_counted_by_status_and_code() {
     assert_eq!(report["scheduled"], 10);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_mode_gets_the_path_asked_for() {
+    let s = server().spawn();
+    let url = s.base.clone();
+    let report = |path: &'static str| {
+        let url = url.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || {
+                let args = ["--mode", "page", "--path", path, "--rate", "20", "--duration", "1s", "--json", "--quiet"];
+                run(&[&["loadtest", "--url", &url][..], &args].concat(), &[])
+            })
+            .await
+            .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<Value>(&out.stdout).expect("a JSON report")
+        }
+    };
+    let healthz = report("/healthz").await;
+    assert_eq!(healthz["completed"], 20, "{healthz}");
+    let missing = report("/no-such-page").await;
+    assert_eq!(missing["completed"], 0, "{missing}");
+    assert_eq!(missing["errors_by_kind"]["404 not_found"], 20, "{missing}");
+}
+
 #[test]
 fn bad_arguments_exit_2_with_one_line() {
     for args in [
         &["loadtest", "--url", "https://example.invalid", "--rate", "1"][..],
         &["loadtest", "--stages", "soon"],
+        &["loadtest", "--mode", "page", "--path", "healthz", "--rate", "1"],
         &["loadtest"],
     ] {
         let out = run(args, &[]);

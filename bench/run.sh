@@ -5,6 +5,6 @@
 #   BENCH_RUNS=5 bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked --bin translation-front --example lambda-emulator
+cargo build --release --locked --bin translation-front --example lambda-emulator --example codec-bench
 ulimit -n 4096 2>/dev/null || true
 exec python3 bench/bench.py "$@"

@@ -46,7 +46,7 @@ fn main() {
         for _ in 0..iterations * GROUP {
             let view = translate::view(
                 "CC(=O)Oc1ccccc1".into(),
-                &inputs[0],
+                inputs[0].clone(),
                 results[0].clone(),
                 Tokenizer::Chars,
                 tokio::time::Instant::now(),

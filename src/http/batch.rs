@@ -401,7 +401,7 @@ impl Output {
                 return;
             }
         };
-        let view = translate::view(String::new(), tokenized, hypotheses, self.tokenizer, Instant::now());
+        let view = translate::view(String::new(), tokenized.to_owned(), hypotheses, self.tokenizer, Instant::now());
         let correct_rank = target.map(|t| {
             let t = self.normalize(t);
             view.predictions.iter().position(|p| self.normalize(&p.text) == t).map(|r| r + 1)

@@ -91,7 +91,7 @@ pub async fn translate(
     };
     let invocation = state.translator.translate(request).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
-    let view = view(input.text, &tokenized, hypotheses, state.tokenizer, started);
+    let view = view(input.text, tokenized, hypotheses, state.tokenizer, started);
     Ok((view, invocation.request_id))
 }
 
@@ -99,12 +99,12 @@ pub async fn translate(
 /// token counts (the function pads rows and columns to the longest in a batch).
 pub fn view(
     input: String,
-    tokenized: &str,
+    tokenized: String,
     hypotheses: Vec<Hypothesis>,
     tokenizer: Tokenizer,
     started: Instant,
 ) -> TranslationView {
-    let source = Tokens::new(tokenized.to_owned());
+    let source = Tokens::new(tokenized);
     let source_len = source.len();
     let predictions = hypotheses
         .into_iter()

@@ -91,7 +91,6 @@ pub struct EmulatorState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     request_ids: AtomicUsize,
-    forget_calls: std::sync::atomic::AtomicBool,
 }
 
 pub struct Emulator {
@@ -108,9 +107,7 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, behavior: Behavior) -> Emulator {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the emulator");
         let addr = listener.local_addr().unwrap();
-        let forget = behavior.forget_calls;
         let state = Arc::new(EmulatorState { behavior: Mutex::new(behavior), ..Default::default() });
-        state.forget_calls.store(forget, Ordering::Relaxed);
         let app = router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("emulator serves");
@@ -176,17 +173,6 @@ async fn invoke(
         Ok((e, i)) => (Some(e), i.clone()),
         Err(_) => (None, Vec::new()),
     };
-    let forget = state.forget_calls.load(Ordering::Relaxed);
-    (!forget).then(|| {
-        state.calls.lock().unwrap().push(Call {
-            function,
-            qualifier: query.qualifier,
-            event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-            inputs: inputs.clone(),
-            authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
-        })
-    });
-
     let behavior = {
         let mut b = state.behavior.lock().unwrap();
         let snapshot = b.clone();
@@ -197,6 +183,15 @@ async fn invoke(
         }
         snapshot
     };
+    if !behavior.forget_calls {
+        state.calls.lock().unwrap().push(Call {
+            function,
+            qualifier: query.qualifier,
+            event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            inputs: inputs.clone(),
+            authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
+        });
+    }
     // A zero sleep still waits for the timer's next tick (up to 1 ms): "0 ms"
     // must mean no wait at all.
     if !behavior.latency.is_zero() {

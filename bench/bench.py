@@ -126,11 +126,11 @@ class Service:
         self.proc.wait()
 
 
-def loadtest(service, rate, seconds, max_inflight, attention=True):
+def loadtest(service, rate, seconds, max_inflight, what):
+    """Runs `translation-front loadtest`; `what` says what each request does."""
     out = subprocess.run(
         [BIN, "loadtest", "--url", f"http://127.0.0.1:{service.port}", "--rate", str(rate),
-         "--duration", f"{seconds}s", "--max-inflight", str(max_inflight), "--json", "--quiet",
-         "--beam", "5", "--n-best", "5", "--inputs", INPUTS_FILE] + (["--attention"] if attention else []),
+         "--duration", f"{seconds}s", "--max-inflight", str(max_inflight), "--json", "--quiet"] + what,
         capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
@@ -139,11 +139,7 @@ def floor_phase(service, seconds):
     """GET /healthz as fast as it goes: what a request costs this stack here
     (hyper, axum, the middleware, loopback TCP) before any translation work."""
     s0 = cpu_ns(service.pid)
-    out = subprocess.run(
-        [BIN, "loadtest", "--url", f"http://127.0.0.1:{service.port}", "--mode", "page", "--path", "/healthz",
-         "--rate", "50000", "--duration", f"{seconds}s", "--max-inflight", "128", "--json", "--quiet"],
-        capture_output=True, text=True, check=True)
-    report = json.loads(out.stdout)
+    report = loadtest(service, 50_000, seconds, 128, ["--mode", "page", "--path", "/healthz"])
     return (cpu_ns(service.pid) - s0) / 1000 / max(report["completed"], 1)
 
 
@@ -169,7 +165,8 @@ def phase(service, emulator, rate, seconds, max_inflight, attention=True):
     inputs_before = service.metric('translated_inputs_total{path="single"}')
     inv_before = service.metric('lambda_invocations_total{outcome="ok"}')
     s0, e0, t0 = cpu_ns(service.pid), cpu_ns(emulator.proc.pid), proc_cpu_ticks(service.pid)
-    report = loadtest(service, rate, seconds, max_inflight, attention)
+    translate = ["--beam", "5", "--n-best", "5", "--inputs", INPUTS_FILE] + (["--attention"] if attention else [])
+    report = loadtest(service, rate, seconds, max_inflight, translate)
     s1, e1, t1 = cpu_ns(service.pid), cpu_ns(emulator.proc.pid), proc_cpu_ticks(service.pid)
     done = max(report["completed"], 1)
     invocations = service.metric('lambda_invocations_total{outcome="ok"}') - inv_before

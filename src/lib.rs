@@ -25,6 +25,7 @@
 //! inference}`, `http -> inference` (the trait and its error type only, never the
 //! AWS SDK), `inference::lambda -> protocol`. Inference knows nothing of HTTP.
 
+pub mod chem;
 pub mod config;
 pub mod http;
 pub mod inference;

@@ -1,0 +1,181 @@
+//! SMILES chemistry as the model was trained on it: inputs and targets in
+//! RDKit's canonical form without stereochemistry, predictions canonicalized or
+//! marked as not a molecule, and structure drawings.
+//!
+//! A leaf: it knows nothing of HTTP or of the Lambda. RDKit does the chemistry
+//! (the toolkit the training data and the original app were made with); its C++
+//! is reached only through [`rdkit`].
+
+mod rdkit;
+
+/// Why a text is not a molecule: RDKit's reason (RDKit 2022.09 does not say at
+/// which character its parser stopped, so neither can we).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to convert to a molecular structure ({0})")]
+pub struct ChemError(pub String);
+
+/// Atoms above which a structure is not drawn (the drawing's time and size grow
+/// with it; reaction mixtures of the model's kind stay far below).
+pub const MAX_DRAW_ATOMS: u32 = 250;
+
+/// Prepares an input or a target the way the model's training data was
+/// prepared: whitespace removed (so tokenized or space-separated SMILES work),
+/// `>` between reactants and reagents read as `.`, then parsed and written in
+/// RDKit's canonical form with stereochemistry removed.
+pub fn prepare(text: &str) -> Result<String, ChemError> {
+    let joined: String = text.split_whitespace().collect();
+    if joined.is_empty() {
+        return Err(ChemError("there is no SMILES to read".into()));
+    }
+    if joined.contains(">>") {
+        return Err(ChemError(
+            "this looks like a whole reaction (reactants>>products): enter only the reactants and reagents, \
+             separated by '.'"
+                .into(),
+        ));
+    }
+    if let Some(c) = joined.chars().find(|c| c.is_control()) {
+        return Err(ChemError(format!("a SMILES string cannot hold the control character {c:?}")));
+    }
+    let mixture = joined.replace('>', ".");
+    rdkit::canonical_smiles(&mixture, true).map_err(|e| ChemError(reason(e.what())))
+}
+
+/// The canonical form of a predicted SMILES (tokens joined, stereochemistry
+/// kept as predicted), or `None` when it is not a molecule.
+pub fn canonical(smiles: &str) -> Option<String> {
+    let joined: String = smiles.split_whitespace().collect();
+    if joined.is_empty() || joined.chars().any(char::is_control) {
+        return None;
+    }
+    rdkit::canonical_smiles(&joined, false).ok().filter(|c| !c.is_empty())
+}
+
+/// An SVG drawing of a molecule or mixture: transparent background, bonds and
+/// labels recoloured for a dark colour scheme by the SVG's own stylesheet.
+pub fn depict(smiles: &str, width: u32, height: u32) -> Result<String, ChemError> {
+    if smiles.trim().is_empty() || smiles.chars().any(char::is_control) {
+        return Err(ChemError("there is no SMILES to draw".into()));
+    }
+    let svg = rdkit::draw_svg(smiles, width, height, MAX_DRAW_ATOMS).map_err(|e| ChemError(reason(e.what())))?;
+    Ok(themed(&svg))
+}
+
+/// RDKit's colours that need another shade on a dark background: bonds and
+/// carbon labels (black), and the two darkest element colours.
+const DARK_THEME: &str = "<style>@media (prefers-color-scheme: dark){\
+    [style*='#000000']{stroke:#e7eaee!important}[fill='#000000']{fill:#e7eaee}\
+    [style*='#0000FF']{stroke:#8fb3ff!important}[fill='#0000FF']{fill:#8fb3ff}\
+    [style*='#FF0000']{stroke:#ff7a7a!important}[fill='#FF0000']{fill:#ff7a7a}}</style>";
+
+/// Drops the XML prolog (RDKit declares latin-1; the drawing is ASCII) and adds
+/// the dark-scheme stylesheet after the header.
+fn themed(svg: &str) -> String {
+    let body = match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    };
+    let mut out = String::with_capacity(body.len() + DARK_THEME.len());
+    match body.find("<!-- END OF HEADER -->") {
+        Some(i) => {
+            out.push_str(&body[..i]);
+            out.push_str(DARK_THEME);
+            out.push_str(&body[i..]);
+        }
+        None => out.push_str(body),
+    }
+    out
+}
+
+/// RDKit's log lines, without their time stamps and prefixes, as one sentence.
+fn reason(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .map(|l| if l.starts_with('[') { l.split_once("] ").map_or(l, |(_, rest)| rest) } else { l })
+        .map(|l| l.strip_prefix("SMILES Parse Error: ").unwrap_or(l).trim_end())
+        .filter(|l| !l.trim().is_empty())
+        // The last line only repeats the input.
+        .filter(|l| !l.starts_with("Failed parsing SMILES"))
+        // "syntax error while parsing: C1CC(": the caller names the input.
+        .map(|l| l.split(" while parsing: ").next().unwrap_or(l))
+        .map(|l| l.split(" for input: ").next().unwrap_or(l))
+        .collect();
+    if lines.is_empty() {
+        return "RDKit could not read it as a molecular structure".into();
+    }
+    lines.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_written_any_valid_way_meet_in_one_canonical_form() {
+        let acetic = prepare("CC(=O)O").unwrap();
+        assert_eq!(acetic, "CC(=O)O");
+        for written in ["OC(=O)C", "C C ( = O ) O", " CC(O)=O \n", "C(C)(=O)O"] {
+            assert_eq!(prepare(written).unwrap(), acetic, "{written}");
+        }
+        assert_eq!(prepare("C1=CC=CC=C1").unwrap(), "c1ccccc1");
+        assert_eq!(prepare("OC").unwrap(), "CO");
+    }
+
+    #[test]
+    fn reagents_after_a_gt_sign_join_the_mixture_and_stereo_is_removed() {
+        assert_eq!(prepare("CC(=O)O>CCO").unwrap(), prepare("CCO.CC(=O)O").unwrap());
+        assert_eq!(prepare("C[C@H](N)C(=O)O").unwrap(), "CC(N)C(=O)O");
+        assert_eq!(prepare("F/C=C/F").unwrap(), "FC=CF");
+    }
+
+    #[test]
+    fn unparsable_inputs_say_why() {
+        assert_eq!(prepare("C1CC(").unwrap_err().0, "syntax error");
+        assert_eq!(prepare("C1CC").unwrap_err().0, "unclosed ring");
+        assert_eq!(prepare("CC)C").unwrap_err().0, "extra close parentheses");
+        assert!(prepare("c1cccc1").unwrap_err().0.contains("kekulize"));
+        let e = prepare("CC(C)(C)(C)C").unwrap_err().0;
+        assert!(e.contains("valence"), "{e}");
+        assert!(prepare("not a smiles").is_err());
+        assert!(prepare("   ").is_err());
+        assert!(prepare("CCO>>CC=O").unwrap_err().0.contains("whole reaction"));
+        assert!(prepare("C\u{0}C").is_err());
+    }
+
+    #[test]
+    fn predictions_are_canonical_or_none() {
+        assert_eq!(canonical("O C").as_deref(), Some("CO"));
+        assert_eq!(canonical("C [C@H] ( N ) C ( = O ) O").as_deref(), Some("C[C@H](N)C(=O)O"));
+        assert_eq!(canonical("C 1 C C"), None);
+        assert_eq!(canonical(""), None);
+    }
+
+    #[test]
+    fn drawings_are_svg_with_a_dark_scheme() {
+        let svg = depict("CC(=O)O", 200, 150).unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+        assert!(svg.contains("prefers-color-scheme: dark") && svg.trim_end().ends_with("</svg>"));
+        assert!(depict("C1CC", 200, 150).is_err());
+        let huge = "C".repeat(MAX_DRAW_ATOMS as usize + 1);
+        assert!(depict(&huge, 200, 150).unwrap_err().0.contains("too many atoms"));
+    }
+
+    #[test]
+    fn parses_on_many_threads_keep_their_own_reasons() {
+        // Both reasons come from RDKit's error log, which is process-wide.
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    let (input, want) =
+                        if i % 2 == 0 { ("C1CC", "unclosed ring") } else { ("CC)C", "extra close parentheses") };
+                    for _ in 0..300 {
+                        assert_eq!(prepare(input).unwrap_err().0, want);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+}

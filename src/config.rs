@@ -1,6 +1,6 @@
 //! Every setting, as a flag with an environment fallback, validated once at start.
 //!
-//! This module is a leaf: it imports nothing from the rest of the crate. A bad
+//! This module imports only `chem` (to check SMILES examples at start). A bad
 //! setting is reported as one line and the process exits with status 2.
 
 use std::net::SocketAddr;
@@ -9,9 +9,42 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Built-in example inputs, used when `EXAMPLES_FILE` is not set.
+/// Built-in examples in SMILES mode, used when `EXAMPLES_FILE` is not set: real
+/// reaction mixtures (reactants and reagents) from the patent reaction data the
+/// model was trained on, as the original app offered them.
+pub const BUILTIN_REACTIONS: &[&str] = &[
+    "CCN.Oc1cccc2ccccc12.[Na+].[OH-].c1ccc(OP(Oc2ccccc2)Oc2ccccc2)cc1",
+    "C1CNC1.CS(=O)(=O)OCCC#Cc1ccc2c(-c3ccc(Br)cc3)nsc2c1.O=C([O-])[O-].[Na+].[Na+]",
+    "CCN(CC)CC.CO.COC(=O)c1sc(Cl)c(Cl)c1NC(C)=O.[H][H]",
+    "CC1CO1.CCCBr.CCCCCC.CCN(CC)CC.CN(C)P(=O)(N(C)C)N(C)C.COc1cc([N+](=O)[O-])c2ncccc2c1O.O",
+    "C1CCOC1.CCOC(=O)CCCCCOc1c(C=CC(=O)CCc2ccccc2)occc1=O.CC[BH-](CC)CC.[Li+]",
+    "C#Cc1ccccc1.CCN(CC)CC.CCN(CC)CCOc1cc(Cl)c(I)cc1Cl.[Cu]I.[Pd]",
+    "Cl.I.O.O=C(c1ccccc1)c1ccc(O)cc1.[I-].[K+].[NH4+].[OH-]",
+    "O=Cc1cncc(Cl)c1COC1CCCCO1.OCc1c(Cl)cncc1Cl",
+];
+
+/// Built-in examples in text mode.
 pub const BUILTIN_EXAMPLES: &[&str] =
     &["CC(C)=O.OCC", "N#Cc1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "c1ccc2ccccc2c1", "CCN(CC)CC.Cl"];
+
+/// What the model reads (`INPUT_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// SMILES: inputs and targets canonicalized with RDKit (stereochemistry
+    /// removed) before tokenizing; predictions canonicalized or marked invalid.
+    Smiles,
+    /// Plain text, tokenized as TOKENIZER says.
+    Text,
+}
+
+impl InputFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Smiles => "smiles",
+            InputFormat::Text => "text",
+        }
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -147,6 +180,10 @@ pub struct Config {
     #[arg(long, env = "TRANSLATION_QUALIFIER", global = true)]
     pub translation_qualifier: Option<String>,
 
+    /// What the inputs are: SMILES (canonicalized with RDKit first) or text.
+    #[arg(long, env = "INPUT_FORMAT", value_enum, default_value = "smiles", global = true)]
+    pub input_format: InputFormat,
+
     /// How input text is split into the tokens the model expects.
     #[arg(long, env = "TOKENIZER", value_enum, default_value = "chars", global = true)]
     pub tokenizer: TokenizerKind,
@@ -261,6 +298,9 @@ impl Config {
             return Err("LAMBDA_TIMEOUT must be more than 0".into());
         }
         self.examples = match &self.examples_file {
+            None if self.input_format == InputFormat::Smiles => {
+                BUILTIN_REACTIONS.iter().map(|s| s.to_string()).collect()
+            }
             None => BUILTIN_EXAMPLES.iter().map(|s| s.to_string()).collect(),
             Some(path) => {
                 let text =
@@ -269,6 +309,17 @@ impl Config {
                     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
                 if examples.is_empty() {
                     return Err(format!("EXAMPLES_FILE {} has no examples", path.display()));
+                }
+                if self.input_format == InputFormat::Smiles {
+                    for (i, e) in examples.iter().enumerate() {
+                        if let Err(why) = crate::chem::prepare(e) {
+                            return Err(format!(
+                                "EXAMPLES_FILE {} example {}: '{e}' {why} (INPUT_FORMAT is smiles)",
+                                path.display(),
+                                i + 1
+                            ));
+                        }
+                    }
                 }
                 examples
             }
@@ -367,7 +418,20 @@ mod tests {
         assert_eq!(c.max_body_bytes, 5 << 20);
         assert_eq!(c.lambda_timeout, Duration::from_secs(55));
         assert_eq!(c.backend_name(), "demo");
-        assert_eq!(c.examples.len(), BUILTIN_EXAMPLES.len());
+        assert_eq!(c.input_format, InputFormat::Smiles);
+        assert_eq!(c.examples.len(), BUILTIN_REACTIONS.len());
+        assert_eq!(parse(&["--input-format", "text"]).unwrap().examples.len(), BUILTIN_EXAMPLES.len());
+    }
+
+    #[test]
+    fn smiles_examples_that_are_not_molecules_are_rejected_at_start() {
+        let path = std::env::temp_dir().join(format!("tf-examples-{}.txt", std::process::id()));
+        std::fs::write(&path, "CCO\nC1CC\n").unwrap();
+        let file = path.to_str().unwrap();
+        let err = parse(&["--examples-file", file]).unwrap_err();
+        assert!(err.contains("example 2") && err.contains("C1CC"), "{err}");
+        assert_eq!(parse(&["--examples-file", file, "--input-format", "text"]).unwrap().examples, ["CCO", "C1CC"]);
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -15,6 +15,7 @@ function boundTopKByBeam(beam, nBest) {
   const form = $('#translate');
   if (!form) return;
   const text = $('#text');
+  const targetField = $('#target');
   const counter = $('#counter');
   const beam = $('#beam');
   const nBest = $('#n_best');
@@ -113,7 +114,12 @@ function boundTopKByBeam(beam, nBest) {
       const response = await fetch('/api/v1/translate', {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'text/html' },
-        body: JSON.stringify({ text: value, beam: Number(beam.value), n_best: Number(nBest.value) }),
+        body: JSON.stringify({
+          text: value,
+          beam: Number(beam.value),
+          n_best: Number(nBest.value),
+          target: targetField && targetField.value.trim() ? targetField.value : undefined,
+        }),
         signal: controller.signal,
       });
       if (response.ok) {

@@ -75,6 +75,7 @@ pub async fn config(State(state): State<Arc<AppState>>) -> Response {
     let c = &state.config;
     Json(json!({
         "backend": state.translator.backend(),
+        "input_format": c.input_format.name(),
         "tokenizer": state.tokenizer.name(),
         "version": env!("CARGO_PKG_VERSION"),
         "defaults": {"beam": c.default_beam, "n_best": c.default_n_best},

@@ -22,10 +22,9 @@ use super::AppState;
 use super::api::ApiJson;
 use super::error::ApiError;
 use super::json;
-use super::translate::{self, PredictionView};
+use super::translate::{self, PredictionView, Prepared};
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
 use crate::inference::protocol::Matrix;
-use crate::inference::tokenize::Tokenizer;
 use crate::inference::{Hypothesis, InferenceError, Params};
 
 /// Progress lines at least this often, so proxies with idle timeouts keep the
@@ -77,7 +76,13 @@ pub async fn translate_batch(
         }
     };
     let input = parse(&state, req).await?;
-    let job = Job::new(&state, input)?;
+    // Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
+    let job = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || Job::new(&state, input))
+            .await
+            .map_err(|_| ApiError::internal("the batch could not be prepared"))??
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     tokio::spawn(job.run(state.clone(), format, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
@@ -182,10 +187,16 @@ fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
     Ok(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect())
 }
 
+/// A target as compared: its canonical form (SMILES mode) and its key, or why
+/// it cannot be compared.
+type TargetPrep = Result<(Option<String>, String), String>;
+
 /// A validated bulk request, ready to run.
 struct Job {
     inputs: Vec<String>,
-    targets: Option<Vec<String>>,
+    /// SMILES mode: each valid input's canonical form.
+    canonical: Vec<Option<String>>,
+    targets: Option<Vec<(String, TargetPrep)>>,
     rows: Arc<Vec<Row>>,
     chunks: Vec<std::ops::Range<usize>>,
     params: Params,
@@ -215,22 +226,42 @@ impl Job {
                 input.inputs.len()
             )));
         }
+        let mut canonical = Vec::with_capacity(input.inputs.len());
         let rows: Vec<Row> = input
             .inputs
             .iter()
-            .map(|text| match translate::check_text(state, text) {
-                Err(e) => Row::Invalid { code: e.code, message: e.message },
-                Ok(()) => Row::Valid(state.tokenizer.tokenize(text)),
+            .enumerate()
+            .map(|(i, text)| match translate::prepare(state, text, &format!("input {}", i + 1)) {
+                Err(e) => {
+                    canonical.push(None);
+                    Row::Invalid { code: e.code, message: e.message }
+                }
+                Ok(Prepared { canonical: c, tokenized }) => {
+                    canonical.push(c);
+                    Row::Valid(tokenized)
+                }
             })
             .collect();
+        let targets = input.targets.map(|targets| {
+            targets
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let prep = translate::prepare(state, &t, &format!("target {}", i + 1))
+                        .map(|p| (p.canonical.clone(), translate::target_key(state, &t, &p)))
+                        .map_err(|e| e.message);
+                    (t, prep)
+                })
+                .collect()
+        });
         let chunks = fanout::plan(&rows, params, fanout::chunk_size_for_beam(params.beam), MAX_CHUNK_BYTES);
-        Ok(Job { inputs: input.inputs, targets: input.targets, rows: Arc::new(rows), chunks, params })
+        Ok(Job { inputs: input.inputs, canonical, targets, rows: Arc::new(rows), chunks, params })
     }
 
     async fn run(self, state: Arc<AppState>, format: Format, tx: mpsc::Sender<Bytes>) {
         let started = Instant::now();
         let total = self.rows.len();
-        let mut out = Output::new(format, state.tokenizer, self.params.n_best as usize);
+        let mut out = Output::new(format, state.clone(), self.params.n_best as usize);
         out.start(total, self.chunks.len(), self.params);
         if !out.flush(&tx).await {
             return;
@@ -256,18 +287,21 @@ impl Job {
                         Ok(h) => Ok(h.into_iter()),
                         Err(e) => Err(e),
                     };
-                    for i in range {
-                        let target = self.targets.as_ref().map(|t| t[i].as_str());
-                        let outcome = match (&self.rows[i], &mut hypotheses) {
-                            (Row::Invalid { code, message }, _) => Err((*code, message.clone())),
-                            (Row::Valid(_), Err(e)) => Err(error_of(e)),
-                            (Row::Valid(tokenized), Ok(it)) => match it.next() {
-                                Some(h) => Ok((tokenized.as_str(), h)),
-                                None => Err(("lambda_bad_payload", "no result for this input".to_string())),
-                            },
-                        };
-                        out.row(i, &self.inputs[i], target, outcome);
-                    }
+                    // Canonicalizing a chunk's predictions is CPU work.
+                    translate::cpu_bound(|| {
+                        for i in range {
+                            let target = self.targets.as_ref().map(|t| (t[i].0.as_str(), &t[i].1));
+                            let outcome = match (&self.rows[i], &mut hypotheses) {
+                                (Row::Invalid { code, message }, _) => Err((*code, message.clone())),
+                                (Row::Valid(_), Err(e)) => Err(error_of(e)),
+                                (Row::Valid(tokenized), Ok(it)) => match it.next() {
+                                    Some(h) => Ok((tokenized.as_str(), h)),
+                                    None => Err(("lambda_bad_payload", "no result for this input".to_string())),
+                                },
+                            };
+                            out.row(i, &self.inputs[i], self.canonical[i].as_deref(), target, outcome);
+                        }
+                    });
                     out.progress(total, started);
                     if !out.flush(&tx).await {
                         return;
@@ -296,6 +330,9 @@ fn error_of(e: &InferenceError) -> (&'static str, String) {
 struct BatchPrediction<'a> {
     rank: usize,
     text: &'a str,
+    /// As in the single API: absent in text mode, `null` when not a molecule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canonical: Option<Option<&'a str>>,
     score: f64,
     probability: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -310,7 +347,14 @@ struct ResultLine<'a> {
     kind: &'static str,
     index: usize,
     input: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canonical: Option<&'a str>,
     target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_canonical: Option<&'a str>,
+    /// Why the target could not be compared (not a molecule, too long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_error: Option<&'a str>,
     correct_rank: Option<usize>,
     predictions: Vec<BatchPrediction<'a>>,
 }
@@ -319,23 +363,26 @@ struct ResultLine<'a> {
 /// running counts for progress and the summary.
 struct Output {
     format: Format,
-    tokenizer: Tokenizer,
+    state: Arc<AppState>,
     buf: Vec<u8>,
     done: usize,
     failed: Vec<usize>,
     evaluated: usize,
+    /// Rows whose target could not be compared (left out of the accuracy).
+    targets_invalid: usize,
     hits: Vec<usize>,
 }
 
 impl Output {
-    fn new(format: Format, tokenizer: Tokenizer, n_best: usize) -> Self {
+    fn new(format: Format, state: Arc<AppState>, n_best: usize) -> Self {
         Output {
             format,
-            tokenizer,
+            state,
             buf: Vec::with_capacity(16 * 1024),
             done: 0,
             failed: Vec::new(),
             evaluated: 0,
+            targets_invalid: 0,
             hits: vec![0; n_best],
         }
     }
@@ -352,36 +399,28 @@ impl Output {
                 "beam": p.beam, "n_best": p.n_best, "attention": p.attention,
             })),
             Format::Csv => {
-                self.buf.extend_from_slice(b"id,source,rank,prediction,probability,target,correct,error\r\n")
+                self.buf.extend_from_slice(b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n")
             }
         }
-    }
-
-    /// Compared after trimming and normalizing whitespace the way the tokenizer
-    /// does, so `CC(=O)O` and `C C ( = O ) O` match under `chars`.
-    fn normalize(&self, text: &str) -> String {
-        self.tokenizer
-            .detokenize(&self.tokenizer.tokenize(text.trim()))
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 
     fn row(
         &mut self,
         index: usize,
         input: &str,
-        target: Option<&str>,
+        canonical: Option<&str>,
+        target: Option<(&str, &TargetPrep)>,
         outcome: Result<(&str, Vec<Hypothesis>), (&'static str, String)>,
     ) {
         self.done += 1;
+        let target_text = target.map(|t| t.0);
         let (tokenized, hypotheses) = match outcome {
             Ok(ok) => ok,
             Err((code, message)) => {
                 self.failed.push(index);
                 match self.format {
                     Format::Ndjson => self.line(&serde_json::json!({
-                        "type": "result", "index": index, "input": input, "target": target,
+                        "type": "result", "index": index, "input": input, "target": target_text,
                         "error": {"code": code, "message": message},
                     })),
                     Format::Csv => {
@@ -391,7 +430,8 @@ impl Output {
                             "",
                             "",
                             "",
-                            target.unwrap_or(""),
+                            "",
+                            target_text.unwrap_or(""),
                             "",
                             &format!("{code}: {message}"),
                         ];
@@ -401,24 +441,40 @@ impl Output {
                 return;
             }
         };
-        let view = translate::view(String::new(), tokenized.to_owned(), hypotheses, self.tokenizer, Instant::now());
-        let correct_rank = target.map(|t| {
-            let t = self.normalize(t);
-            view.predictions.iter().position(|p| self.normalize(&p.text) == t).map(|r| r + 1)
-        });
-        if let Some(rank) = correct_rank {
-            self.evaluated += 1;
-            if let Some(r) = rank {
-                for hit in self.hits.iter_mut().skip(r - 1) {
-                    *hit += 1;
-                }
+        let prepared = Prepared { canonical: canonical.map(String::from), tokenized: tokenized.to_owned() };
+        let view = translate::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
+        let (target_canonical, target_error, correct_rank) = match target.map(|t| t.1) {
+            None => (None, None, None),
+            Some(Err(why)) => {
+                self.targets_invalid += 1;
+                (None, Some(why.as_str()), None)
             }
-        }
+            Some(Ok((target_canonical, key))) => {
+                let rank = translate::correct_rank(&self.state, &view.predictions, key);
+                self.evaluated += 1;
+                if let Some(r) = rank {
+                    for hit in self.hits.iter_mut().skip(r - 1) {
+                        *hit += 1;
+                    }
+                }
+                (target_canonical.as_deref(), None, Some(rank))
+            }
+        };
         match self.format {
             Format::Ndjson => {
                 let predictions = view.predictions.iter().map(lean).collect();
                 let correct_rank = correct_rank.flatten();
-                self.line(&ResultLine { kind: "result", index, input, target, correct_rank, predictions });
+                self.line(&ResultLine {
+                    kind: "result",
+                    index,
+                    input,
+                    canonical,
+                    target: target_text,
+                    target_canonical,
+                    target_error,
+                    correct_rank,
+                    predictions,
+                });
             }
             Format::Csv => {
                 for p in &view.predictions {
@@ -432,15 +488,17 @@ impl Output {
                         }
                         None => "",
                     };
+                    let canonical = p.canonical.as_ref().map_or("", |c| c.as_deref().unwrap_or("(not a molecule)"));
                     let fields = [
                         &index.to_string(),
                         input,
                         &p.rank.to_string(),
                         &p.text,
+                        canonical,
                         &format!("{:.6}", p.probability),
-                        target.unwrap_or(""),
+                        target_text.unwrap_or(""),
                         correct,
-                        "",
+                        target_error.unwrap_or(""),
                     ];
                     csv_record(&mut self.buf, &fields);
                 }
@@ -473,7 +531,8 @@ impl Output {
         let failed = std::mem::take(&mut self.failed);
         self.line(&serde_json::json!({
             "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
-            "failed_indices": failed, "evaluated": self.evaluated, "top_k_accuracy": accuracy,
+            "failed_indices": failed, "evaluated": self.evaluated, "targets_invalid": self.targets_invalid,
+            "top_k_accuracy": accuracy,
             "elapsed_ms": elapsed_ms,
         }));
     }
@@ -492,6 +551,7 @@ fn lean(p: &PredictionView) -> BatchPrediction<'_> {
     BatchPrediction {
         rank: p.rank,
         text: &p.text,
+        canonical: p.canonical.as_ref().map(|c| c.as_deref()),
         score: p.score,
         probability: p.probability,
         attention: p.attention.as_ref(),

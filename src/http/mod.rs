@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod batch;
+pub mod depict;
 pub mod error;
 pub mod health;
 pub mod heatmap;
@@ -70,6 +71,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/api/v1/translate", post(api::translate))
         .route("/api/v1/config", get(api::config))
+        .route("/api/v1/depict", get(depict::depict))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))

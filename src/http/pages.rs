@@ -13,10 +13,12 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::assets;
+use super::depict;
 use super::error::ApiError;
 use super::heatmap::Heatmap;
 use super::translate::{self, TranslateInput, TranslationView};
-use crate::inference::tokenize::{Tokenizer, Tokens};
+use crate::config::InputFormat;
+use crate::inference::tokenize::Tokens;
 
 /// What every page's frame needs.
 pub struct Shell {
@@ -52,7 +54,9 @@ struct IndexPage<'a> {
     shell: Shell,
     examples: &'a [String],
     input_kind: &'static str,
+    smiles: bool,
     text: String,
+    target: String,
     chars: usize,
     max_chars: usize,
     beam_options: Vec<Opt>,
@@ -67,7 +71,25 @@ pub struct Item {
     pub score: String,
     pub percent: String,
     pub bar: String,
+    /// SMILES mode: the drawing of the canonical form, when it is a molecule.
+    pub structure: Option<Structure>,
+    /// SMILES mode: the prediction is not a molecule.
+    pub invalid: bool,
+    /// The prediction is the expected product.
+    pub correct: bool,
     pub heatmap: Option<Heatmap>,
+}
+
+/// A structure drawing on the page: the image's URL and its SMILES.
+pub struct Structure {
+    pub url: String,
+    pub smiles: String,
+}
+
+impl Structure {
+    fn of(smiles: &str) -> Self {
+        Structure { url: depict::url(smiles), smiles: smiles.to_string() }
+    }
 }
 
 #[derive(Template)]
@@ -77,11 +99,16 @@ pub struct ResultsFragment {
     beam: u32,
     elapsed: String,
     source: Tokens,
+    input: Option<Structure>,
+    target: Option<Structure>,
+    /// The target was given and no prediction is it.
+    target_missed: bool,
     items: Vec<Item>,
 }
 
 impl ResultsFragment {
     pub fn new(view: TranslationView, beam: u32) -> Self {
+        let correct_rank = view.target.as_ref().and_then(|t| t.correct_rank);
         let sources: Vec<&str> = view.tokens.iter().collect();
         let items = view
             .predictions
@@ -95,6 +122,9 @@ impl ResultsFragment {
                     score: format!("{:.4}", p.score),
                     percent: format!("{:.1}%", p.probability * 100.0),
                     bar: format!("{:.2}", (p.probability * 100.0).max(0.5)),
+                    invalid: matches!(p.canonical, Some(None)),
+                    structure: p.canonical.flatten().as_deref().map(Structure::of),
+                    correct: correct_rank == Some(p.rank),
                     heatmap,
                 }
             })
@@ -104,7 +134,17 @@ impl ResultsFragment {
         } else {
             format!("{:.0} ms", view.elapsed_ms.max(1.0))
         };
-        ResultsFragment { count: items.len(), beam, elapsed, source: view.tokens, items }
+        let target = view.target.as_ref().and_then(|t| t.canonical.as_deref()).map(Structure::of);
+        ResultsFragment {
+            count: items.len(),
+            beam,
+            elapsed,
+            source: view.tokens,
+            input: view.canonical.as_deref().map(Structure::of),
+            target_missed: view.target.is_some() && correct_rank.is_none(),
+            target,
+            items,
+        }
     }
 }
 
@@ -131,15 +171,15 @@ pub fn render(template: &impl Template) -> Response {
 
 fn index_page(state: &AppState, text: String, beam: u32, n_best: u32) -> IndexPage<'_> {
     let c = &state.config;
+    let smiles = c.input_format == InputFormat::Smiles;
     IndexPage {
         shell: Shell::new(state, "translate"),
         examples: &c.examples,
-        input_kind: match state.tokenizer {
-            Tokenizer::Chars => "molecule as SMILES or any text",
-            _ => "sentence",
-        },
+        input_kind: if smiles { "the reactants and reagents as SMILES, separated by '.'" } else { "text" },
+        smiles,
         chars: text.chars().count(),
         text,
+        target: String::new(),
         max_chars: c.max_input_chars,
         beam_options: options(c.max_beam, beam),
         n_best_options: options(c.max_beam, n_best),
@@ -162,6 +202,7 @@ pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>)
 #[derive(Deserialize, Default)]
 pub struct FormInput {
     text: Option<String>,
+    target: Option<String>,
     beam: Option<String>,
     n_best: Option<String>,
     /// An example button was pressed: translate that example.
@@ -188,7 +229,9 @@ pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<Fo
     let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
     let (beam, n_best) = (number(form.beam), number(form.n_best));
     let mut page = index_page(&state, text.clone(), beam.unwrap_or(c.default_beam), n_best.unwrap_or(c.default_n_best));
-    let input = TranslateInput { text, beam: beam.or(Some(c.default_beam)), n_best, attention: Some(true) };
+    let target = form.target.filter(|t| !t.trim().is_empty());
+    page.target = target.clone().unwrap_or_default();
+    let input = TranslateInput { text, beam: beam.or(Some(c.default_beam)), n_best, attention: Some(true), target };
     match translate::translate(&state, input).await {
         Ok((view, _)) => {
             let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));

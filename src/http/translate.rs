@@ -8,6 +8,8 @@ use tokio::time::Instant;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::chem;
+use crate::config::InputFormat;
 use crate::inference::protocol::Matrix;
 use crate::inference::tokenize::{Tokenizer, Tokens};
 use crate::inference::{Admission, Hypothesis, Params, Request};
@@ -19,14 +21,30 @@ pub struct TranslateInput {
     pub beam: Option<u32>,
     pub n_best: Option<u32>,
     pub attention: Option<bool>,
+    /// The expected answer, to see at which rank the model finds it.
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TranslationView {
     pub input: String,
+    /// The input as the model read it (SMILES mode: RDKit's canonical form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<String>,
     pub tokens: Tokens,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetView>,
     pub predictions: Vec<PredictionView>,
     pub elapsed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetView {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<String>,
+    /// The rank of the first prediction that is the target, if any.
+    pub correct_rank: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +54,10 @@ pub struct PredictionView {
     pub tokens: Tokens,
     pub score: f64,
     pub probability: f64,
+    /// SMILES mode only: the canonical SMILES, or `null` when the prediction is
+    /// not a molecule. Absent in text mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<Option<String>>,
     /// Written with 4 decimals (see [`super::json`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<Matrix>,
@@ -58,16 +80,103 @@ pub fn params(state: &AppState, beam: Option<u32>, n_best: Option<u32>, attentio
 }
 
 /// Checks one input text: not blank, at most `MAX_INPUT_CHARS` code points.
-pub fn check_text(state: &AppState, text: &str) -> Result<(), ApiError> {
+fn check_text(state: &AppState, text: &str, what: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
-        return Err(ApiError::invalid_input("text is empty"));
+        return Err(ApiError::invalid_input(format!("{what} is empty")));
     }
     let max = state.config.max_input_chars;
     let chars = text.chars().count();
     if chars > max {
-        return Err(ApiError::too_large(format!("text has {chars} characters; the limit is {max}")));
+        return Err(ApiError::too_large(format!("{what} has {chars} characters; the limit is {max}")));
     }
     Ok(())
+}
+
+/// How texts are read and predictions shown: what [`view`] needs of the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub tokenizer: Tokenizer,
+    pub format: InputFormat,
+}
+
+impl AppState {
+    pub fn reading(&self) -> Reading {
+        Reading { tokenizer: self.tokenizer, format: self.config.input_format }
+    }
+}
+
+/// An input or target as the model reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// SMILES mode: the canonical SMILES the tokens were made from.
+    pub canonical: Option<String>,
+    pub tokenized: String,
+}
+
+/// Checks one input (or target) and turns it into the model's tokens: in SMILES
+/// mode through RDKit's canonical form, so a molecule written any valid way
+/// reaches the model as it was trained. `what` names it in errors ("text",
+/// "target", "input 3").
+pub fn prepare(state: &AppState, text: &str, what: &str) -> Result<Prepared, ApiError> {
+    check_text(state, text, what)?;
+    let canonical = match state.config.input_format {
+        InputFormat::Text => None,
+        InputFormat::Smiles => {
+            Some(chem::prepare(text).map_err(|e| ApiError::invalid_input(format!("{what} '{}' {e}", shorten(text))))?)
+        }
+    };
+    let tokenized = state.tokenizer.tokenize(canonical.as_deref().unwrap_or(text));
+    if tokenized.trim().is_empty() {
+        return Err(ApiError::invalid_input(format!("{what} has nothing to translate once tokenized")));
+    }
+    Ok(Prepared { canonical, tokenized })
+}
+
+/// A text for an error message: trimmed, at most 80 characters.
+fn shorten(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// What a prediction is compared with a target by: the canonical SMILES (an
+/// invalid prediction matches nothing), or in text mode the text with its
+/// whitespace normalized the way the tokenizer sees it.
+pub fn answer_key<'a>(p: &'a PredictionView, state: &AppState) -> Option<std::borrow::Cow<'a, str>> {
+    match &p.canonical {
+        Some(canonical) => canonical.as_deref().map(std::borrow::Cow::Borrowed),
+        None => Some(std::borrow::Cow::Owned(normalize(state.tokenizer, &p.text))),
+    }
+}
+
+/// The key of a prepared target (see [`answer_key`]).
+pub fn target_key(state: &AppState, target: &str, prepared: &Prepared) -> String {
+    match &prepared.canonical {
+        Some(c) => c.clone(),
+        None => normalize(state.tokenizer, target),
+    }
+}
+
+/// Compared after trimming and normalizing whitespace the way the tokenizer
+/// does, so `the  cat` and `the cat` match under `whitespace`.
+fn normalize(tokenizer: Tokenizer, text: &str) -> String {
+    tokenizer.detokenize(&tokenizer.tokenize(text.trim())).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The rank of the first prediction whose key is `key`.
+pub fn correct_rank(state: &AppState, predictions: &[PredictionView], key: &str) -> Option<usize> {
+    predictions.iter().find(|p| answer_key(p, state).as_deref() == Some(key)).map(|p| p.rank)
+}
+
+/// Runs CPU-bound chemistry without stalling the runtime's other tasks: on a
+/// multi-threaded runtime this worker hands its queue to another first.
+pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Validates, translates one text, and builds its view. Also returns the Lambda
@@ -78,39 +187,49 @@ pub async fn translate(
 ) -> Result<(TranslationView, Option<String>), ApiError> {
     let started = Instant::now();
     let params = params(state, input.beam, input.n_best, input.attention.unwrap_or(true))?;
-    check_text(state, &input.text)?;
-    let tokenized = state.tokenizer.tokenize(&input.text);
-    if tokenized.trim().is_empty() {
-        return Err(ApiError::invalid_input("text has nothing to translate once tokenized"));
-    }
+    let target = input.target.as_deref().filter(|t| !t.trim().is_empty());
+    let (prepared, target_prepared) = cpu_bound(|| {
+        let prepared = prepare(state, &input.text, "text")?;
+        let target = target.map(|t| prepare(state, t, "target")).transpose()?;
+        Ok::<_, ApiError>((prepared, target))
+    })?;
     let request = Request {
-        inputs: vec![tokenized.clone()],
+        inputs: vec![prepared.tokenized.clone()],
         params,
         deadline: started + state.config.lambda_timeout,
         admission: Admission::FailFast,
     };
     let invocation = state.translator.translate(request).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
-    let view = view(input.text, tokenized, hypotheses, state.tokenizer, started);
+    let mut view = cpu_bound(|| view(state.reading(), input.text, prepared, hypotheses, started));
+    if let (Some(text), Some(prepared)) = (target, target_prepared) {
+        let key = target_key(state, text, &prepared);
+        let correct_rank = correct_rank(state, &view.predictions, &key);
+        view.target = Some(TargetView { text: text.to_string(), canonical: prepared.canonical, correct_rank });
+    }
     Ok((view, invocation.request_id))
 }
 
-/// Builds the view of one input's n-best list; attention is cut to the real
-/// token counts (the function pads rows and columns to the longest in a batch).
+/// Builds the view of one input's n-best list: predictions detokenized and, in
+/// SMILES mode, canonicalized; attention cut to the real token counts (the
+/// function pads rows and columns to the longest in a batch).
 pub fn view(
+    reading: Reading,
     input: String,
-    tokenized: String,
+    prepared: Prepared,
     hypotheses: Vec<Hypothesis>,
-    tokenizer: Tokenizer,
     started: Instant,
 ) -> TranslationView {
-    let source = Tokens::new(tokenized);
+    let tokenizer = reading.tokenizer;
+    let smiles = reading.format == InputFormat::Smiles;
+    let source = Tokens::new(prepared.tokenized);
     let source_len = source.len();
     let predictions = hypotheses
         .into_iter()
         .enumerate()
         .map(|(i, h)| {
             let text = tokenizer.detokenize(&h.tokens);
+            let canonical = smiles.then(|| chem::canonical(&text));
             let tokens = Tokens::new(h.tokens);
             let attention = h.attention.map(|mut m| {
                 m.truncate(tokens.len(), source_len);
@@ -122,13 +241,16 @@ pub fn view(
                 tokens,
                 score: h.score,
                 probability: crate::inference::protocol::probability(h.score),
+                canonical,
                 attention,
             }
         })
         .collect();
     TranslationView {
         input,
+        canonical: prepared.canonical,
         tokens: source,
+        target: None,
         predictions,
         elapsed_ms: (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     }

@@ -7,7 +7,7 @@ use translation_front::inference::demo;
 use translation_front::inference::{Params, tokenize::Tokenizer};
 
 use crate::emulator::{Behavior, Emulator};
-use crate::helpers::{Server, server};
+use crate::helpers::{Server, molecule, server};
 
 async fn batch(s: &Server, body: Value) -> Vec<Value> {
     let r = s.client.post(s.url("/api/v1/translate/batch")).json(&body).send().await.unwrap();
@@ -22,7 +22,7 @@ fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
 }
 
 fn inputs(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("CC{}O", "C".repeat(i % 7)) + &i.to_string()).collect()
+    (0..n).map(molecule).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,10 +66,10 @@ async fn chunk_sizes_follow_the_beam_table() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_chunk_marks_only_its_rows() {
-    let emu = Emulator::start(Behavior { poison: Some("POISON".into()), ..Default::default() }).await;
-    let s = server().lambda(&emu).env("TOKENIZER", "whitespace").spawn();
+    let emu = Emulator::start(Behavior { poison: Some("[ P o ]".into()), ..Default::default() }).await;
+    let s = server().lambda(&emu).spawn();
     let mut list = inputs(150);
-    list[75] = "POISON".into();
+    list[75] = "[Po]".into();
     let lines = batch(&s, json!({"inputs": list, "beam": 5, "n_best": 1})).await;
     let results = of_type(&lines, "result");
     assert_eq!(results.len(), 150);
@@ -87,9 +87,9 @@ async fn a_failing_chunk_marks_only_its_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn targets_give_top_k_accuracy() {
+async fn targets_give_top_k_accuracy_in_text_mode() {
     let emu = Emulator::start(Behavior::default()).await;
-    let s = server().lambda(&emu).spawn();
+    let s = server().lambda(&emu).env("INPUT_FORMAT", "text").spawn();
     let p = Params { beam: 3, n_best: 3, attention: false };
     let list = inputs(8);
     let nth = |i: usize, rank: usize| -> String {
@@ -175,7 +175,7 @@ async fn a_client_that_disconnects_stops_further_invocations() {
 
 #[tokio::test]
 async fn csv_parses_and_round_trips_quotes_commas_and_newlines() {
-    let s = server().spawn();
+    let s = server().env("INPUT_FORMAT", "text").spawn();
     let tricky = vec!["C,C\"O\"".to_string(), "N#C\nc1ccccc1".to_string(), "plain".to_string(), String::new()];
     let r = s
         .client
@@ -189,16 +189,20 @@ async fn csv_parses_and_round_trips_quotes_commas_and_newlines() {
     let body = r.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header, ["id", "source", "rank", "prediction", "probability", "target", "correct", "error"]);
+    assert_eq!(
+        header,
+        ["id", "source", "rank", "prediction", "canonical", "probability", "target", "correct", "error"]
+    );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 2 + 2 + 2 + 1, "one row per prediction, one per failed input");
     assert_eq!(&records[0][1], "C,C\"O\"");
     assert_eq!(&records[0][3], "C,C\"O\"", "the prediction keeps its comma and quotes");
-    assert_eq!(&records[0][6], "true");
+    assert_eq!(&records[0][4], "", "no canonical form in text mode");
+    assert_eq!(&records[0][7], "true");
     assert_eq!(&records[2][1], "N#C\nc1ccccc1");
     assert_eq!(&records[6][0], "3");
-    assert!(records[6][7].starts_with("invalid_input"));
-    let p: f64 = records[0][4].parse().unwrap();
+    assert!(records[6][8].starts_with("invalid_input"));
+    let p: f64 = records[0][5].parse().unwrap();
     assert!(p > 0.0 && p <= 1.0);
 }
 

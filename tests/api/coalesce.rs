@@ -6,11 +6,7 @@ use serde_json::json;
 use translation_front::inference::{Params, demo};
 
 use crate::emulator::{Behavior, Emulator};
-use crate::helpers::server;
-
-fn input(i: usize) -> String {
-    format!("CC{}N", "O".repeat(i % 5)) + &i.to_string()
-}
+use crate::helpers::{molecule as input, server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer() {
@@ -54,8 +50,7 @@ async fn mixed_parameters_are_never_grouped() {
         let (beam, attention) =
             (call.event["beam"].as_u64().unwrap(), call.event["return_attention"].as_bool().unwrap());
         for tokenized in &call.inputs {
-            let i: usize =
-                tokenized.replace(' ', "").trim_start_matches(|c: char| !c.is_ascii_digit()).parse().unwrap();
+            let i = (0..24).find(|&i| input(i) == tokenized.replace(' ', "")).expect("one of the inputs");
             assert_eq!(
                 [(5, false), (3, false), (5, true)][i % 3],
                 (beam, attention),
@@ -69,13 +64,14 @@ async fn mixed_parameters_are_never_grouped() {
 async fn one_poisoned_input_among_sixteen_fails_alone() {
     let emu = Emulator::start(Behavior {
         latency: Duration::from_millis(30),
-        poison: Some("P o i s o n".into()),
+        poison: Some("[ P o ]".into()),
         ..Default::default()
     })
     .await;
     let s = server().lambda(&emu).spawn();
     let requests = (0..16).map(|i| {
-        let text = if i == 9 { "Poison".to_string() } else { input(i) };
+        // Polonium: a valid molecule that the emulated function chokes on.
+        let text = if i == 9 { "[Po]".to_string() } else { input(i) };
         s.translate(json!({"text": text, "beam": 2, "n_best": 1}))
     });
     let replies = futures_util::future::join_all(requests).await;

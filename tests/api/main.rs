@@ -7,6 +7,7 @@ mod emulator;
 mod helpers;
 
 mod batch;
+mod chemistry;
 mod coalesce;
 mod config;
 mod deploy;

@@ -15,7 +15,7 @@ async fn the_form_posts_and_renders_ranked_results_with_heatmaps() {
         s.client.post(s.url("/")).form(&[("text", "CC(=O)O"), ("beam", "3"), ("n_best", "2")]).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    assert_eq!(html.matches("class=\"prediction\"").count(), 2);
+    assert_eq!(html.matches("<li class=\"prediction").count(), 2);
     assert!(html.contains("<code class=\"pred-text\">CC(=O)O</code>"));
     assert_eq!(html.matches("<svg class=\"heatmap\"").count(), 2);
     assert!(html.contains("<title>C ← C:"), "cell values on hover");

@@ -96,7 +96,7 @@ async fn malformed_bodies_get_invalid_input_never_a_framework_text() {
 
 #[tokio::test]
 async fn input_length_is_counted_in_code_points() {
-    let s = server().env("MAX_INPUT_CHARS", "10").spawn();
+    let s = server().env("MAX_INPUT_CHARS", "10").env("INPUT_FORMAT", "text").spawn();
     // 10 two-byte characters: 20 bytes, 10 code points, allowed
     let r = s.translate(json!({"text": "éééééééééé", "n_best": 1})).await;
     assert_eq!(r.status, 200, "{}", r.json);

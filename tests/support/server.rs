@@ -210,3 +210,9 @@ impl Server {
         self.get("/api/v1/config").await.json["backend"] == "lambda"
     }
 }
+
+/// The `i`-th of a family of distinct molecules, in RDKit's canonical form (so
+/// the model sees it as written): methanol with a carbon isotope label `i + 1`.
+pub fn molecule(i: usize) -> String {
+    translation_front::chem::prepare(&format!("[{}CH3]O", i + 1)).expect("a valid molecule")
+}

@@ -1,0 +1,111 @@
+//! `GET /api/v1/depict?smiles=...`: a structure drawing as `image/svg+xml`.
+//!
+//! Drawing is CPU work in RDKit's C++ that cannot be interrupted, so it is
+//! bounded before it starts: the text by `MAX_INPUT_CHARS`, the molecule by
+//! [`chem::MAX_DRAW_ATOMS`], and the pod by [`DRAWERS`] drawings at a time,
+//! waiting at most [`QUEUE_WAIT`] for a turn. The same SMILES always gives the
+//! same picture, so browsers and CDNs may keep it.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::chem;
+
+/// Drawings in progress at once per pod (the pod has about this many cores).
+const DRAWERS: usize = 2;
+/// How long a request waits for a turn before it is told the server is busy.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// The default size, and the bounds of a requested one, in pixels.
+const DEFAULT_SIZE: (u32, u32) = (300, 220);
+const SIZES: std::ops::RangeInclusive<u32> = 50..=1200;
+
+static TURNS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(DRAWERS));
+
+#[derive(Debug, Deserialize)]
+pub struct DepictQuery {
+    smiles: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+/// The drawing's URL for a SMILES string (what the result pages link).
+pub fn url(smiles: &str) -> String {
+    let mut out = String::from("/api/v1/depict?smiles=");
+    for b in smiles.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'(' | b')' | b'*' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+pub async fn depict(State(state): State<Arc<AppState>>, Query(q): Query<DepictQuery>) -> Result<Response, ApiError> {
+    let smiles = q.smiles.unwrap_or_default();
+    if smiles.trim().is_empty() {
+        return Err(ApiError::invalid_input("smiles is missing: /api/v1/depict?smiles=CCO"));
+    }
+    let max = state.config.max_input_chars;
+    let chars = smiles.chars().count();
+    if chars > max {
+        return Err(ApiError::too_large(format!("smiles has {chars} characters; the limit is {max}")));
+    }
+    let width = q.width.unwrap_or(DEFAULT_SIZE.0);
+    let height = q.height.unwrap_or(DEFAULT_SIZE.1);
+    if !SIZES.contains(&width) || !SIZES.contains(&height) {
+        return Err(ApiError::invalid_input(format!(
+            "width and height must be between {} and {} pixels",
+            SIZES.start(),
+            SIZES.end()
+        )));
+    }
+    let Ok(Ok(turn)) = tokio::time::timeout(QUEUE_WAIT, TURNS.acquire()).await else {
+        return Err(ApiError::busy("too many drawings in progress; try again shortly", Duration::from_secs(1)));
+    };
+    let drawn = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        chem::depict(&smiles, width, height).map_err(|e| (smiles, e))
+    })
+    .await
+    .map_err(|_| ApiError::internal("the structure could not be drawn"))?;
+    match drawn {
+        Ok(svg) => {
+            let mut response = svg.into_response();
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+            // The drawing's own stylesheet recolours it in dark mode; nothing else runs.
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+            );
+            Ok(response)
+        }
+        Err((smiles, e)) => {
+            let short: String = smiles.chars().take(80).collect();
+            Err(ApiError::invalid_input(format!("'{short}' {e}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_escape_everything_a_query_could_misread() {
+        assert_eq!(url("CC(=O)O"), "/api/v1/depict?smiles=CC(%3DO)O");
+        assert_eq!(url("N#C[C@H]1.[Na+]"), "/api/v1/depict?smiles=N%23C%5BC%40H%5D1.%5BNa%2B%5D");
+        assert_eq!(url("F/C=C\\F"), "/api/v1/depict?smiles=F%2FC%3DC%5CF");
+    }
+}

@@ -175,7 +175,11 @@ fn index_page(state: &AppState, text: String, beam: u32, n_best: u32) -> IndexPa
     IndexPage {
         shell: Shell::new(state, "translate"),
         examples: &c.examples,
-        input_kind: if smiles { "the reactants and reagents as SMILES, separated by '.'" } else { "text" },
+        input_kind: if smiles {
+            "all reactants and reagents as SMILES, separated by '.'"
+        } else {
+            "the text to translate"
+        },
         smiles,
         chars: text.chars().count(),
         text,

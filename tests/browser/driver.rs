@@ -32,11 +32,13 @@ pub struct Options {
     pub downloads: Option<PathBuf>,
     pub width: u32,
     pub height: u32,
+    /// Pages see `prefers-color-scheme: dark`.
+    pub dark: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { javascript: true, downloads: None, width: 1280, height: 900 }
+        Options { javascript: true, downloads: None, width: 1280, height: 900, dark: false }
     }
 }
 
@@ -79,6 +81,10 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
         format!("--window-size={},{}", options.width, options.height),
         format!("--user-data-dir={}", profile.display()),
     ];
+    if options.dark {
+        // Blink's preferred colour scheme: 0 is dark.
+        args.push("--blink-settings=preferredColorScheme=0".into());
+    }
     if options.width < 500 {
         args.push("--force-device-scale-factor=1".into());
     }

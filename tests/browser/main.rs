@@ -7,5 +7,6 @@ mod emulator;
 mod helpers;
 
 mod batch_page;
+mod chemistry;
 mod driver;
 mod translate_page;

@@ -54,7 +54,7 @@ async fn two_clicks_translate_an_example_on_a_phone() {
     b.client.goto(&s.url("/")).await.unwrap();
     b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
     let value = b.client.find(Locator::Css("#text")).await.unwrap().prop("value").await.unwrap();
-    assert_eq!(value.as_deref(), Some("CC(C)=O.OCC"));
+    assert_eq!(value.as_deref(), Some(translation_front::config::BUILTIN_REACTIONS[0]));
     b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     assert_eq!(results(&b).await.len(), 5);
     let width: f64 =
@@ -145,7 +145,9 @@ async fn without_javascript_the_form_posts_and_renders_results() {
     b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
     b.client.wait().at_most(WAIT).for_element(Locator::Css(".prediction")).await.unwrap();
     let first = b.client.find(Locator::Css(".pred-text")).await.unwrap().text().await.unwrap();
-    assert_eq!(first, "CC(C)=O.OCC");
+    // The demo answers a mixture with its largest component.
+    let example = translation_front::config::BUILTIN_REACTIONS[0];
+    assert_eq!(first, example.split('.').max_by_key(|c| c.len()).unwrap());
     b.screenshot("translate-nojs-desktop").await;
     b.close().await;
 }

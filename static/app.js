@@ -209,6 +209,8 @@ function boundTopKByBeam(beam, nBest) {
   let rows = [];
   let total = 0;
   let page = 0;
+  // Rows whose full answer is open (by index).
+  const opened = new Set();
   let controller = null;
   let drawPending = false;
 
@@ -238,6 +240,49 @@ function boundTopKByBeam(beam, nBest) {
     tr.appendChild(td);
   };
 
+  const depictUrl = (smiles) => `/api/v1/depict?smiles=${encodeURIComponent(smiles)}`;
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  };
+  const figure = (smiles, caption, alt) => {
+    const f = el('figure', 'structure');
+    const img = el('img');
+    img.src = depictUrl(smiles);
+    img.width = 300;
+    img.height = 220;
+    img.alt = `${alt}, ${smiles}`;
+    img.loading = 'lazy';
+    const cap = el('figcaption', null, `${caption}: `);
+    cap.appendChild(el('code', 'smiles', smiles));
+    f.append(img, cap);
+    return f;
+  };
+  // A row's full answer: its structures and every prediction.
+  const details = (r) => {
+    const box = el('div', 'row-details');
+    const structures = el('div', 'structures');
+    if (r.canonical) structures.appendChild(figure(r.canonical, 'Input, as the model reads it', 'Structure of the input'));
+    if (r.target_canonical) structures.appendChild(figure(r.target_canonical, 'Expected product', 'Structure of the expected product'));
+    if (structures.childElementCount) box.appendChild(structures);
+    if (r.target_error) box.appendChild(el('p', 'invalid-note', `The target cannot be compared: ${r.target_error}.`));
+    const list = el('ol', 'row-predictions');
+    for (const p of r.predictions || []) {
+      const li = el('li', 'row-prediction');
+      const head = el('div', 'pred-main');
+      head.append(el('span', 'rank', `#${p.rank}`), el('code', 'pred-text', p.text), el('span', 'pct', pct(p.probability)));
+      if (p.canonical === null) head.appendChild(el('span', 'badge invalid', 'Not a valid molecule'));
+      if (r.correct_rank === p.rank) head.appendChild(el('span', 'badge good', 'Expected product'));
+      li.appendChild(head);
+      if (p.canonical) li.appendChild(figure(p.canonical, 'Canonical', `Structure of prediction ${p.rank}`));
+      list.appendChild(li);
+    }
+    box.appendChild(list);
+    return box;
+  };
+
   const draw = () => {
     drawPending = false;
     const pages = Math.max(1, Math.ceil(Math.max(rows.length, 1) / PAGE));
@@ -245,7 +290,21 @@ function boundTopKByBeam(beam, nBest) {
     tbody.replaceChildren();
     for (const r of rows.slice(page * PAGE, page * PAGE + PAGE)) {
       const tr = document.createElement('tr');
-      cell(tr, String(r.index + 1), 'num');
+      const first = el('td', 'num');
+      if (r.error) {
+        first.textContent = String(r.index + 1);
+      } else {
+        const toggle = el('button', 'linkish row-toggle', String(r.index + 1));
+        toggle.type = 'button';
+        toggle.setAttribute('aria-expanded', String(opened.has(r.index)));
+        toggle.setAttribute('aria-label', `Row ${r.index + 1}: ${opened.has(r.index) ? 'hide' : 'show'} every prediction and its structure`);
+        toggle.addEventListener('click', () => {
+          if (opened.has(r.index)) opened.delete(r.index); else opened.add(r.index);
+          draw();
+        });
+        first.appendChild(toggle);
+      }
+      tr.appendChild(first);
       cell(tr, r.input, 'mono');
       if (r.error) {
         tr.className = 'failed';
@@ -253,12 +312,20 @@ function boundTopKByBeam(beam, nBest) {
         cell(tr, '');
       } else {
         const top = r.predictions[0];
-        cell(tr, top ? top.text : '', 'mono');
+        cell(tr, top ? top.text + (top.canonical === null ? ' (not a molecule)' : '') : '', 'mono');
         cell(tr, top ? pct(top.probability) : '', 'num');
       }
       cell(tr, r.target == null ? '' : r.target, 'mono');
-      cell(tr, r.target == null || r.error ? '' : (r.correct_rank ? `top-${r.correct_rank}` : 'no'));
+      cell(tr, r.target == null || r.error ? '' : (r.correct_rank ? `top-${r.correct_rank}` : (r.target_error ? 'target invalid' : 'no')));
       tbody.appendChild(tr);
+      if (opened.has(r.index) && !r.error) {
+        const dtr = el('tr', 'details');
+        const dtd = el('td');
+        dtd.colSpan = 6;
+        dtd.appendChild(details(r));
+        dtr.appendChild(dtd);
+        tbody.appendChild(dtr);
+      }
     }
     pageLabel.textContent = `Page ${page + 1} of ${pages} · ${rows.length} of ${total} rows`;
     $('#prev').disabled = page === 0;
@@ -326,15 +393,17 @@ function boundTopKByBeam(beam, nBest) {
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
   $('#download').addEventListener('click', () => {
-    const lines = ['id,source,rank,prediction,probability,target,correct,error'];
+    // The same columns as the server's CSV (POST /api/v1/translate/batch?format=csv).
+    const lines = ['id,source,rank,prediction,canonical,probability,target,correct,error'];
     for (const r of rows) {
       if (r.error) {
-        lines.push([r.index, r.input, '', '', '', r.target, '', `${r.error.code}: ${r.error.message}`].map(csvField).join(','));
+        lines.push([r.index, r.input, '', '', '', '', r.target, '', `${r.error.code}: ${r.error.message}`].map(csvField).join(','));
         continue;
       }
       for (const p of r.predictions) {
-        const correct = r.target == null ? '' : String(r.correct_rank === p.rank);
-        lines.push([r.index, r.input, p.rank, p.text, p.probability.toFixed(6), r.target, correct, ''].map(csvField).join(','));
+        const correct = r.target == null || r.target_error ? '' : String(r.correct_rank === p.rank);
+        const canonical = p.canonical === undefined ? '' : (p.canonical === null ? '(not a molecule)' : p.canonical);
+        lines.push([r.index, r.input, p.rank, p.text, canonical, p.probability.toFixed(6), r.target, correct, r.target_error || ''].map(csvField).join(','));
       }
     }
     const blob = new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' });
@@ -363,6 +432,7 @@ function boundTopKByBeam(beam, nBest) {
     rows = [];
     total = 0;
     page = 0;
+    opened.clear();
     showError(null);
     summary.hidden = true;
     progress.hidden = false;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 use fantoccini::Locator;
 
 use crate::driver::{Options, browser};
-use crate::helpers::server;
+use crate::helpers::{molecule, server};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tf-batch-{}-{name}", std::process::id()));
@@ -34,7 +34,7 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     let dir = scratch("js");
     let inputs = dir.join("inputs.txt");
     let targets = dir.join("targets.txt");
-    let lines: Vec<String> = (0..250).map(|i| format!("CC{}O", i % 10)).collect();
+    let lines: Vec<String> = (0..250).map(|i| molecule(i % 10)).collect();
     std::fs::write(&inputs, lines.join("\n") + "\n").unwrap();
     std::fs::write(&targets, lines.join("\n") + "\n").unwrap();
     let downloads = dir.join("downloads");
@@ -74,8 +74,8 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 500, "two predictions per row");
-    assert_eq!(&records[0][1], "CC0O");
-    assert_eq!(&records[0][6], "true");
+    assert_eq!(&records[0][1], molecule(0));
+    assert_eq!((&records[0][4], &records[0][7]), (molecule(0).as_str(), "true"), "canonical, correct");
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -85,7 +85,7 @@ async fn without_javascript_the_batch_form_downloads_the_csv() {
     let s = server().spawn();
     let dir = scratch("nojs");
     let inputs = dir.join("inputs.txt");
-    std::fs::write(&inputs, "CCO\r\nN#C\r\n").unwrap();
+    std::fs::write(&inputs, "CCO\r\nC1CC\r\n").unwrap();
     let downloads = dir.join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     let options = Options { javascript: false, downloads: Some(downloads.clone()), ..Default::default() };
@@ -96,8 +96,72 @@ async fn without_javascript_the_batch_form_downloads_the_csv() {
     b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
     b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
     let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads)).await.unwrap();
-    assert!(csv.starts_with("id,source,rank,prediction,probability,target,correct,error\r\n"), "{csv}");
-    assert_eq!(csv.lines().count(), 1 + 2 * 5);
+    assert!(csv.starts_with("id,source,rank,prediction,canonical,probability,target,correct,error\r\n"), "{csv}");
+    // CCO translates (5 predictions); "C1CC" is not a molecule: one error row.
+    assert_eq!(csv.lines().count(), 1 + 5 + 1);
+    assert!(csv.contains("invalid_input: input 2 'C1CC' failed to convert to a molecular structure"), "{csv}");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
+    let s = server().spawn();
+    let dir = scratch("open");
+    let inputs = dir.join("inputs.txt");
+    let targets = dir.join("targets.txt");
+    std::fs::write(&inputs, "CCO.CC(=O)O\nCC(=O)Oc1ccccc1C(=O)O\n").unwrap();
+    std::fs::write(&targets, "OC(C)=O\nC1CC\n").unwrap();
+    let options = Options { width: 390, height: 844, ..Default::default() };
+    let Some(b) = browser("on_a_phone_a_row_opens", options).await else {
+        return;
+    };
+    b.client.goto(&s.url("/batch")).await.unwrap();
+    b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#targets")).await.unwrap().send_keys(targets.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
+    let wait = || b.client.wait().at_most(Duration::from_secs(20));
+    wait().for_element(Locator::Css("#summary:not([hidden])")).await.unwrap();
+    let cells: Vec<String> = {
+        let mut out = Vec::new();
+        for td in b.client.find_all(Locator::Css("#table tbody tr:nth-child(2) td")).await.unwrap() {
+            out.push(td.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(cells[5], "target invalid");
+    let toggle = b.client.find(Locator::Css("#table tbody tr:first-child .row-toggle")).await.unwrap();
+    assert_eq!(toggle.attr("aria-expanded").await.unwrap().as_deref(), Some("false"));
+    toggle.click().await.unwrap();
+    let details = wait().for_element(Locator::Css(".row-details")).await.unwrap();
+    let text = details.text().await.unwrap();
+    assert!(text.contains("Expected product") && text.contains("#5"), "{text}");
+    // The input, the expected product, and each of the five components/forms
+    // that is a molecule.
+    let images = b.client.find_all(Locator::Css(".row-details img")).await.unwrap();
+    assert!(images.len() >= 3, "{}", images.len());
+    for img in &images {
+        b.client.execute("arguments[0].scrollIntoView()", vec![serde_json::to_value(img).unwrap()]).await.unwrap();
+        let started = Instant::now();
+        loop {
+            let state = b
+                .client
+                .execute(
+                    "return [arguments[0].complete, arguments[0].naturalWidth]",
+                    vec![serde_json::to_value(img).unwrap()],
+                )
+                .await
+                .unwrap();
+            if state[0] == true {
+                assert!(state[1].as_u64().unwrap_or(0) > 0, "the drawing loaded");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "drawing still loading");
+            tokio::task::yield_now().await;
+        }
+    }
+    b.client.execute("document.querySelector('.row-details').scrollIntoView()", vec![]).await.unwrap();
+    b.screenshot("batch-row-open-phone").await;
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

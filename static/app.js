@@ -16,6 +16,7 @@ function boundTopKByBeam(beam, nBest) {
   if (!form) return;
   const text = $('#text');
   const targetField = $('#target');
+  const foldField = $('#fold');
   const counter = $('#counter');
   const beam = $('#beam');
   const nBest = $('#n_best');
@@ -119,6 +120,7 @@ function boundTopKByBeam(beam, nBest) {
           beam: Number(beam.value),
           n_best: Number(nBest.value),
           target: targetField && targetField.value.trim() ? targetField.value : undefined,
+          fold_duplicates: foldField ? foldField.checked : undefined,
         }),
         signal: controller.signal,
       });

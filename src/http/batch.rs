@@ -38,6 +38,7 @@ struct BatchJson {
     beam: Option<u32>,
     n_best: Option<u32>,
     attention: Option<bool>,
+    fold_duplicates: Option<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +48,7 @@ struct BatchInput {
     beam: Option<u32>,
     n_best: Option<u32>,
     attention: bool,
+    fold_duplicates: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +126,7 @@ async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiErr
         beam: json.beam,
         n_best: json.n_best,
         attention: json.attention.unwrap_or(false),
+        fold_duplicates: json.fold_duplicates.unwrap_or(false),
     })
 }
 
@@ -157,6 +160,7 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
             "beam" => input.beam = number("beam")?,
             "n_best" => input.n_best = number("n_best")?,
             "attention" => input.attention = matches!(&bytes[..], b"true" | b"on" | b"1"),
+            "fold_duplicates" => input.fold_duplicates = matches!(&bytes[..], b"true" | b"on" | b"1"),
             _ => {}
         }
     }
@@ -200,6 +204,7 @@ struct Job {
     rows: Arc<Vec<Row>>,
     chunks: Vec<std::ops::Range<usize>>,
     params: Params,
+    fold_duplicates: bool,
 }
 
 impl Job {
@@ -255,13 +260,22 @@ impl Job {
                 .collect()
         });
         let chunks = fanout::plan(&rows, params, fanout::chunk_size_for_beam(params.beam), MAX_CHUNK_BYTES);
-        Ok(Job { inputs: input.inputs, canonical, targets, rows: Arc::new(rows), chunks, params })
+        Ok(Job {
+            inputs: input.inputs,
+            canonical,
+            targets,
+            rows: Arc::new(rows),
+            chunks,
+            params,
+            fold_duplicates: input.fold_duplicates,
+        })
     }
 
     async fn run(self, state: Arc<AppState>, format: Format, tx: mpsc::Sender<Bytes>) {
         let started = Instant::now();
         let total = self.rows.len();
         let mut out = Output::new(format, state.clone(), self.params.n_best as usize);
+        out.fold_duplicates = self.fold_duplicates;
         out.start(total, self.chunks.len(), self.params);
         if !out.flush(&tx).await {
             return;
@@ -336,6 +350,8 @@ struct BatchPrediction<'a> {
     score: f64,
     probability: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    merged_ranks: Option<&'a [usize]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     attention: Option<&'a Matrix>,
 }
 
@@ -371,6 +387,7 @@ struct Output {
     /// Rows whose target could not be compared (left out of the accuracy).
     targets_invalid: usize,
     hits: Vec<usize>,
+    fold_duplicates: bool,
 }
 
 impl Output {
@@ -384,6 +401,7 @@ impl Output {
             evaluated: 0,
             targets_invalid: 0,
             hits: vec![0; n_best],
+            fold_duplicates: false,
         }
     }
 
@@ -442,7 +460,10 @@ impl Output {
             }
         };
         let prepared = Prepared { canonical: canonical.map(String::from), tokenized: tokenized.to_owned() };
-        let view = translate::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
+        let mut view = translate::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
+        if self.fold_duplicates {
+            view.predictions = translate::fold_duplicates(view.predictions);
+        }
         let (target_canonical, target_error, correct_rank) = match target.map(|t| t.1) {
             None => (None, None, None),
             Some(Err(why)) => {
@@ -554,6 +575,7 @@ fn lean(p: &PredictionView) -> BatchPrediction<'_> {
         canonical: p.canonical.as_ref().map(|c| c.as_deref()),
         score: p.score,
         probability: p.probability,
+        merged_ranks: p.merged_ranks.as_deref(),
         attention: p.attention.as_ref(),
     }
 }

@@ -57,6 +57,7 @@ struct IndexPage<'a> {
     smiles: bool,
     text: String,
     target: String,
+    fold: bool,
     chars: usize,
     max_chars: usize,
     beam_options: Vec<Opt>,
@@ -71,6 +72,8 @@ pub struct Item {
     pub score: String,
     pub percent: String,
     pub bar: String,
+    /// Folded duplicates: the model's ranks this result stands for.
+    pub merged: Option<String>,
     /// SMILES mode: the drawing of the canonical form, when it is a molecule.
     pub structure: Option<Structure>,
     /// SMILES mode: the prediction is not a molecule.
@@ -122,6 +125,10 @@ impl ResultsFragment {
                     score: format!("{:.4}", p.score),
                     percent: format!("{:.1}%", p.probability * 100.0),
                     bar: format!("{:.2}", (p.probability * 100.0).max(0.5)),
+                    merged: p
+                        .merged_ranks
+                        .as_ref()
+                        .map(|r| r.iter().map(|x| format!("#{x}")).collect::<Vec<_>>().join(" + ")),
                     invalid: matches!(p.canonical, Some(None)),
                     structure: p.canonical.flatten().as_deref().map(Structure::of),
                     correct: correct_rank == Some(p.rank),
@@ -184,6 +191,7 @@ fn index_page(state: &AppState, text: String, beam: u32, n_best: u32) -> IndexPa
         chars: text.chars().count(),
         text,
         target: String::new(),
+        fold: false,
         max_chars: c.max_input_chars,
         beam_options: options(c.max_beam, beam),
         n_best_options: options(c.max_beam, n_best),
@@ -207,6 +215,8 @@ pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>)
 pub struct FormInput {
     text: Option<String>,
     target: Option<String>,
+    /// The "fold predictions that are the same molecule" box was ticked.
+    fold: Option<String>,
     beam: Option<String>,
     n_best: Option<String>,
     /// An example button was pressed: translate that example.
@@ -235,7 +245,15 @@ pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<Fo
     let mut page = index_page(&state, text.clone(), beam.unwrap_or(c.default_beam), n_best.unwrap_or(c.default_n_best));
     let target = form.target.filter(|t| !t.trim().is_empty());
     page.target = target.clone().unwrap_or_default();
-    let input = TranslateInput { text, beam: beam.or(Some(c.default_beam)), n_best, attention: Some(true), target };
+    page.fold = form.fold.is_some();
+    let input = TranslateInput {
+        text,
+        beam: beam.or(Some(c.default_beam)),
+        n_best,
+        attention: Some(true),
+        target,
+        fold_duplicates: Some(page.fold),
+    };
     match translate::translate(&state, input).await {
         Ok((view, _)) => {
             let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));

@@ -23,6 +23,9 @@ pub struct TranslateInput {
     pub attention: Option<bool>,
     /// The expected answer, to see at which rank the model finds it.
     pub target: Option<String>,
+    /// SMILES mode: predictions that are the same molecule become one, their
+    /// probabilities summed (see [`fold_duplicates`]).
+    pub fold_duplicates: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -58,9 +61,39 @@ pub struct PredictionView {
     /// not a molecule. Absent in text mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canonical: Option<Option<String>>,
+    /// When duplicates were folded into this prediction: the ranks (in the
+    /// model's own order) of every prediction it stands for, its own first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_ranks: Option<Vec<usize>>,
     /// Written with 4 decimals (see [`super::json`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention: Option<Matrix>,
+}
+
+/// Folds predictions that are the same molecule (equal canonical SMILES) into
+/// the best-ranked of them: probabilities summed, `score` its logarithm, the
+/// others' ranks in `merged_ranks`, ranks renumbered. Predictions that are not
+/// molecules, and all predictions in text mode, stay as they are.
+pub fn fold_duplicates(predictions: Vec<PredictionView>) -> Vec<PredictionView> {
+    let mut out: Vec<PredictionView> = Vec::with_capacity(predictions.len());
+    for p in predictions {
+        let same = match &p.canonical {
+            Some(Some(c)) => out.iter_mut().find(|q| matches!(&q.canonical, Some(Some(d)) if d == c)),
+            _ => None,
+        };
+        match same {
+            Some(q) => {
+                q.probability += p.probability;
+                q.score = q.probability.ln();
+                q.merged_ranks.get_or_insert_with(|| vec![q.rank]).push(p.rank);
+            }
+            None => out.push(p),
+        }
+    }
+    for (i, p) in out.iter_mut().enumerate() {
+        p.rank = i + 1;
+    }
+    out
 }
 
 /// Checks beam and n_best against the configured bounds, filling in defaults.
@@ -202,6 +235,9 @@ pub async fn translate(
     let invocation = state.translator.translate(request).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
     let mut view = cpu_bound(|| view(state.reading(), input.text, prepared, hypotheses, started));
+    if input.fold_duplicates == Some(true) {
+        view.predictions = fold_duplicates(view.predictions);
+    }
     if let (Some(text), Some(prepared)) = (target, target_prepared) {
         let key = target_key(state, text, &prepared);
         let correct_rank = correct_rank(state, &view.predictions, &key);
@@ -242,6 +278,7 @@ pub fn view(
                 score: h.score,
                 probability: crate::inference::protocol::probability(h.score),
                 canonical,
+                merged_ranks: None,
                 attention,
             }
         })
@@ -253,5 +290,46 @@ pub fn view(
         target: None,
         predictions,
         elapsed_ms: (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prediction(rank: usize, canonical: Option<Option<&str>>, probability: f64) -> PredictionView {
+        PredictionView {
+            rank,
+            text: format!("p{rank}"),
+            tokens: Tokens::default(),
+            score: probability.ln(),
+            probability,
+            canonical: canonical.map(|c| c.map(String::from)),
+            merged_ranks: None,
+            attention: None,
+        }
+    }
+
+    #[test]
+    fn folding_sums_the_same_molecule_into_its_best_rank() {
+        let folded = fold_duplicates(vec![
+            prediction(1, Some(Some("CCO")), 0.5),
+            prediction(2, Some(None), 0.2),
+            prediction(3, Some(Some("CCO")), 0.1),
+            prediction(4, Some(None), 0.05),
+            prediction(5, Some(Some("CO")), 0.04),
+        ]);
+        let summary: Vec<(usize, &str, f64)> =
+            folded.iter().map(|p| (p.rank, p.text.as_str(), (p.probability * 100.0).round())).collect();
+        assert_eq!(summary, [(1, "p1", 60.0), (2, "p2", 20.0), (3, "p4", 5.0), (4, "p5", 4.0)]);
+        assert_eq!(folded[0].merged_ranks, Some(vec![1, 3]));
+        assert!((folded[0].score - 0.6f64.ln()).abs() < 1e-12);
+        assert_eq!(folded[1].merged_ranks, None, "invalid predictions never fold");
+    }
+
+    #[test]
+    fn text_mode_never_folds() {
+        let folded = fold_duplicates(vec![prediction(1, None, 0.5), prediction(2, None, 0.5)]);
+        assert_eq!(folded.len(), 2);
     }
 }

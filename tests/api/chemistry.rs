@@ -181,3 +181,35 @@ async fn depict_draws_molecules_and_refuses_what_it_cannot_draw() {
         assert_eq!((r.status.as_u16(), r.code()), (status, code), "{path}: {}", r.json);
     }
 }
+
+#[tokio::test]
+async fn duplicates_that_are_one_molecule_fold_when_asked() {
+    let s = server().spawn();
+    // The demo answers "OCC" with CCO, OCC (ethanol again) and COC.
+    let plain = s.translate(json!({"text": "OCC", "beam": 3, "n_best": 3})).await;
+    let folded = s.translate(json!({"text": "OCC", "beam": 3, "n_best": 3, "fold_duplicates": true})).await;
+    let p = plain.json["predictions"].as_array().unwrap();
+    let f = folded.json["predictions"].as_array().unwrap();
+    assert_eq!(p.len(), 3);
+    assert_eq!(f.len(), 2);
+    assert_eq!((f[0]["rank"].as_u64(), f[0]["canonical"].as_str()), (Some(1), Some("CCO")));
+    assert_eq!(f[0]["merged_ranks"], json!([1, 2]));
+    let sum = p[0]["probability"].as_f64().unwrap() + p[1]["probability"].as_f64().unwrap();
+    assert!((f[0]["probability"].as_f64().unwrap() - sum).abs() < 1e-9);
+    assert_eq!((f[1]["rank"].as_u64(), f[1]["canonical"].as_str()), (Some(2), Some("COC")));
+    assert!(p[0].get("merged_ranks").is_none());
+
+    let lines = batch_lines(
+        &s,
+        json!({"inputs": ["OCC"], "targets": ["COC"], "beam": 3, "n_best": 3, "fold_duplicates": true}),
+    )
+    .await;
+    let row = results(&lines)[0];
+    assert_eq!(row["predictions"].as_array().unwrap().len(), 2);
+    assert_eq!(row["correct_rank"], 2, "ranks after folding");
+
+    let page = s.client.post(s.url("/")).form(&[("text", "OCC"), ("beam", "3"), ("n_best", "3"), ("fold", "1")]);
+    let html = page.send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches("<li class=\"prediction").count(), 2);
+    assert!(html.contains("results #1 + #2, added up"));
+}

@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! main.rs        parse config, init telemetry, run a subcommand
-//! config         every setting, validated once at start (a leaf)
+//! config         every setting, validated once at start (imports only chem)
+//! chem/          SMILES chemistry through RDKit: canonical forms, drawings (a leaf;
+//!                its rdkit.rs/rdkit.cc bridge is the crate's only foreign code)
 //! telemetry      tracing init and the per-app Prometheus registry (a leaf)
 //! startup        Application::build binds the sockets; run_until drains and stops
 //! http/          routes, extractors, views; maps errors to statuses in one place
@@ -23,7 +25,8 @@
 //!
 //! Dependencies point one way: `main -> startup -> {config, telemetry, http,
 //! inference}`, `http -> inference` (the trait and its error type only, never the
-//! AWS SDK), `inference::lambda -> protocol`. Inference knows nothing of HTTP.
+//! AWS SDK), `http -> chem`, `config -> chem`, `inference::lambda -> protocol`.
+//! Inference knows nothing of HTTP or chemistry: it moves tokenized strings.
 
 pub mod chem;
 pub mod config;

@@ -159,6 +159,7 @@ impl ResultsFragment {
 #[template(path = "about.html")]
 struct AboutPage {
     shell: Shell,
+    smiles: bool,
     tokenizer: &'static str,
     max_chars: usize,
     max_beam: u32,
@@ -292,6 +293,7 @@ pub async fn about(State(state): State<Arc<AppState>>) -> Response {
     let c = &state.config;
     render(&AboutPage {
         shell: Shell::new(&state, "about"),
+        smiles: c.input_format == InputFormat::Smiles,
         tokenizer: state.tokenizer.name(),
         max_chars: c.max_input_chars,
         max_beam: c.max_beam,

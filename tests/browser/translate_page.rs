@@ -102,7 +102,7 @@ async fn a_function_error_shows_inline_and_keeps_the_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_injection_stays_inert_text() {
-    let s = server().env("TOKENIZER", "whitespace").spawn();
+    let s = server().env("TOKENIZER", "whitespace").env("INPUT_FORMAT", "text").spawn();
     let Some(b) = browser("script_injection_stays_inert_text", Options::default()).await else {
         return;
     };
@@ -121,6 +121,26 @@ async fn script_injection_stays_inert_text() {
         assert_eq!(shown, input, "rendered as text");
         assert!(b.client.find_all(Locator::Css("#results img, #results script")).await.unwrap().is_empty());
         assert!(b.client.get_alert_text().await.is_err(), "no dialog");
+        let alerted = b.client.execute("return window.__alerted", vec![]).await.unwrap();
+        assert_eq!(alerted, serde_json::Value::Bool(false));
+    }
+    // SMILES mode: the same strings are not molecules, and the error that
+    // names them shows them as text.
+    let smiles = server().spawn();
+    b.client.goto(&smiles.url("/")).await.unwrap();
+    b.client
+        .execute("window.__alerted = false; window.alert = () => { window.__alerted = true; };", vec![])
+        .await
+        .unwrap();
+    for input in ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"] {
+        let text = b.client.find(Locator::Css("#text")).await.unwrap();
+        text.clear().await.unwrap();
+        text.send_keys(input).await.unwrap();
+        b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
+        let error = b.client.wait().at_most(WAIT).for_element(Locator::Css("#error:not([hidden])")).await.unwrap();
+        let shown = error.text().await.unwrap();
+        assert!(shown.contains(input) && shown.contains("failed to convert"), "{shown}");
+        assert!(b.client.find_all(Locator::Css("#error img, #error script")).await.unwrap().is_empty());
         let alerted = b.client.execute("return window.__alerted", vec![]).await.unwrap();
         assert_eq!(alerted, serde_json::Value::Bool(false));
     }

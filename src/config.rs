@@ -73,6 +73,45 @@ pub enum Command {
     Healthcheck,
     /// Open-loop load generator: drive a service (and its HPA) at a scheduled rate.
     Loadtest(Box<LoadtestArgs>),
+    /// Translate a file without a server, through the same Lambda path, chunking
+    /// and fan-out as the batch API; writes CSV and reports accuracy.
+    Translate(TranslateArgs),
+}
+
+/// `translation-front translate`: the batch route from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct TranslateArgs {
+    /// Inputs, one per line (SMILES mode: reaction mixtures).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Expected outputs, one per line, same order: top-k accuracy at the end.
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
+    /// Where to write the CSV (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Beam width (default: DEFAULT_BEAM).
+    #[arg(long)]
+    pub beam: Option<u32>,
+    /// Results per input (default: DEFAULT_N_BEST).
+    #[arg(long)]
+    pub n_best: Option<u32>,
+    /// CSV columns: `standard` (as the API's CSV) or `classic` (the original
+    /// app's ID,Sources,Prediction_Tokens,Scores,Predictions,Targets,Correct).
+    #[arg(long, value_enum, default_value = "standard")]
+    pub columns: Columns,
+    /// Fold predictions that are the same molecule (SMILES mode).
+    #[arg(long, default_value_t = false)]
+    pub fold_duplicates: bool,
+    /// No progress bar.
+    #[arg(long, default_value_t = false)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Columns {
+    Standard,
+    Classic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -216,6 +255,17 @@ pub struct Config {
     #[arg(long, env = "LAMBDA_TIMEOUT", default_value = "55s", value_parser = parse_duration, global = true)]
     pub lambda_timeout: Duration,
 
+    /// Deadline of one batch chunk, retries included: as long as the function's
+    /// own timeout (120 s in its template), so a cold start plus a full chunk is
+    /// not given up while the function keeps running and billing.
+    #[arg(long, env = "LAMBDA_BATCH_TIMEOUT", default_value = "120s", value_parser = parse_duration, global = true)]
+    pub lambda_batch_timeout: Duration,
+
+    /// A page visit after the function has been idle this long sends one
+    /// keep-warm ping in the background (at most one per pod per period; 0 = off).
+    #[arg(long, env = "LAMBDA_WARM_ON_VISIT", default_value = "5m", value_parser = parse_duration, global = true)]
+    pub lambda_warm_on_visit: Duration,
+
     /// Concurrent Lambda invocations per bulk request.
     #[arg(long, env = "LAMBDA_FAN_OUT", default_value_t = 4, global = true)]
     pub lambda_fan_out: usize,
@@ -240,6 +290,16 @@ pub struct Config {
     #[arg(long, env = "EXAMPLES_FILE", global = true)]
     pub examples_file: Option<PathBuf>,
 
+    /// The product's name in the pages (default: "Reaction predictor" in SMILES
+    /// mode, "Translator" in text mode).
+    #[arg(long, env = "APP_TITLE", global = true)]
+    pub app_title_setting: Option<String>,
+
+    /// Markdown describing the model: its first paragraph opens the translate
+    /// page, all of it the about page (default: built in, by INPUT_FORMAT).
+    #[arg(long, env = "MODEL_DESCRIPTION_FILE", global = true)]
+    pub model_description_file: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -251,7 +311,21 @@ pub struct Config {
     /// Example inputs, loaded from `examples_file` by [`Config::finish`].
     #[arg(skip)]
     pub examples: Vec<String>,
+
+    /// The title shown, from `APP_TITLE` or the default ([`Config::finish`]).
+    #[arg(skip)]
+    pub app_title: String,
+
+    /// The model's description (markdown), from `MODEL_DESCRIPTION_FILE` or built in.
+    #[arg(skip)]
+    pub model_description: String,
 }
+
+/// The built-in model descriptions, by input format.
+const REACTIONS_DESCRIPTION: &str = include_str!("../templates/descriptions/reactions.md");
+const TEXT_DESCRIPTION: &str = include_str!("../templates/descriptions/text.md");
+/// A description file larger than this is a mistake (a wrong path), not prose.
+const MAX_DESCRIPTION_BYTES: u64 = 64 * 1024;
 
 /// The largest beam any deployment may allow: beyond it the model's cost explodes.
 pub const BEAM_CEILING: u32 = 64;
@@ -297,6 +371,37 @@ impl Config {
         if self.lambda_timeout.is_zero() {
             return Err("LAMBDA_TIMEOUT must be more than 0".into());
         }
+        if self.lambda_batch_timeout.is_zero() {
+            return Err("LAMBDA_BATCH_TIMEOUT must be more than 0".into());
+        }
+        let smiles = self.input_format == InputFormat::Smiles;
+        self.app_title = match self.app_title_setting.as_deref().map(str::trim) {
+            None | Some("") => if smiles { "Reaction predictor" } else { "Translator" }.to_string(),
+            Some(t) if t.chars().count() > 80 || t.chars().any(char::is_control) => {
+                return Err("APP_TITLE must be one line of at most 80 characters".into());
+            }
+            Some(t) => t.to_string(),
+        };
+        self.model_description = match &self.model_description_file {
+            None => if smiles { REACTIONS_DESCRIPTION } else { TEXT_DESCRIPTION }.to_string(),
+            Some(path) => {
+                let size = std::fs::metadata(path)
+                    .map_err(|e| format!("MODEL_DESCRIPTION_FILE {}: {e}", path.display()))?
+                    .len();
+                if size > MAX_DESCRIPTION_BYTES {
+                    return Err(format!(
+                        "MODEL_DESCRIPTION_FILE {} has {size} bytes; the limit is {MAX_DESCRIPTION_BYTES}",
+                        path.display()
+                    ));
+                }
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("MODEL_DESCRIPTION_FILE {}: {e}", path.display()))?;
+                if text.trim().is_empty() {
+                    return Err(format!("MODEL_DESCRIPTION_FILE {} is empty", path.display()));
+                }
+                text
+            }
+        };
         self.examples = match &self.examples_file {
             None if self.input_format == InputFormat::Smiles => {
                 BUILTIN_REACTIONS.iter().map(|s| s.to_string()).collect()

@@ -21,6 +21,7 @@
 //!   fanout       bulk chunking and bounded concurrency
 //!   keep_warm    the optional per-pod keep-warm pinger
 //! loadtest/      the open-loop load generator subcommand (an HTTP client only)
+//! offline        the `translate` subcommand: the batch route's job, from files to CSV
 //! ```
 //!
 //! Dependencies point one way: `main -> startup -> {config, telemetry, http,
@@ -33,5 +34,6 @@ pub mod config;
 pub mod http;
 pub mod inference;
 pub mod loadtest;
+pub mod offline;
 pub mod startup;
 pub mod telemetry;

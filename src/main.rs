@@ -22,7 +22,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    match cli.command {
+        Some(Command::Translate(_)) => telemetry::init_for_cli(config.log_format),
+        _ => telemetry::init(config.log_format),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
             Command::Warmup => startup::warmup(config).await,
             Command::Healthcheck => startup::healthcheck(config).await,
             Command::Loadtest(args) => translation_front::loadtest::run(*args).await,
+            Command::Translate(args) => translation_front::offline::run(config, args).await,
         }
     });
     telemetry::log_buffer::flush();

@@ -47,21 +47,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, BindError> {
         let listener = bind(config.listen_addr).await?;
         let metrics_listener = bind(config.metrics_addr).await?;
-        let metrics = Metrics::new();
-        let translator = translator(&config, &metrics);
-        let tokenizer = match config.tokenizer {
-            TokenizerKind::Chars => Tokenizer::Chars,
-            TokenizerKind::Whitespace => Tokenizer::Whitespace,
-            TokenizerKind::None => Tokenizer::None,
-        };
-        let state = Arc::new(AppState {
-            translator,
-            config: Arc::new(config),
-            tokenizer,
-            metrics,
-            ready: Arc::new(AtomicBool::new(true)),
-        });
-        Ok(Self { listener, metrics_listener, state })
+        Ok(Self { listener, metrics_listener, state: app_state(config) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -121,15 +107,38 @@ impl Application {
     }
 }
 
+/// Everything the handlers share, wired from the settings: the backend, the
+/// tokenizer, metrics, the pages' identity. Also what the `translate`
+/// subcommand runs its bulk job on. Never waits on AWS.
+pub fn app_state(config: Config) -> Arc<AppState> {
+    let metrics = Metrics::new();
+    let warmth = Arc::new(keep_warm::OnVisit::new(config.lambda_warm_on_visit));
+    let translator = translator(&config, &metrics, warmth.clone());
+    let tokenizer = match config.tokenizer {
+        TokenizerKind::Chars => Tokenizer::Chars,
+        TokenizerKind::Whitespace => Tokenizer::Whitespace,
+        TokenizerKind::None => Tokenizer::None,
+    };
+    Arc::new(AppState {
+        site: crate::http::site::Site::new(&config),
+        warmth,
+        translator,
+        config: Arc::new(config),
+        tokenizer,
+        metrics,
+        ready: Arc::new(AtomicBool::new(true)),
+    })
+}
+
 /// The backend the settings ask for, behind the pod-wide in-flight limit and
 /// (unless `COALESCE_MAX_WAIT` is 0) the coalescer.
-pub fn translator(config: &Config, metrics: &Metrics) -> Arc<dyn Translator> {
+pub fn translator(config: &Config, metrics: &Metrics, activity: Arc<keep_warm::OnVisit>) -> Arc<dyn Translator> {
     let backend: Arc<dyn Translator> = match &config.translation_function {
         Some(function) => Arc::new(LambdaBackend::new(lambda_settings(config, function), metrics.clone())),
         None => Arc::new(DemoBackend),
     };
     let limited: Arc<dyn Translator> =
-        Arc::new(Limited::new(backend, config.max_inflight_invocations, metrics.clone()));
+        Arc::new(Limited::new(backend, config.max_inflight_invocations, metrics.clone(), activity));
     if config.coalesce_max_wait.is_zero() {
         limited
     } else {
@@ -141,7 +150,9 @@ fn lambda_settings(config: &Config, function: &str) -> LambdaSettings {
     LambdaSettings {
         function: function.to_string(),
         qualifier: config.translation_qualifier.clone(),
-        timeout: config.lambda_timeout,
+        // The client's own timeouts allow the longest deadline; each call
+        // keeps to its request's deadline (interactive or batch chunk).
+        timeout: config.lambda_timeout.max(config.lambda_batch_timeout),
     }
 }
 

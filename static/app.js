@@ -71,7 +71,7 @@ function boundTopKByBeam(beam, nBest) {
     if (code === 'overloaded' || code === 'lambda_throttled') {
       return `The model is busy. Try again in ${wait || 'a few'} s.`;
     }
-    if (code === 'lambda_timeout') return 'The model did not answer in time. Try again, or a shorter input.';
+    if (code === 'lambda_timeout') return 'The model did not answer in time. It may still be warming up after a quiet spell: try again in a minute.';
     if (code === 'lambda_unavailable') return `The model cannot be reached right now (${message}).`;
     if (message) return message.charAt(0).toUpperCase() + message.slice(1);
     return `The server answered with status ${response.status}. Please try again.`;
@@ -232,7 +232,44 @@ function boundTopKByBeam(beam, nBest) {
   }
 
   const showError = (message) => { error.textContent = message || ''; error.hidden = !message; };
+
+  // One click: the demo set, put into the file inputs as if chosen, then started.
+  const sample = $('#sample');
+  if (sample) {
+    sample.hidden = false;
+    sample.addEventListener('click', async () => {
+      sample.disabled = true;
+      try {
+        const load = async (name, input) => {
+          const response = await fetch(`/static/${name}`);
+          if (!response.ok) throw new Error(`${name}: status ${response.status}`);
+          const files = new DataTransfer();
+          files.items.add(new File([await response.blob()], name, { type: 'text/plain' }));
+          input.files = files.files;
+        };
+        await load('sample-reactions.txt', form.inputs);
+        await load('sample-products.txt', form.targets);
+        form.requestSubmit();
+      } catch (_) {
+        showError('The sample data could not be loaded. Try again, or download the two files and choose them.');
+      } finally {
+        sample.disabled = false;
+      }
+    });
+  }
   const pct = (p) => `${(p * 100).toFixed(1)}%`;
+  // A probability with three significant digits (the server's probability_text).
+  const prob = (p) => {
+    const x = p * 100;
+    if (!(x > 0)) return '0%';
+    if (x >= 10) return `${x.toFixed(1)}%`;
+    if (x >= 1) return `${x.toFixed(2)}%`;
+    if (x >= 0.01) return `${x.toFixed(2 - Math.floor(Math.log10(x)))}%`;
+    let e = Math.floor(Math.log10(p));
+    let m = p / 10 ** e;
+    if (m >= 9.95) { m /= 10; e += 1; }
+    return `${m.toFixed(1)}e${e}`;
+  };
   const duration = (ms) => (ms >= 90000 ? `${Math.round(ms / 60000)} min` : `${Math.max(1, Math.round(ms / 1000))} s`);
 
   const cell = (tr, text, cls) => {
@@ -274,7 +311,7 @@ function boundTopKByBeam(beam, nBest) {
     for (const p of r.predictions || []) {
       const li = el('li', 'row-prediction');
       const head = el('div', 'pred-main');
-      head.append(el('span', 'rank', `#${p.rank}`), el('code', 'pred-text', p.text), el('span', 'pct', pct(p.probability)));
+      head.append(el('span', 'rank', `#${p.rank}`), el('code', 'pred-text', p.text), el('span', 'pct', prob(p.probability)));
       if (p.canonical === null) head.appendChild(el('span', 'badge invalid', 'Not a valid molecule'));
       if (r.correct_rank === p.rank) head.appendChild(el('span', 'badge good', 'Expected product'));
       li.appendChild(head);
@@ -315,7 +352,7 @@ function boundTopKByBeam(beam, nBest) {
       } else {
         const top = r.predictions[0];
         cell(tr, top ? top.text + (top.canonical === null ? ' (not a molecule)' : '') : '', 'mono');
-        cell(tr, top ? pct(top.probability) : '', 'num');
+        cell(tr, top ? prob(top.probability) : '', 'num');
       }
       cell(tr, r.target == null ? '' : r.target, 'mono');
       cell(tr, r.target == null || r.error ? '' : (r.correct_rank ? `top-${r.correct_rank}` : (r.target_error ? 'target invalid' : 'no')));

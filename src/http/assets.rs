@@ -22,6 +22,18 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/app.js"),
     },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../../static/favicon.svg") },
+    // The demo set: 100 reaction mixtures from patents and their recorded
+    // products, one per line (the batch page's "try with sample data").
+    Asset {
+        name: "sample-reactions.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../../static/sample-reactions.txt"),
+    },
+    Asset {
+        name: "sample-products.txt",
+        content_type: "text/plain; charset=utf-8",
+        body: include_bytes!("../../static/sample-products.txt"),
+    },
 ];
 
 /// Gzipped bodies, made once on first use.

@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::AppState;
@@ -41,25 +41,43 @@ struct BatchJson {
     fold_duplicates: Option<bool>,
 }
 
+/// A bulk request, whatever it came in as (JSON, an upload, the command line).
 #[derive(Debug, Default)]
-struct BatchInput {
-    inputs: Vec<String>,
-    targets: Option<Vec<String>>,
-    beam: Option<u32>,
-    n_best: Option<u32>,
-    attention: bool,
-    fold_duplicates: bool,
+pub struct BatchInput {
+    pub inputs: Vec<String>,
+    pub targets: Option<Vec<String>>,
+    pub beam: Option<u32>,
+    pub n_best: Option<u32>,
+    pub attention: bool,
+    pub fold_duplicates: bool,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct FormatQuery {
     format: Option<String>,
+    columns: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     Ndjson,
     Csv,
+    /// The original app's columns: `ID,Sources,Prediction_Tokens,Scores,
+    /// Predictions,Targets,Correct` (Targets and Correct with targets), and an
+    /// `Error` column for rows that could not be translated.
+    ClassicCsv,
+}
+
+/// What a finished batch adds up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub total: usize,
+    pub failed: usize,
+    /// Rows with a comparable target that were translated.
+    pub evaluated: usize,
+    pub targets_invalid: usize,
+    /// Top-1 to top-n_best, when any row was evaluated.
+    pub top_k_accuracy: Option<Vec<f64>>,
 }
 
 pub async fn translate_batch(
@@ -69,7 +87,7 @@ pub async fn translate_batch(
 ) -> Result<Response, ApiError> {
     let accepts_csv =
         req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/csv"));
-    let format = match query.format.as_deref() {
+    let mut format = match query.format.as_deref() {
         Some("csv") => Format::Csv,
         Some("ndjson") | None if !accepts_csv => Format::Ndjson,
         None | Some("ndjson") => Format::Csv,
@@ -77,6 +95,14 @@ pub async fn translate_batch(
             return Err(ApiError::invalid_input(format!("unknown format '{other}' (use ndjson or csv)")));
         }
     };
+    match (query.columns.as_deref(), format) {
+        (None | Some("standard"), _) => {}
+        (Some("classic"), Format::Csv) => format = Format::ClassicCsv,
+        (Some("classic"), _) => return Err(ApiError::invalid_input("columns=classic is for CSV (add format=csv)")),
+        (Some(other), _) => {
+            return Err(ApiError::invalid_input(format!("unknown columns '{other}' (use standard or classic)")));
+        }
+    }
     let input = parse(&state, req).await?;
     // Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
     let job = {
@@ -86,7 +112,7 @@ pub async fn translate_batch(
             .map_err(|_| ApiError::internal("the batch could not be prepared"))??
     };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
-    tokio::spawn(job.run(state.clone(), format, tx));
+    tokio::spawn(job.run(state.clone(), format, tx, None));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     }));
@@ -96,7 +122,7 @@ pub async fn translate_batch(
         Format::Ndjson => {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
         }
-        Format::Csv => {
+        Format::Csv | Format::ClassicCsv => {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
             h.insert(
                 header::CONTENT_DISPOSITION,
@@ -179,7 +205,7 @@ fn multipart_error(status: StatusCode, text: String) -> ApiError {
 }
 
 /// The lines of an uploaded file: UTF-8, LF or CRLF, a final newline optional.
-fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
+pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         ApiError::invalid_input(format!("the {what} file is not valid UTF-8 (at byte {})", e.valid_up_to()))
     })?;
@@ -271,14 +297,23 @@ impl Job {
         })
     }
 
-    async fn run(self, state: Arc<AppState>, format: Format, tx: mpsc::Sender<Bytes>) {
+    /// Streams the job's output into `tx` (and rows done into `progress`);
+    /// returns its summary, or `None` when the reader went away first.
+    async fn run(
+        self,
+        state: Arc<AppState>,
+        format: Format,
+        tx: mpsc::Sender<Bytes>,
+        progress: Option<watch::Sender<usize>>,
+    ) -> Option<Summary> {
         let started = Instant::now();
         let total = self.rows.len();
         let mut out = Output::new(format, state.clone(), self.params.n_best as usize);
         out.fold_duplicates = self.fold_duplicates;
+        out.with_targets = self.targets.is_some();
         out.start(total, self.chunks.len(), self.params);
         if !out.flush(&tx).await {
-            return;
+            return None;
         }
         let mut results = std::pin::pin!(fanout::run(
             state.translator.clone(),
@@ -286,14 +321,14 @@ impl Job {
             self.chunks,
             self.params,
             state.config.lambda_fan_out,
-            state.config.lambda_timeout,
+            state.config.lambda_batch_timeout,
         ));
         let mut heartbeat = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         loop {
             tokio::select! {
                 _ = tx.closed() => {
                     tracing::info!(done = out.done, total, "batch client went away; stopping");
-                    return;
+                    return None;
                 }
                 next = results.next() => {
                     let Some((range, result)) = next else { break };
@@ -317,22 +352,45 @@ impl Job {
                         }
                     });
                     out.progress(total, started);
+                    if let Some(p) = &progress {
+                        p.send_replace(out.done);
+                    }
                     if !out.flush(&tx).await {
-                        return;
+                        return None;
                     }
                     heartbeat.reset();
                 }
                 _ = heartbeat.tick() => {
                     out.progress(total, started);
                     if !out.flush(&tx).await {
-                        return;
+                        return None;
                     }
                 }
             }
         }
-        out.summary(total, started);
+        let summary = out.summary(total, started);
         out.flush(&tx).await;
+        Some(summary)
     }
+}
+
+/// Runs a bulk job outside HTTP (the `translate` subcommand): the same checks,
+/// chunking, fan-out and encoding as the batch route, `format` into `tx`, rows
+/// done into `progress`.
+pub async fn run_job(
+    state: Arc<AppState>,
+    input: BatchInput,
+    format: Format,
+    tx: mpsc::Sender<Bytes>,
+    progress: watch::Sender<usize>,
+) -> Result<Option<Summary>, ApiError> {
+    let job = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || Job::new(&state, input))
+            .await
+            .map_err(|_| ApiError::internal("the batch could not be prepared"))??
+    };
+    Ok(job.run(state, format, tx, Some(progress)).await)
 }
 
 fn error_of(e: &InferenceError) -> (&'static str, String) {
@@ -388,6 +446,8 @@ struct Output {
     targets_invalid: usize,
     hits: Vec<usize>,
     fold_duplicates: bool,
+    /// Targets were given (classic CSV then has its Targets and Correct columns).
+    with_targets: bool,
 }
 
 impl Output {
@@ -402,6 +462,7 @@ impl Output {
             targets_invalid: 0,
             hits: vec![0; n_best],
             fold_duplicates: false,
+            with_targets: false,
         }
     }
 
@@ -418,6 +479,12 @@ impl Output {
             })),
             Format::Csv => {
                 self.buf.extend_from_slice(b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n")
+            }
+            Format::ClassicCsv if self.with_targets => {
+                self.buf.extend_from_slice(b"ID,Sources,Prediction_Tokens,Scores,Predictions,Targets,Correct,Error\r\n")
+            }
+            Format::ClassicCsv => {
+                self.buf.extend_from_slice(b"ID,Sources,Prediction_Tokens,Scores,Predictions,Error\r\n")
             }
         }
     }
@@ -453,6 +520,16 @@ impl Output {
                             "",
                             &format!("{code}: {message}"),
                         ];
+                        csv_record(&mut self.buf, &fields);
+                    }
+                    Format::ClassicCsv => {
+                        let error = format!("{code}: {message}");
+                        let (id, target) = (index.to_string(), target_text.unwrap_or(""));
+                        let mut fields = vec![id.as_str(), input, "", "", ""];
+                        if self.with_targets {
+                            fields.extend([target, ""]);
+                        }
+                        fields.push(&error);
                         csv_record(&mut self.buf, &fields);
                     }
                 }
@@ -524,6 +601,31 @@ impl Output {
                     csv_record(&mut self.buf, &fields);
                 }
             }
+            Format::ClassicCsv => {
+                // As the original: Sources is the processed input, Scores the
+                // probability, Predictions the canonical SMILES ("" when not a
+                // molecule; the text in text mode), Correct True or False.
+                let (id, source) = (index.to_string(), canonical.unwrap_or(input));
+                for p in &view.predictions {
+                    let tokens = p.tokens.iter().collect::<Vec<_>>().join(" ");
+                    let score = format!("{}", p.probability);
+                    let prediction = match &p.canonical {
+                        Some(c) => c.as_deref().unwrap_or(""),
+                        None => p.text.as_str(),
+                    };
+                    let mut fields = vec![id.as_str(), source, tokens.as_str(), score.as_str(), prediction];
+                    if self.with_targets {
+                        let correct = match correct_rank {
+                            Some(r) if r == Some(p.rank) => "True",
+                            Some(_) => "False",
+                            None => "",
+                        };
+                        fields.extend([target_canonical.or(target_text).unwrap_or(""), correct]);
+                    }
+                    fields.push(target_error.unwrap_or(""));
+                    csv_record(&mut self.buf, &fields);
+                }
+            }
         }
     }
 
@@ -541,21 +643,28 @@ impl Output {
         }));
     }
 
-    fn summary(&mut self, total: usize, started: Instant) {
+    fn summary(&mut self, total: usize, started: Instant) -> Summary {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         tracing::info!(total, failed = self.failed.len(), elapsed_ms, "batch finished");
-        if self.format != Format::Ndjson {
-            return;
-        }
         let accuracy = (self.evaluated > 0)
             .then(|| self.hits.iter().map(|h| *h as f64 / self.evaluated as f64).collect::<Vec<_>>());
         let failed = std::mem::take(&mut self.failed);
-        self.line(&serde_json::json!({
-            "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
-            "failed_indices": failed, "evaluated": self.evaluated, "targets_invalid": self.targets_invalid,
-            "top_k_accuracy": accuracy,
-            "elapsed_ms": elapsed_ms,
-        }));
+        let summary = Summary {
+            total,
+            failed: failed.len(),
+            evaluated: self.evaluated,
+            targets_invalid: self.targets_invalid,
+            top_k_accuracy: accuracy.clone(),
+        };
+        if self.format == Format::Ndjson {
+            self.line(&serde_json::json!({
+                "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
+                "failed_indices": failed, "evaluated": self.evaluated, "targets_invalid": self.targets_invalid,
+                "top_k_accuracy": accuracy,
+                "elapsed_ms": elapsed_ms,
+            }));
+        }
+        summary
     }
 
     /// Sends what is buffered; false when the client is gone.

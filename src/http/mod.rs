@@ -11,6 +11,7 @@ pub mod heatmap;
 pub mod json;
 pub mod metrics;
 pub mod pages;
+pub mod site;
 pub mod translate;
 
 use std::sync::Arc;
@@ -39,6 +40,33 @@ pub struct AppState {
     pub metrics: Metrics,
     /// False from the moment shutdown starts (`/readyz` answers 503).
     pub ready: Arc<AtomicBool>,
+    /// The title and description the pages show.
+    pub site: site::Site,
+    /// Whether the function has been idle: a page visit then warms it.
+    pub warmth: Arc<crate::inference::keep_warm::OnVisit>,
+}
+
+impl AppState {
+    /// Called by page handlers: after a quiet spell, one keep-warm ping in the
+    /// background (the page never waits for it).
+    pub fn warm_on_visit(self: &Arc<Self>) {
+        if !self.warmth.claim() {
+            return;
+        }
+        self.metrics.warm_on_visit.inc();
+        let state = self.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + crate::startup::WARMUP_PING_TIMEOUT;
+            let outcome = match state.translator.warmup(deadline).await {
+                Ok(()) => "ok",
+                Err(e) => {
+                    tracing::warn!(error = %e, "keep-warm ping on page visit failed");
+                    "failed"
+                }
+            };
+            state.metrics.warmup_pings.with_label_values(&[outcome]).inc();
+        });
+    }
 }
 
 /// Headroom over the Lambda deadline, so the request timeout never cuts off an

@@ -22,6 +22,7 @@ use crate::inference::tokenize::Tokens;
 
 /// What every page's frame needs.
 pub struct Shell {
+    pub title: String,
     pub demo: bool,
     pub active: &'static str,
     pub version: &'static str,
@@ -31,6 +32,7 @@ pub struct Shell {
 impl Shell {
     pub fn new(state: &AppState, active: &'static str) -> Self {
         Shell {
+            title: state.site.title.clone(),
             demo: state.translator.backend() == "demo",
             active,
             version: assets::version(),
@@ -52,6 +54,7 @@ fn options(max: u32, selected: u32) -> Vec<Opt> {
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     shell: Shell,
+    intro: &'a str,
     examples: &'a [String],
     input_kind: &'static str,
     smiles: bool,
@@ -72,6 +75,8 @@ pub struct Item {
     pub score: String,
     pub percent: String,
     pub bar: String,
+    /// SMILES mode: `reactants>>product`, ready to paste into other tools.
+    pub reaction: Option<String>,
     /// Folded duplicates: the model's ranks this result stands for.
     pub merged: Option<String>,
     /// SMILES mode: the drawing of the canonical form, when it is a molecule.
@@ -81,6 +86,45 @@ pub struct Item {
     /// The prediction is the expected product.
     pub correct: bool,
     pub heatmap: Option<Heatmap>,
+}
+
+/// A probability for people: three significant digits as a percentage, so
+/// small ones stay distinct (`0.0312%`, not `0.0%`); below 0.01% in scientific
+/// notation (`1.2e-5`). `static/app.js` has the same rule.
+pub fn probability_text(p: f64) -> String {
+    let pct = p * 100.0;
+    if pct.is_nan() || pct <= 0.0 {
+        return "0%".into();
+    }
+    if pct >= 10.0 {
+        format!("{pct:.1}%")
+    } else if pct >= 1.0 {
+        format!("{pct:.2}%")
+    } else if pct >= 0.01 {
+        let decimals = (2 - pct.log10().floor() as i32) as usize;
+        format!("{pct:.decimals$}%")
+    } else {
+        let mut exponent = p.log10().floor() as i32;
+        let mut mantissa = p / 10f64.powi(exponent);
+        if mantissa >= 9.95 {
+            mantissa /= 10.0;
+            exponent += 1;
+        }
+        format!("{mantissa:.1}e{exponent}")
+    }
+}
+
+/// `10000` as `10,000`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A structure drawing on the page: the image's URL and its SMILES.
@@ -123,7 +167,11 @@ impl ResultsFragment {
                     rank: p.rank,
                     text: p.text,
                     score: format!("{:.4}", p.score),
-                    percent: format!("{:.1}%", p.probability * 100.0),
+                    percent: probability_text(p.probability),
+                    reaction: match (&view.canonical, &p.canonical) {
+                        (Some(input), Some(Some(product))) => Some(format!("{input}>>{product}")),
+                        _ => None,
+                    },
                     bar: format!("{:.2}", (p.probability * 100.0).max(0.5)),
                     merged: p
                         .merged_ranks
@@ -157,8 +205,9 @@ impl ResultsFragment {
 
 #[derive(Template)]
 #[template(path = "about.html")]
-struct AboutPage {
+struct AboutPage<'a> {
     shell: Shell,
+    description: &'a str,
     smiles: bool,
     tokenizer: &'static str,
     max_chars: usize,
@@ -182,6 +231,7 @@ fn index_page(state: &AppState, text: String, beam: u32, n_best: u32) -> IndexPa
     let smiles = c.input_format == InputFormat::Smiles;
     IndexPage {
         shell: Shell::new(state, "translate"),
+        intro: &state.site.intro,
         examples: &c.examples,
         input_kind: if smiles {
             "all reactants and reagents as SMILES, separated by '.'"
@@ -208,6 +258,7 @@ pub struct Prefill {
 
 /// `GET /`: the empty form, or prefilled from `?text=` (a shared link).
 pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>) -> Response {
+    state.warm_on_visit();
     let c = &state.config;
     render(&index_page(&state, q.text.unwrap_or_default(), c.default_beam, c.default_n_best))
 }
@@ -280,7 +331,10 @@ pub fn friendly(e: &ApiError) -> String {
         ("overloaded" | "lambda_throttled", Some(s)) => {
             format!("The model is busy. Try again in {s} s.")
         }
-        ("lambda_timeout", _) => "The model did not answer in time. Try again, or a shorter input.".into(),
+        ("lambda_timeout", _) => {
+            "The model did not answer in time. It may still be warming up after a quiet spell: try again in a minute."
+                .into()
+        }
         ("lambda_unavailable", _) => {
             format!("The model cannot be reached right now ({}).", e.message)
         }
@@ -290,9 +344,11 @@ pub fn friendly(e: &ApiError) -> String {
 
 /// `GET /about`.
 pub async fn about(State(state): State<Arc<AppState>>) -> Response {
+    state.warm_on_visit();
     let c = &state.config;
     render(&AboutPage {
         shell: Shell::new(&state, "about"),
+        description: &state.site.about,
         smiles: c.input_format == InputFormat::Smiles,
         tokenizer: state.tokenizer.name(),
         max_chars: c.max_input_chars,
@@ -305,20 +361,40 @@ pub async fn about(State(state): State<Arc<AppState>>) -> Response {
 #[template(path = "batch.html")]
 struct BatchPage {
     shell: Shell,
-    max_batch: usize,
-    max_chars: usize,
+    smiles: bool,
+    max_batch_text: String,
+    max_chars_text: String,
     beam_options: Vec<Opt>,
     n_best_options: Vec<Opt>,
 }
 
 /// `GET /batch`: upload a file; without JavaScript the form downloads the CSV.
 pub async fn batch(State(state): State<Arc<AppState>>) -> Response {
+    state.warm_on_visit();
     let c = &state.config;
     render(&BatchPage {
         shell: Shell::new(&state, "batch"),
-        max_batch: c.max_batch_inputs,
-        max_chars: c.max_input_chars,
+        smiles: c.input_format == InputFormat::Smiles,
+        max_batch_text: thousands(c.max_batch_inputs),
+        max_chars_text: thousands(c.max_input_chars),
         beam_options: options(c.max_beam, c.default_beam),
         n_best_options: options(c.max_beam, c.default_n_best),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_numbers_get_separators() {
+        assert_eq!([0, 999, 1000, 10_000, 1_234_567].map(thousands), ["0", "999", "1,000", "10,000", "1,234,567"]);
+    }
+
+    #[test]
+    fn small_probabilities_keep_their_digits() {
+        let shown: Vec<String> =
+            [0.942, 0.0314, 0.00312, 0.00024, 0.000156, 0.000012, 0.0000999, 1.0, 0.0].map(probability_text).into();
+        assert_eq!(shown, ["94.2%", "3.14%", "0.312%", "0.0240%", "0.0156%", "1.2e-5", "1.0e-4", "100.0%", "0%"]);
+    }
 }

@@ -1,4 +1,5 @@
-//! The per-pod keep-warm pinger (`LAMBDA_WARMUP_INTERVAL`, off by default).
+//! Keeping the function warm: the per-pod pinger (`LAMBDA_WARMUP_INTERVAL`, off
+//! by default) and warm-on-visit (`LAMBDA_WARM_ON_VISIT`, [`OnVisit`]).
 //!
 //! One pinger per cluster (the `warmup` subcommand in a CronJob) is usually
 //! enough; this background loop is for single-host use, since its volume grows
@@ -6,6 +7,7 @@
 //! logged, and it stops when shutdown starts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -48,5 +50,71 @@ pub async fn run(
         } else {
             tracing::debug!(concurrency, "keep-warm pings confirmed");
         }
+    }
+}
+
+/// Warm on visit: a page visit after the function has been idle for `idle`
+/// starts one keep-warm ping, so the visitor's first translation does not wait
+/// out a cold start. At most one per pod per `idle`; never delays the page.
+pub struct OnVisit {
+    idle: Duration,
+    origin: std::time::Instant,
+    /// Milliseconds since `origin` of the last invocation or ping; `NEVER` at first.
+    last: AtomicU64,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl OnVisit {
+    /// `idle` zero switches it off.
+    pub fn new(idle: Duration) -> Self {
+        OnVisit { idle, origin: std::time::Instant::now(), last: AtomicU64::new(NEVER) }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// Records that the function was just invoked (it is warm).
+    pub fn touch(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// True when the caller should ping now: the function has not been invoked
+    /// for `idle` (or ever), and no other caller claimed this ping first.
+    pub fn claim(&self) -> bool {
+        if self.idle.is_zero() {
+            return false;
+        }
+        let now = self.now_ms();
+        let last = self.last.load(Ordering::Relaxed);
+        if last != NEVER && now.saturating_sub(last) < self.idle.as_millis() as u64 {
+            return false;
+        }
+        self.last.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_ping_per_quiet_spell_and_none_while_in_use() {
+        let v = OnVisit::new(Duration::from_secs(3600));
+        assert!(v.claim(), "never invoked: warm it");
+        assert!(!v.claim(), "the ping just sent counts as use");
+        let busy = OnVisit::new(Duration::from_secs(3600));
+        busy.touch();
+        assert!(!busy.claim(), "invoked a moment ago");
+        let off = OnVisit::new(Duration::ZERO);
+        assert!(!off.claim());
+        let quick = OnVisit::new(Duration::from_millis(1));
+        quick.touch();
+        quick.last.store(0, Ordering::Relaxed);
+        while quick.now_ms() < 2 {
+            std::hint::spin_loop();
+        }
+        assert!(quick.claim(), "idle longer than the period");
     }
 }

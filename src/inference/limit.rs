@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::keep_warm::OnVisit;
 use super::{Admission, BoxFuture, InferenceError, Invocation, Request, Translator};
 use crate::telemetry::Metrics;
 
@@ -24,12 +25,14 @@ pub struct Limited {
     /// of the pod's slots always stays free for interactive translations.
     bulk_slots: Semaphore,
     metrics: Metrics,
+    /// Told of every invocation, so a page visit knows whether the function is warm.
+    activity: Arc<OnVisit>,
 }
 
 impl Limited {
-    pub fn new(inner: Arc<dyn Translator>, max_in_flight: usize, metrics: Metrics) -> Self {
+    pub fn new(inner: Arc<dyn Translator>, max_in_flight: usize, metrics: Metrics, activity: Arc<OnVisit>) -> Self {
         let bulk = (max_in_flight - max_in_flight / 4).max(1);
-        Self { inner, slots: Semaphore::new(max_in_flight), bulk_slots: Semaphore::new(bulk), metrics }
+        Self { inner, slots: Semaphore::new(max_in_flight), bulk_slots: Semaphore::new(bulk), metrics, activity }
     }
 }
 
@@ -65,6 +68,7 @@ impl Translator for Limited {
                 }
             };
             let _in_flight = InFlight::enter(&self.metrics);
+            self.activity.touch();
             let started = Instant::now();
             let inputs = request.inputs.len() as u64;
             // Interactive translations fail fast; bulk chunks wait for a slot.

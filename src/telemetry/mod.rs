@@ -30,6 +30,22 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// For command-line subcommands whose standard output is data (`translate`
+/// writes CSV there): warnings and errors only by default, on stderr.
+pub fn init_for_cli(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
 /// Metric handles, cheap to clone; all registered in `registry`.
 #[derive(Clone)]
 pub struct Metrics {
@@ -42,6 +58,8 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     pub translated_inputs: IntCounterVec,
     pub warmup_pings: IntCounterVec,
+    /// Keep-warm pings started because a page was visited after a quiet spell.
+    pub warm_on_visit: prometheus::IntCounter,
     pub coalesce_group_size: Histogram,
     pub coalesce_wait: Histogram,
 }
@@ -93,6 +111,11 @@ impl Metrics {
         let warmup_pings =
             IntCounterVec::new(Opts::new("lambda_warmup_pings_total", "Keep-warm pings by outcome"), &["outcome"])
                 .unwrap();
+        let warm_on_visit = prometheus::IntCounter::new(
+            "lambda_warm_on_visit_total",
+            "Keep-warm pings started by a page visit after the function was idle",
+        )
+        .unwrap();
         let coalesce_group_size = Histogram::with_opts(
             HistogramOpts::new("coalesce_group_size", "Single translations sharing one invocation")
                 .buckets(vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 50.0, 64.0, 100.0]),
@@ -113,6 +136,7 @@ impl Metrics {
             Box::new(retries.clone()),
             Box::new(translated_inputs.clone()),
             Box::new(warmup_pings.clone()),
+            Box::new(warm_on_visit.clone()),
             Box::new(coalesce_group_size.clone()),
             Box::new(coalesce_wait.clone()),
         ] {
@@ -133,6 +157,7 @@ impl Metrics {
             retries,
             translated_inputs,
             warmup_pings,
+            warm_on_visit,
             coalesce_group_size,
             coalesce_wait,
         }

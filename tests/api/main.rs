@@ -8,6 +8,7 @@ mod helpers;
 
 mod batch;
 mod chemistry;
+mod cli;
 mod coalesce;
 mod config;
 mod deploy;
@@ -15,4 +16,5 @@ mod lambda;
 mod lifecycle;
 mod loadtest;
 mod pages;
+mod reactions;
 mod translate;

@@ -165,3 +165,27 @@ async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_runs_the_sample_reactions_and_shows_their_accuracy() {
+    let s = server().spawn();
+    let Some(b) = browser("one_click_runs_the_sample_reactions", Options::default()).await else {
+        return;
+    };
+    b.client.goto(&s.url("/batch")).await.unwrap();
+    b.client.find(Locator::Css("#sample")).await.unwrap().click().await.unwrap();
+    let summary = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#summary:not([hidden])"))
+        .await
+        .unwrap();
+    let text = summary.text().await.unwrap();
+    assert!(text.contains("Rows\n100") && text.contains("Top-1 accuracy"), "{text}");
+    let chosen = b.client.execute("return document.querySelector('#inputs').files[0].name", vec![]).await.unwrap();
+    assert_eq!(chosen, "sample-reactions.txt", "the files show as chosen");
+    b.client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    b.screenshot("batch-sample-desktop").await;
+    b.close().await;
+}

@@ -175,7 +175,9 @@ function boundTopKByBeam(beam, nBest) {
     const target = event.target.closest('[data-copy], #copy-link');
     if (!target) return;
     if (target.id === 'copy-link') {
-      copy(`${location.origin}/?text=${encodeURIComponent(text.value)}`, target);
+      const query = new URLSearchParams({ text: text.value, beam: beam.value, n_best: nBest.value, run: '1' });
+      if (targetField && targetField.value.trim()) query.set('target', targetField.value);
+      copy(`${location.origin}/?${query}`, target);
     } else {
       copy(target.dataset.copy, target);
     }
@@ -307,6 +309,12 @@ function boundTopKByBeam(beam, nBest) {
     if (r.target_canonical) structures.appendChild(figure(r.target_canonical, 'Expected product', 'Structure of the expected product'));
     if (structures.childElementCount) box.appendChild(structures);
     if (r.target_error) box.appendChild(el('p', 'invalid-note', `The target cannot be compared: ${r.target_error}.`));
+    // The full answer with attention heatmaps, rendered by the server.
+    const query = new URLSearchParams({ text: r.input, beam: beam.value, n_best: nBest.value, run: '1' });
+    if (r.target != null && !r.target_error) query.set('target', r.target);
+    const open = el('a', 'open-full', 'Open on the translate page, with attention heatmaps');
+    open.href = `/?${query}`;
+    box.appendChild(open);
     const list = el('ol', 'row-predictions');
     for (const p of r.predictions || []) {
       const li = el('li', 'row-prediction');

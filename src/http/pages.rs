@@ -251,16 +251,38 @@ fn index_page(state: &AppState, text: String, beam: u32, n_best: u32) -> IndexPa
     }
 }
 
-#[derive(Deserialize)]
+/// `GET /` and `POST /` take the same fields: a link can carry a whole request.
+#[derive(Deserialize, Default)]
 pub struct Prefill {
     text: Option<String>,
+    target: Option<String>,
+    beam: Option<String>,
+    n_best: Option<String>,
+    fold: Option<String>,
+    /// Translate at once (a link from a batch row or a shared result).
+    run: Option<String>,
 }
 
-/// `GET /`: the empty form, or prefilled from `?text=` (a shared link).
+/// `GET /`: the empty form; prefilled from `?text=` (and `beam`, `n_best`,
+/// `target`); with `&run=1` translated at once and rendered with its results,
+/// no JavaScript needed.
 pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>) -> Response {
     state.warm_on_visit();
+    if q.run.as_deref() == Some("1") && q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+        let form =
+            FormInput { text: q.text, target: q.target, fold: q.fold, beam: q.beam, n_best: q.n_best, example: None };
+        return translate_and_render(&state, form).await;
+    }
     let c = &state.config;
-    render(&index_page(&state, q.text.unwrap_or_default(), c.default_beam, c.default_n_best))
+    let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
+    let mut page = index_page(
+        &state,
+        q.text.unwrap_or_default(),
+        number(q.beam).unwrap_or(c.default_beam),
+        number(q.n_best).unwrap_or(c.default_n_best),
+    );
+    page.target = q.target.unwrap_or_default();
+    render(&page)
 }
 
 #[derive(Deserialize, Default)]
@@ -291,10 +313,17 @@ pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<Fo
             return (error.status, render(&page)).into_response();
         }
     };
+    translate_and_render(&state, form).await
+}
+
+/// Translates a form's fields and renders the page with the results (or the
+/// error): the no-JavaScript path of `POST /` and of `GET /?...&run=1`.
+async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Response {
+    let c = &state.config;
     let text = form.example.or(form.text).unwrap_or_default();
     let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
     let (beam, n_best) = (number(form.beam), number(form.n_best));
-    let mut page = index_page(&state, text.clone(), beam.unwrap_or(c.default_beam), n_best.unwrap_or(c.default_n_best));
+    let mut page = index_page(state, text.clone(), beam.unwrap_or(c.default_beam), n_best.unwrap_or(c.default_n_best));
     let target = form.target.filter(|t| !t.trim().is_empty());
     page.target = target.clone().unwrap_or_default();
     page.fold = form.fold.is_some();
@@ -306,7 +335,7 @@ pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<Fo
         target,
         fold_duplicates: Some(page.fold),
     };
-    match translate::translate(&state, input).await {
+    match translate::translate(state, input).await {
         Ok((view, _)) => {
             let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));
             match fragment.render() {

@@ -152,7 +152,7 @@ fn the_service_and_the_cron_job_use_the_right_ports_and_subcommand() {
     assert_eq!(service["spec"]["ports"][0]["port"].as_i64(), Some(80));
     assert_eq!(service["spec"]["ports"][0]["targetPort"].as_str(), Some("http"));
     let cron = object(&docs, "CronJob", "translation-warmup");
-    assert_eq!(cron["spec"]["suspend"].as_bool(), Some(true));
+    assert_eq!(cron["spec"]["suspend"].as_bool(), Some(false), "the keep-warm CronJob ships enabled");
     assert_eq!(containers(cron)[0]["args"][0].as_str(), Some("warmup"));
 }
 

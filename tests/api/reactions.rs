@@ -150,3 +150,23 @@ async fn result_pages_show_the_log_probability_and_the_reaction_to_copy() {
     assert!(html.contains("data-copy=\"CC(=O)O.CCO&#62;&#62;CC(=O)O\""));
     assert!(!html.contains(">0.0%<"));
 }
+
+#[tokio::test]
+async fn a_link_carries_a_whole_request_and_translates_when_opened_without_javascript() {
+    let s = server().spawn();
+    let link = "/?text=OCC.OC(C)%3DO&target=CC(O)%3DO&beam=3&n_best=2&run=1";
+    let r = s.client.get(s.url(link)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert_eq!(html.matches("<li class=\"prediction").count(), 2, "n_best from the link");
+    assert!(html.contains("<option value=\"3\" selected>3</option>"), "beam from the link");
+    assert!(html.contains("Expected product</span>"), "the target from the link is compared");
+    assert!(html.contains("<svg class=\"heatmap\""), "with attention");
+    // Without run=1 the link only fills the form.
+    let html = s.client.get(s.url("/?text=CCO&beam=3")).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains("<li class=\"prediction") && html.contains(">CCO</textarea>"));
+    // A bad input in a link is the page's error, not a crash.
+    let r = s.client.get(s.url("/?text=C1CC&run=1")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("unclosed ring"));
+}

@@ -162,6 +162,11 @@ async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
     }
     b.client.execute("document.querySelector('.row-details').scrollIntoView()", vec![]).await.unwrap();
     b.screenshot("batch-row-open-phone").await;
+    // The full answer, with attention heatmaps, on the translate page.
+    b.client.find(Locator::Css(".row-details a.open-full")).await.unwrap().click().await.unwrap();
+    wait().for_element(Locator::Css("svg.heatmap")).await.unwrap();
+    let correct = b.client.find(Locator::Css("li.prediction.correct")).await.unwrap().text().await.unwrap();
+    assert!(correct.contains("#1"), "{correct}");
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

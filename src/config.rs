@@ -266,6 +266,11 @@ pub struct Config {
     #[arg(long, env = "LAMBDA_WARM_ON_VISIT", default_value = "5m", value_parser = parse_duration, global = true)]
     pub lambda_warm_on_visit: Duration,
 
+    /// Most attention weights in one response (input tokens x output tokens x
+    /// results); above it the answer comes without attention, saying why.
+    #[arg(long, env = "MAX_ATTENTION_CELLS", default_value_t = 100_000, global = true)]
+    pub max_attention_cells: usize,
+
     /// Concurrent Lambda invocations per bulk request.
     #[arg(long, env = "LAMBDA_FAN_OUT", default_value_t = 4, global = true)]
     pub lambda_fan_out: usize,
@@ -303,6 +308,24 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
     pub log_format: LogFormat,
+
+    /// A request head (request line and headers) must arrive within this
+    /// (slowloris; also how long a new connection may stay silent).
+    #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub header_read_timeout: Duration,
+
+    /// A connection that moves no byte for this long is closed (longer than an
+    /// AWS ALB's 60 s, so a balancer in front closes first).
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration, global = true)]
+    pub idle_timeout: Duration,
+
+    /// A request body must arrive within this of its head, however it trickles.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    pub body_read_timeout: Duration,
+
+    /// Open connections per pod; past it new connections wait in the backlog.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, global = true)]
+    pub max_connections: usize,
 
     /// How long to keep serving after SIGTERM (readiness already 503) before stopping.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]
@@ -360,6 +383,8 @@ impl Config {
             ("LAMBDA_FAN_OUT", self.lambda_fan_out),
             ("MAX_INFLIGHT_INVOCATIONS", self.max_inflight_invocations),
             ("LAMBDA_WARMUP_CONCURRENCY", self.lambda_warmup_concurrency),
+            ("MAX_CONNECTIONS", self.max_connections),
+            ("MAX_ATTENTION_CELLS", self.max_attention_cells),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
@@ -371,8 +396,15 @@ impl Config {
         if self.lambda_timeout.is_zero() {
             return Err("LAMBDA_TIMEOUT must be more than 0".into());
         }
-        if self.lambda_batch_timeout.is_zero() {
-            return Err("LAMBDA_BATCH_TIMEOUT must be more than 0".into());
+        for (name, value) in [
+            ("LAMBDA_BATCH_TIMEOUT", self.lambda_batch_timeout),
+            ("HEADER_READ_TIMEOUT", self.header_read_timeout),
+            ("IDLE_TIMEOUT", self.idle_timeout),
+            ("BODY_READ_TIMEOUT", self.body_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} must be more than 0"));
+            }
         }
         let smiles = self.input_format == InputFormat::Smiles;
         self.app_title = match self.app_title_setting.as_deref().map(str::trim) {

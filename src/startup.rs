@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -91,17 +90,23 @@ impl Application {
             tracing::info!("no longer accepting connections; finishing requests in flight");
             let _ = stop_tx.send(true);
         });
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
         let app = http::router(state.clone());
         let metrics_app = http::metrics::router(state.metrics.clone());
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve_http = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let serve_metrics = axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped(stop_rx));
-        let (a, b) = tokio::join!(serve_http.into_future(), serve_metrics.into_future());
+        let c = &state.config;
+        let limits = http::server::Limits {
+            header_read_timeout: c.header_read_timeout,
+            idle_timeout: c.idle_timeout,
+            max_connections: c.max_connections,
+            // The longest interactive request; then whatever is open is dropped.
+            drain_limit: c.lambda_timeout + http::REQUEST_TIMEOUT_HEADROOM,
+        };
+        // The metrics listener gets the same bounds (its own connection gauge
+        // would count scrapes; it is off the balancer).
+        let unused = prometheus::IntGauge::new("metrics_connections_open", "not registered").expect("valid name");
+        let serve_http =
+            http::server::serve(listener, app, limits, stop_rx.clone(), state.metrics.connections_open.clone());
+        let serve_metrics = http::server::serve(metrics_listener, metrics_app, limits, stop_rx, unused);
+        let (a, b) = tokio::join!(serve_http, serve_metrics);
         tracing::info!("stopped");
         a.and(b)
     }

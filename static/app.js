@@ -72,7 +72,9 @@ function boundTopKByBeam(beam, nBest) {
       return `The model is busy. Try again in ${wait || 'a few'} s.`;
     }
     if (code === 'lambda_timeout') return 'The model did not answer in time. It may still be warming up after a quiet spell: try again in a minute.';
-    if (code === 'lambda_unavailable') return `The model cannot be reached right now (${message}).`;
+    if (code === 'lambda_unavailable') return 'The model cannot be reached right now. Try again in a minute.';
+    if (code === 'lambda_function_error') return 'The model failed on this input. Try another input, or try again later.';
+    if (code === 'lambda_bad_payload') return "The model's answer could not be read. Try again later.";
     if (message) return message.charAt(0).toUpperCase() + message.slice(1);
     return `The server answered with status ${response.status}. Please try again.`;
   };
@@ -435,8 +437,11 @@ function boundTopKByBeam(beam, nBest) {
     }
   };
 
+  // As the server's CSV: RFC 4180 quoting, and a leading ' for cells a
+  // spreadsheet would run as a formula.
   const csvField = (v) => {
-    const s = v == null ? '' : String(v);
+    let s = v == null ? '' : String(v);
+    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
   $('#download').addEventListener('click', () => {

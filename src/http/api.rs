@@ -46,6 +46,8 @@ pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes,
     Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("the request body is larger than MAX_BODY_BYTES")
+        } else if super::server::is_body_timeout(&e) {
+            ApiError::request_timeout()
         } else {
             ApiError::invalid_input(format!("could not read the body: {e}"))
         }

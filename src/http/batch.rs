@@ -41,6 +41,27 @@ struct BatchJson {
     fold_duplicates: Option<bool>,
 }
 
+/// How a streamed batch ended, for the request logger: `(rows, rows failed)`,
+/// or `None` when its reader went away first. A sender dropped without a word
+/// means the job panicked.
+#[derive(Clone)]
+pub struct StreamEnd(Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<Option<(usize, usize)>>>>>);
+
+impl StreamEnd {
+    fn new(rx: tokio::sync::oneshot::Receiver<Option<(usize, usize)>>) -> Self {
+        StreamEnd(Arc::new(std::sync::Mutex::new(Some(rx))))
+    }
+
+    /// Waits for the end (once; later calls see `Err`).
+    pub async fn ended(&self) -> Result<Option<(usize, usize)>, ()> {
+        let rx = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        match rx {
+            Some(rx) => rx.await.map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+}
+
 /// A bulk request, whatever it came in as (JSON, an upload, the command line).
 #[derive(Debug, Default)]
 pub struct BatchInput {
@@ -112,7 +133,12 @@ pub async fn translate_batch(
             .map_err(|_| ApiError::internal("the batch could not be prepared"))??
     };
     let (tx, rx) = mpsc::channel::<Bytes>(8);
-    tokio::spawn(job.run(state.clone(), format, tx, None));
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    let job_state = state.clone();
+    tokio::spawn(async move {
+        let summary = job.run(job_state, format, tx, None).await;
+        let _ = ended_tx.send(summary.map(|s| (s.total, s.failed)));
+    });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     }));
@@ -133,6 +159,7 @@ pub async fn translate_batch(
     // Tell buffering proxies (nginx) to pass lines through as they come.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(StreamEnd::new(ended_rx));
     Ok(response)
 }
 
@@ -163,10 +190,10 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(multipart_error(e.status(), e.body_text())),
+            Err(e) => return Err(multipart_error(&e)),
         };
         let name = field.name().unwrap_or("").to_string();
-        let bytes = field.bytes().await.map_err(|e| multipart_error(e.status(), e.body_text()))?;
+        let bytes = field.bytes().await.map_err(|e| multipart_error(&e))?;
         let number = |what: &str| -> Result<Option<u32>, ApiError> {
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim();
@@ -196,11 +223,13 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
     Ok(input)
 }
 
-fn multipart_error(status: StatusCode, text: String) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
+fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large("the upload is larger than MAX_BODY_BYTES")
+    } else if super::server::is_body_timeout(e) {
+        ApiError::request_timeout()
     } else {
-        ApiError::invalid_input(format!("could not read the upload: {text}"))
+        ApiError::invalid_input(format!("could not read the upload: {}", e.body_text()))
     }
 }
 
@@ -332,6 +361,10 @@ impl Job {
                 }
                 next = results.next() => {
                     let Some((range, result)) = next else { break };
+                    if let Err(e) = &result {
+                        // The rows say it in plain words; the log keeps the cause.
+                        tracing::warn!(rows = range.len(), first_row = range.start, error = %e, "batch chunk failed");
+                    }
                     let mut hypotheses = match result {
                         Ok(h) => Ok(h.into_iter()),
                         Err(e) => Err(e),
@@ -430,6 +463,9 @@ struct ResultLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     target_error: Option<&'a str>,
     correct_rank: Option<usize>,
+    /// This row's attention exceeded MAX_ATTENTION_CELLS and was left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    attention_omitted: bool,
     predictions: Vec<BatchPrediction<'a>>,
 }
 
@@ -538,6 +574,10 @@ impl Output {
         };
         let prepared = Prepared { canonical: canonical.map(String::from), tokenized: tokenized.to_owned() };
         let mut view = translate::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
+        let budget = self.state.config.max_attention_cells;
+        let attention_omitted = translate::attention_over_budget(translate::attention_cells(&view.predictions), budget)
+            .inspect(|_| view.predictions.iter_mut().for_each(|p| p.attention = None))
+            .is_some();
         if self.fold_duplicates {
             view.predictions = translate::fold_duplicates(view.predictions);
         }
@@ -571,6 +611,7 @@ impl Output {
                     target_canonical,
                     target_error,
                     correct_rank,
+                    attention_omitted,
                     predictions,
                 });
             }
@@ -667,13 +708,21 @@ impl Output {
         summary
     }
 
-    /// Sends what is buffered; false when the client is gone.
+    /// Sends what is buffered; false when the client is gone, or has read
+    /// nothing for `IDLE_TIMEOUT` (then the job ends and frees its invocation
+    /// slots instead of holding them for a reader that never comes).
     async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
         if self.buf.is_empty() {
             return true;
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
-        tx.send(chunk).await.is_ok()
+        match tokio::time::timeout(self.state.config.idle_timeout, tx.send(chunk)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::warn!(done = self.done, "batch client stopped reading; ending the batch");
+                false
+            }
+        }
     }
 }
 
@@ -690,12 +739,22 @@ fn lean(p: &PredictionView) -> BatchPrediction<'_> {
 }
 
 /// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a
-/// line break are quoted, quotes doubled; records end with CRLF.
+/// line break are quoted, quotes doubled; records end with CRLF. A field that a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, TAB or
+/// CR) gets a leading `'`, as OWASP recommends: inputs, targets and predictions
+/// come from clients and the model, and the file is opened in Excel.
 fn csv_record(buf: &mut Vec<u8>, fields: &[&str]) {
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
+        let neutral;
+        let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            neutral = format!("'{f}");
+            neutral.as_str()
+        } else {
+            f
+        };
         if f.contains([',', '"', '\n', '\r']) {
             buf.push(b'"');
             buf.extend_from_slice(f.replace('"', "\"\"").as_bytes());
@@ -716,6 +775,13 @@ mod tests {
         let mut buf = Vec::new();
         csv_record(&mut buf, &["1", "a,b", "say \"hi\"", "two\nlines", "plain"]);
         assert_eq!(String::from_utf8(buf).unwrap(), "1,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain\r\n");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        let mut buf = Vec::new();
+        csv_record(&mut buf, &["=cmd|' /C calc'!A0", "@SUM(A1)", "+1", "-1", "\tx", "\rx", "C=O", "0.5"]);
+        assert_eq!(String::from_utf8(buf).unwrap(), "'=cmd|' /C calc'!A0,'@SUM(A1),'+1,'-1,'\tx,\"'\rx\",C=O,0.5\r\n");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The one place where errors become HTTP statuses and JSON bodies.
 //!
-//! Bodies carry a stable `code` and a message meant for people; never internals.
-//! The cause is logged once, by the request logger, from the [`ErrorDetail`]
-//! extension the response carries.
+//! Bodies carry a stable `code`, a message meant for people and the request's
+//! id; never internals (AWS errors name accounts, roles and ARNs; a function's
+//! own message may echo its input). The cause is logged once, by the request
+//! logger, from the [`ErrorDetail`] extension the response carries, under the
+//! same request id.
 
 use std::time::Duration;
 
@@ -17,7 +19,10 @@ use crate::inference::InferenceError;
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
+    /// What the client is told.
     pub message: String,
+    /// What only the log is told (the full cause), when it says more.
+    pub detail: Option<String>,
     pub retry_after: Option<Duration>,
 }
 
@@ -28,9 +33,15 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+tokio::task_local! {
+    /// The id of the request being handled (set by the request logger), so an
+    /// error body can name it and a support ticket find its log line.
+    pub static REQUEST_ID: String;
+}
+
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self { status, code, message: message.into(), detail: None, retry_after: None }
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -44,6 +55,11 @@ impl ApiError {
     /// `503 overloaded` with `Retry-After`: this pod has no room for the work now.
     pub fn busy(message: impl Into<String>, retry_after: Duration) -> Self {
         Self { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message) }
+    }
+
+    /// `408 request_timeout`: the body did not arrive within `BODY_READ_TIMEOUT`.
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
     }
 
     /// A fault of ours (a task that panicked); the log has the detail.
@@ -63,34 +79,50 @@ impl ApiError {
 
 impl From<InferenceError> for ApiError {
     fn from(e: InferenceError) -> Self {
-        let message = e.to_string();
-        match e {
+        let detail = Some(e.to_string());
+        let error = match e {
             InferenceError::Overloaded { retry_after } => Self {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is busy; try again shortly")
             },
             InferenceError::Throttled { retry_after } => Self {
                 retry_after: Some(retry_after),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "lambda_throttled", message)
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "lambda_throttled",
+                    "the model is busy with other requests; try again shortly",
+                )
             },
             InferenceError::FunctionError { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, "lambda_function_error", message)
+                Self::new(StatusCode::BAD_GATEWAY, "lambda_function_error", "the model failed on this input")
             }
-            InferenceError::BadPayload(_) => Self::new(StatusCode::BAD_GATEWAY, "lambda_bad_payload", message),
-            InferenceError::Timeout => Self::new(StatusCode::GATEWAY_TIMEOUT, "lambda_timeout", message),
-            InferenceError::Unavailable(_) => Self::new(StatusCode::BAD_GATEWAY, "lambda_unavailable", message),
-        }
+            InferenceError::BadPayload(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "lambda_bad_payload", "the model's answer could not be read")
+            }
+            InferenceError::Timeout => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "lambda_timeout", "the model did not answer in time")
+            }
+            InferenceError::Unavailable(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "lambda_unavailable", "the model cannot be reached right now")
+            }
+        };
+        Self { detail, ..error }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+        let body = match &request_id {
+            Some(id) => json!({"error": {"code": self.code, "message": self.message, "request_id": id}}),
+            None => json!({"error": {"code": self.code, "message": self.message}}),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        response.extensions_mut().insert(ErrorDetail { code: self.code, message: self.message });
+        let message = self.detail.unwrap_or(self.message);
+        response.extensions_mut().insert(ErrorDetail { code: self.code, message });
         response
     }
 }
@@ -116,6 +148,24 @@ mod tests {
         for (e, status, code) in cases {
             let api = ApiError::from(e);
             assert_eq!((api.status.as_u16(), api.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn clients_never_see_what_aws_or_the_function_said() {
+        let arn = "AccessDeniedException (HTTP 403): User: arn:aws:sts::123456789012:assumed-role/node/i-0abc \
+                   is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:eu-west-1:123456789012:function:T";
+        for e in [
+            InferenceError::Unavailable(arn.into()),
+            InferenceError::FunctionError { error_type: "RuntimeError".into(), message: "secret input CCO".into() },
+            InferenceError::BadPayload("body: {\"x\": 123456789012}".into()),
+        ] {
+            let api = ApiError::from(e);
+            assert!(!api.message.contains("123456789012") && !api.message.contains("arn:"), "{}", api.message);
+            assert!(!api.message.contains("RuntimeError") && !api.message.contains("secret"), "{}", api.message);
+            let response = api.clone().into_response();
+            let logged = &response.extensions().get::<ErrorDetail>().unwrap().message;
+            assert!(logged.contains("123456789012") || logged.contains("secret") || logged.contains("x"), "{logged}");
         }
     }
 

@@ -30,6 +30,24 @@ pub fn router(metrics: Metrics) -> Router {
     )
 }
 
+/// The `method` label: the standard methods by name, anything a client made up
+/// as `other`, so no client can add series.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// One log line and one observation per request, labelled by route template.
 /// Installed with `route_layer`, so unmatched paths create no new series.
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -38,25 +56,55 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let method = req.method().clone();
-    let response = next.run(req).await;
-    let elapsed = started.elapsed();
+    let request_id = format!("{:016x}", fastrand::u64(..));
+    let mut response = super::error::REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     let status = response.status();
+    if let Some(end) = response.extensions().get::<super::batch::StreamEnd>().cloned() {
+        // A streamed batch: its status line left long ago; record it when the
+        // stream ends, with what happened to its rows.
+        let (route, method) = (route.to_string(), method_label(&method));
+        tokio::spawn(async move {
+            let ended = end.ended().await;
+            let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+            state.metrics.http_requests.with_label_values(&[&route, method, status.as_str()]).inc();
+            state.metrics.http_duration.with_label_values(&[&route]).observe(latency_ms / 1e3);
+            match ended {
+                Ok(Some((rows, failed))) => tracing::info!(
+                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, rows, rows_failed = failed,
+                    "batch streamed"
+                ),
+                Ok(None) => tracing::info!(
+                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id,
+                    "batch ended early: its client went away or stopped reading"
+                ),
+                Err(()) => tracing::error!(
+                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id,
+                    "batch job failed (panicked); the stream was cut"
+                ),
+            }
+        });
+        return response;
+    }
+    let elapsed = started.elapsed();
     let m = &state.metrics;
-    m.http_requests.with_label_values(&[route, method.as_str(), status.as_str()]).inc();
+    m.http_requests.with_label_values(&[route, method_label(&method), status.as_str()]).inc();
     m.http_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
 
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());
     match response.extensions().get::<ErrorDetail>() {
         Some(e) if status.is_server_error() => tracing::warn!(
-            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, error = %e.message,
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code, error = %e.message,
             "request failed"
         ),
         Some(e) => tracing::info!(
-            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, lambda_request_id, code = e.code, "request rejected"
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code, error = %e.message, "request rejected"
         ),
         None => {
-            tracing::info!(target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, lambda_request_id, "request")
+            tracing::info!(target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, "request")
         }
     }
     response

@@ -11,6 +11,7 @@ pub mod heatmap;
 pub mod json;
 pub mod metrics;
 pub mod pages;
+pub mod server;
 pub mod site;
 pub mod translate;
 
@@ -71,7 +72,7 @@ impl AppState {
 
 /// Headroom over the Lambda deadline, so the request timeout never cuts off an
 /// answer that the inference deadline would still have produced.
-const REQUEST_TIMEOUT_HEADROOM: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT_HEADROOM: Duration = Duration::from_secs(5);
 
 /// The Content-Security-Policy of every response: nothing but this origin, no
 /// inline scripts, no framing.
@@ -111,5 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     for (name, value) in security {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
+    let body_limit = state.config.body_read_timeout;
+    router = router.layer(middleware::from_fn(move |req, next| server::body_deadline(body_limit, req, next)));
     router.with_state(state)
 }

@@ -150,6 +150,8 @@ pub struct ResultsFragment {
     target: Option<Structure>,
     /// The target was given and no prediction is it.
     target_missed: bool,
+    /// Why there are no heatmaps, when attention was left out.
+    attention_omitted: Option<String>,
     items: Vec<Item>,
 }
 
@@ -197,6 +199,7 @@ impl ResultsFragment {
             source: view.tokens,
             input: view.canonical.as_deref().map(Structure::of),
             target_missed: view.target.is_some() && correct_rank.is_none(),
+            attention_omitted: view.attention_omitted_reason.clone(),
             target,
             items,
         }
@@ -364,9 +367,9 @@ pub fn friendly(e: &ApiError) -> String {
             "The model did not answer in time. It may still be warming up after a quiet spell: try again in a minute."
                 .into()
         }
-        ("lambda_unavailable", _) => {
-            format!("The model cannot be reached right now ({}).", e.message)
-        }
+        ("lambda_unavailable", _) => "The model cannot be reached right now. Try again in a minute.".into(),
+        ("lambda_function_error", _) => "The model failed on this input. Try another input, or try again later.".into(),
+        ("lambda_bad_payload", _) => "The model's answer could not be read. Try again later.".into(),
         _ => e.message.clone(),
     }
 }

@@ -38,7 +38,27 @@ pub struct TranslationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetView>,
     pub predictions: Vec<PredictionView>,
+    /// Attention was asked for but left out: it would exceed MAX_ATTENTION_CELLS.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub attention_omitted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention_omitted_reason: Option<String>,
     pub elapsed_ms: f64,
+}
+
+/// Why attention is left out of a response, or `None` when `cells` fits.
+pub fn attention_over_budget(cells: usize, budget: usize) -> Option<String> {
+    (cells > budget).then(|| {
+        format!(
+            "the attention weights of this answer ({cells} values) exceed this server's limit of {budget} \
+             (MAX_ATTENTION_CELLS); ask for fewer results or a shorter input to see them"
+        )
+    })
+}
+
+/// Attention weights in an answer: rows x columns of every matrix.
+pub fn attention_cells(predictions: &[PredictionView]) -> usize {
+    predictions.iter().filter_map(|p| p.attention.as_ref()).map(|m| m.rows() * m.cols()).sum()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,13 +239,23 @@ pub async fn translate(
     input: TranslateInput,
 ) -> Result<(TranslationView, Option<String>), ApiError> {
     let started = Instant::now();
-    let params = params(state, input.beam, input.n_best, input.attention.unwrap_or(true))?;
+    let mut params = params(state, input.beam, input.n_best, input.attention.unwrap_or(true))?;
     let target = input.target.as_deref().filter(|t| !t.trim().is_empty());
     let (prepared, target_prepared) = cpu_bound(|| {
         let prepared = prepare(state, &input.text, "text")?;
         let target = target.map(|t| prepare(state, t, "target")).transpose()?;
         Ok::<_, ApiError>((prepared, target))
     })?;
+    // The output's length is unknown before the answer: estimate it as the
+    // input's (products are rarely longer than their reactants), and do not
+    // even ask for attention that would not fit.
+    let budget = state.config.max_attention_cells;
+    let source_tokens = crate::inference::tokenize::split_tokens(&prepared.tokenized).len();
+    let mut omitted = None;
+    if params.attention {
+        omitted = attention_over_budget(source_tokens * source_tokens * params.n_best as usize, budget);
+        params.attention = omitted.is_none();
+    }
     let request = Request {
         inputs: vec![prepared.tokenized.clone()],
         params,
@@ -235,6 +265,14 @@ pub async fn translate(
     let invocation = state.translator.translate(request).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
     let mut view = cpu_bound(|| view(state.reading(), input.text, prepared, hypotheses, started));
+    if omitted.is_none() {
+        omitted = attention_over_budget(attention_cells(&view.predictions), budget);
+        if omitted.is_some() {
+            view.predictions.iter_mut().for_each(|p| p.attention = None);
+        }
+    }
+    view.attention_omitted = omitted.is_some();
+    view.attention_omitted_reason = omitted;
     if input.fold_duplicates == Some(true) {
         view.predictions = fold_duplicates(view.predictions);
     }
@@ -289,6 +327,8 @@ pub fn view(
         tokens: source,
         target: None,
         predictions,
+        attention_omitted: false,
+        attention_omitted_reason: None,
         elapsed_ms: (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     }
 }

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub warm_on_visit: prometheus::IntCounter,
     pub coalesce_group_size: Histogram,
     pub coalesce_wait: Histogram,
+    /// Open client connections on the UI/API listener.
+    pub connections_open: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] =
@@ -127,8 +129,11 @@ impl Metrics {
         )
         .unwrap();
 
+        let connections_open =
+            IntGauge::new("http_connections_open", "Open client connections on the UI/API listener").unwrap();
         for c in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(invocations.clone()),
             Box::new(invocation_duration.clone()),
@@ -160,6 +165,7 @@ impl Metrics {
             warm_on_visit,
             coalesce_group_size,
             coalesce_wait,
+            connections_open,
         }
     }
 

@@ -75,12 +75,16 @@ async fn every_result_encoding_decodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_function_error_is_a_502_with_its_message_and_is_not_retried() {
+async fn a_function_error_is_a_502_with_a_plain_message_and_is_not_retried() {
     let (emu, s) = setup(Behavior { fault: Fault::FunctionError, ..Default::default() }).await;
     let r = s.translate(json!({"text": "CCO"})).await;
     assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_function_error"));
     let message = r.json["error"]["message"].as_str().unwrap();
-    assert!(message.contains("RuntimeError") && message.contains("CUDA out of memory"), "{message}");
+    assert_eq!(message, "the model failed on this input", "the function's own words stay in the log");
+    let id = r.json["error"]["request_id"].as_str().unwrap().to_string();
+    assert_eq!(r.headers["x-request-id"], id.as_str());
+    let logged = s.wait_for_log(|l| l.contains(&id)).await;
+    assert!(logged.contains("RuntimeError") && logged.contains("CUDA out of memory"), "{logged}");
     assert_eq!(emu.calls().len(), 1);
     assert_eq!(s.metric("lambda_invocations_total{outcome=\"function_error\"}").await, 1.0);
     assert_eq!(s.get("/readyz").await.status, 200);
@@ -147,7 +151,9 @@ async fn an_error_status_in_the_envelope_is_a_function_error() {
     let (_emu, s) = setup(Behavior { fault: Fault::ErrorStatus, ..Default::default() }).await;
     let r = s.translate(json!({"text": "CCO"})).await;
     assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_function_error"), "{}", r.json);
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("model failed to load"));
+    // The envelope's own words go to the log, under the request id.
+    let id = r.json["error"]["request_id"].as_str().unwrap().to_string();
+    assert!(s.wait_for_log(|l| l.contains(&id)).await.contains("model failed to load"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

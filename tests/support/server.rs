@@ -186,6 +186,20 @@ impl Server {
     pub fn log_lines(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
+
+    /// The first log line matching `found`, waiting for the server's batched
+    /// access log to write it (at most 10 s).
+    pub async fn wait_for_log(&self, found: impl Fn(&str) -> bool) -> String {
+        let wait = async {
+            loop {
+                if let Some(line) = self.log_lines().into_iter().find(|l| found(l)) {
+                    return line;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait).await.expect("the log line was written")
+    }
 }
 
 impl Drop for Server {

@@ -45,10 +45,12 @@ struct BatchJson {
 /// or `None` when its reader went away first. A sender dropped without a word
 /// means the job panicked.
 #[derive(Clone)]
-pub struct StreamEnd(Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<Option<(usize, usize)>>>>>);
+pub struct StreamEnd(Arc<std::sync::Mutex<Option<EndReceiver>>>);
+
+type EndReceiver = tokio::sync::oneshot::Receiver<Option<(usize, usize)>>;
 
 impl StreamEnd {
-    fn new(rx: tokio::sync::oneshot::Receiver<Option<(usize, usize)>>) -> Self {
+    fn new(rx: EndReceiver) -> Self {
         StreamEnd(Arc::new(std::sync::Mutex::new(Some(rx))))
     }
 

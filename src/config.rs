@@ -195,6 +195,57 @@ pub enum TokenizerKind {
     None,
 }
 
+/// `RATE_LIMIT`: one request per `period` per client, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub period: Duration,
+    pub burst: u32,
+}
+
+/// Parses `20/s`, `600/m`, `5/h`, optionally `burst N` (`20/s burst 40`); the
+/// burst defaults to the per-second rate (at least 1).
+pub fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
+    let bad = || format!("'{s}' is not a rate like 20/s, 600/m or '20/s burst 40'");
+    let mut words = s.split_whitespace();
+    let rate = words.next().ok_or_else(bad)?;
+    let (n, unit) = rate.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+    let per = match unit {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(bad()),
+    };
+    let period = per / n;
+    let burst = match (words.next(), words.next(), words.next()) {
+        (None, _, _) => ((n as f64) / per.as_secs_f64()).ceil().max(1.0) as u32,
+        (Some("burst"), Some(b), None) => b.parse().ok().filter(|b| *b > 0).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if period.is_zero() {
+        return Err(bad());
+    }
+    Ok(RateLimit { period, burst })
+}
+
+/// `TRUSTED_PROXIES`: networks whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<ipnet::IpNet>);
+
+/// Parses a comma-separated list of CIDRs (a bare address is a /32 or /128).
+pub fn parse_cidrs(s: &str) -> Result<TrustedProxies, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("'{c}' is not a CIDR like 10.0.0.0/8 or an address"))
+        })
+        .collect::<Result<_, _>>()
+        .map(TrustedProxies)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -326,6 +377,16 @@ pub struct Config {
     /// Open connections per pod; past it new connections wait in the backlog.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, global = true)]
     pub max_connections: usize,
+
+    /// Requests per client, e.g. 20/s, 600/m or '20/s burst 40' (unset: no limit).
+    /// Health checks and static assets are never limited.
+    #[arg(long, env = "RATE_LIMIT", value_parser = parse_rate_limit, global = true)]
+    pub rate_limit: Option<RateLimit>,
+
+    /// Proxies (CIDRs, comma separated) whose X-Forwarded-For names the client
+    /// for the rate limit; from any other peer the header is ignored.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_cidrs, global = true)]
+    pub trusted_proxies: TrustedProxies,
 
     /// How long to keep serving after SIGTERM (readiness already 503) before stopping.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]
@@ -519,6 +580,20 @@ mod tests {
         let mut argv = vec!["translation-front"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).map_err(|e| e.to_string())?.config.finish()
+    }
+
+    #[test]
+    fn rate_limits_and_cidrs_parse_or_say_what_they_want() {
+        assert_eq!(parse_rate_limit("20/s"), Ok(RateLimit { period: Duration::from_millis(50), burst: 20 }));
+        assert_eq!(parse_rate_limit("600/m"), Ok(RateLimit { period: Duration::from_millis(100), burst: 10 }));
+        assert_eq!(parse_rate_limit("20/s burst 40").unwrap().burst, 40);
+        assert_eq!(parse_rate_limit("1/h").unwrap().burst, 1);
+        for bad in ["", "20", "0/s", "20/day", "20/s burst", "20/s burst 0", "x/s"] {
+            assert!(parse_rate_limit(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_cidrs("10.0.0.0/8, 192.168.1.1 ,").unwrap().0.len(), 2);
+        assert!(parse_cidrs("").unwrap().0.is_empty());
+        assert!(parse_cidrs("10.0.0/8").is_err());
     }
 
     #[test]

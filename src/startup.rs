@@ -126,6 +126,9 @@ pub fn app_state(config: Config) -> Arc<AppState> {
     };
     Arc::new(AppState {
         site: crate::http::site::Site::new(&config),
+        rate_limiter: config
+            .rate_limit
+            .map(|limit| crate::http::ratelimit::Limiter::new(limit, config.trusted_proxies.0.clone())),
         warmth,
         translator,
         config: Arc::new(config),

@@ -41,6 +41,75 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A query string deserializing into `T`; otherwise our JSON `invalid_input`
+/// (axum's own rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::invalid_input(format!("the query string is not valid: {}", e.body_text())))
+    }
+}
+
+/// An HTML form body (`application/x-www-form-urlencoded`) whose every
+/// percent-decoded field is valid UTF-8, deserializing into `T`. axum's `Form`
+/// would decode invalid UTF-8 lossily; the API refuses it, so the form does too.
+pub struct StrictForm<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictForm<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let body = read_body(req, state).await?;
+        if !form_is_utf8(&body) {
+            return Err(ApiError::invalid_input("the form is not valid UTF-8"));
+        }
+        serde_urlencoded::from_bytes(&body)
+            .map(StrictForm)
+            .map_err(|e| ApiError::invalid_input(format!("the form could not be read: {e}")))
+    }
+}
+
+/// Whether every name and value of a urlencoded body decodes to valid UTF-8.
+fn form_is_utf8(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&').flat_map(|pair| pair.split(|b| *b == b'=')).all(|part| {
+        let mut decoded = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            match part[i] {
+                b'%' if i + 2 < part.len() => {
+                    let hex =
+                        std::str::from_utf8(&part[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                    match hex {
+                        Some(b) => {
+                            decoded.push(b);
+                            i += 3;
+                        }
+                        None => {
+                            decoded.push(b'%');
+                            i += 1;
+                        }
+                    }
+                }
+                b'+' => {
+                    decoded.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+        }
+        std::str::from_utf8(&decoded).is_ok()
+    })
+}
+
 /// Reads the whole body, mapping the size limit to `too_large`.
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|e| {
@@ -95,4 +164,22 @@ pub async fn config(State(state): State<Arc<AppState>>) -> Response {
 
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such page or endpoint")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_is_utf8;
+
+    #[test]
+    fn forms_with_invalid_utf8_are_told_apart() {
+        assert!(form_is_utf8(b"text=CC%28%3DO%29O&beam=5"));
+        assert!(form_is_utf8("text=%C3%A9+x&n=%".as_bytes()));
+        assert!(!form_is_utf8(b"text=%FF%FE"));
+        assert!(!form_is_utf8(b"text=ok&%C3=x"));
+        assert!(!form_is_utf8(b"text=\xff"));
+    }
 }

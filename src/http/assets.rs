@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 struct Asset {
@@ -66,7 +66,7 @@ pub fn version() -> &'static str {
 
 pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
-        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+        return super::error::ApiError::not_found("no such file").into_response();
     };
     let asset = &ASSETS[i];
     let accepts_gzip = headers

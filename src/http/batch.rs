@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -105,7 +105,7 @@ pub struct Summary {
 
 pub async fn translate_batch(
     State(state): State<Arc<AppState>>,
-    Query(query): Query<FormatQuery>,
+    super::api::ApiQuery(query): super::api::ApiQuery<FormatQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let accepts_csv =
@@ -710,21 +710,17 @@ impl Output {
         summary
     }
 
-    /// Sends what is buffered; false when the client is gone, or has read
-    /// nothing for `IDLE_TIMEOUT` (then the job ends and frees its invocation
-    /// slots instead of holding them for a reader that never comes).
+    /// Sends what is buffered; false when the client is gone. A client that
+    /// stops reading stalls this send; its connection then moves no byte, and
+    /// the server's idle bound (`http::server`) drops it after twice
+    /// `IDLE_TIMEOUT`, which closes the channel and ends the job, freeing its
+    /// invocation slots.
     async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
         if self.buf.is_empty() {
             return true;
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
-        match tokio::time::timeout(self.state.config.idle_timeout, tx.send(chunk)).await {
-            Ok(sent) => sent.is_ok(),
-            Err(_) => {
-                tracing::warn!(done = self.done, "batch client stopped reading; ending the batch");
-                false
-            }
-        }
+        tx.send(chunk).await.is_ok()
     }
 }
 

@@ -9,7 +9,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -50,7 +50,10 @@ pub fn url(smiles: &str) -> String {
     out
 }
 
-pub async fn depict(State(state): State<Arc<AppState>>, Query(q): Query<DepictQuery>) -> Result<Response, ApiError> {
+pub async fn depict(
+    State(state): State<Arc<AppState>>,
+    super::api::ApiQuery(q): super::api::ApiQuery<DepictQuery>,
+) -> Result<Response, ApiError> {
     let smiles = q.smiles.unwrap_or_default();
     if smiles.trim().is_empty() {
         return Err(ApiError::invalid_input("smiles is missing: /api/v1/depict?smiles=CCO"));

@@ -26,11 +26,16 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
-/// What the request logger reads to log the error once, at the boundary.
+/// What the request logger reads to log the error once, at the boundary (and
+/// what a browser's error page shows).
 #[derive(Debug, Clone)]
 pub struct ErrorDetail {
     pub code: &'static str,
+    /// For the log: the full cause.
     pub message: String,
+    /// What the client was told.
+    pub public: String,
+    pub request_id: Option<String>,
 }
 
 tokio::task_local! {
@@ -57,6 +62,14 @@ impl ApiError {
         Self { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message) }
     }
 
+    /// `429 rate_limited` with `Retry-After`: this client is over `RATE_LIMIT`.
+    pub fn rate_limited(wait: Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests from this client; slow down")
+        }
+    }
+
     /// `408 request_timeout`: the body did not arrive within `BODY_READ_TIMEOUT`.
     pub fn request_timeout() -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
@@ -65,6 +78,11 @@ impl ApiError {
     /// A fault of ours (a task that panicked); the log has the detail.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    /// `405 method_not_allowed` (the router adds `Allow`).
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address does not take that method")
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -121,8 +139,8 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        let message = self.detail.unwrap_or(self.message);
-        response.extensions_mut().insert(ErrorDetail { code: self.code, message });
+        let message = self.detail.unwrap_or_else(|| self.message.clone());
+        response.extensions_mut().insert(ErrorDetail { code: self.code, message, public: self.message, request_id });
         response
     }
 }

@@ -109,3 +109,16 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn methods_outside_the_standard_set_are_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"X1").unwrap()), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"PROPFIND").unwrap()), "other");
+    }
+}

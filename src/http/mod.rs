@@ -11,6 +11,7 @@ pub mod heatmap;
 pub mod json;
 pub mod metrics;
 pub mod pages;
+pub mod ratelimit;
 pub mod server;
 pub mod site;
 pub mod translate;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// The title and description the pages show.
     pub site: site::Site,
+    /// Per-client limits (`RATE_LIMIT`), when set.
+    pub rate_limiter: Option<ratelimit::Limiter>,
     /// Whether the function has been idle: a page visit then warms it.
     pub warmth: Arc<crate::inference::keep_warm::OnVisit>,
 }
@@ -105,10 +108,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(health::readyz))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout))
         .merge(bulk);
+    router = router.layer(middleware::from_fn_with_state(state.clone(), ratelimit::middleware));
+    router = router.layer(middleware::from_fn_with_state(state.clone(), pages::html_errors));
     for (name, value) in security {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }

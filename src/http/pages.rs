@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -269,7 +267,10 @@ pub struct Prefill {
 /// `GET /`: the empty form; prefilled from `?text=` (and `beam`, `n_best`,
 /// `target`); with `&run=1` translated at once and rendered with its results,
 /// no JavaScript needed.
-pub async fn index(State(state): State<Arc<AppState>>, Query(q): Query<Prefill>) -> Response {
+pub async fn index(
+    State(state): State<Arc<AppState>>,
+    super::api::ApiQuery(q): super::api::ApiQuery<Prefill>,
+) -> Response {
     state.warm_on_visit();
     if q.run.as_deref() == Some("1") && q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
         let form =
@@ -301,18 +302,16 @@ pub struct FormInput {
 }
 
 /// `POST /`: the same page with results, for browsers without JavaScript.
-pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<FormInput>, FormRejection>) -> Response {
+pub async fn index_post(
+    State(state): State<Arc<AppState>>,
+    form: Result<super::api::StrictForm<FormInput>, ApiError>,
+) -> Response {
     let c = &state.config;
     let form = match form {
-        Ok(Form(f)) => f,
-        Err(e) => {
-            let error = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::too_large("the form is larger than this server accepts")
-            } else {
-                ApiError::invalid_input("the form could not be read; please try again")
-            };
+        Ok(super::api::StrictForm(f)) => f,
+        Err(error) => {
             let mut page = index_page(&state, String::new(), c.default_beam, c.default_n_best);
-            page.error = Some(error.message.clone());
+            page.error = Some(sentence(&error.message));
             return (error.status, render(&page)).into_response();
         }
     };
@@ -324,8 +323,25 @@ pub async fn index_post(State(state): State<Arc<AppState>>, form: Result<Form<Fo
 async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Response {
     let c = &state.config;
     let text = form.example.or(form.text).unwrap_or_default();
-    let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
-    let (beam, n_best) = (number(form.beam), number(form.n_best));
+    // The same rules as the API: a number that is not one is an error, not
+    // a silent default.
+    let number = |what: &str, s: Option<String>| -> Result<Option<u32>, ApiError> {
+        match s.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_input(format!("{what} must be a whole number, got '{v}'"))),
+        }
+    };
+    let (beam, n_best) = match (number("the beam width", form.beam), number("the number of results", form.n_best)) {
+        (Ok(b), Ok(n)) => (b, n),
+        (Err(e), _) | (_, Err(e)) => {
+            let mut page = index_page(state, text, c.default_beam, c.default_n_best);
+            page.error = Some(sentence(&e.message));
+            return (e.status, render(&page)).into_response();
+        }
+    };
     let mut page = index_page(state, text.clone(), beam.unwrap_or(c.default_beam), n_best.unwrap_or(c.default_n_best));
     let target = form.target.filter(|t| !t.trim().is_empty());
     page.target = target.clone().unwrap_or_default();
@@ -355,6 +371,70 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
             (e.status, render(&page)).into_response()
         }
     }
+}
+
+/// A message as a sentence: capital first letter, final full stop.
+fn sentence(message: &str) -> String {
+    let mut out: String = message.chars().take(1).flat_map(char::to_uppercase).chain(message.chars().skip(1)).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    shell: Shell,
+    title: &'static str,
+    message: String,
+    request_id: Option<&'a str>,
+}
+
+/// Middleware: a browser that navigates to a page and meets an error gets a
+/// readable page, not JSON; programs (and every `/api/` path) keep the JSON.
+/// Status and headers (`Allow`, `Retry-After`) stay as they were.
+pub async fn html_errors(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let wants_html = !req.uri().path().starts_with("/api/")
+        && req
+            .headers()
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    let response = next.run(req).await;
+    if !wants_html {
+        return response;
+    }
+    let Some(detail) = response.extensions().get::<super::error::ErrorDetail>().cloned() else {
+        return response;
+    };
+    let status = response.status();
+    let title = match status.as_u16() {
+        404 => "Page not found",
+        405 => "Not a way to use this page",
+        408 => "The request took too long",
+        413 => "Too large",
+        429 => "Too many requests",
+        400..=499 => "That request could not be read",
+        _ => "Something went wrong",
+    };
+    let page = ErrorPage {
+        shell: Shell::new(&state, ""),
+        title,
+        message: sentence(&detail.public),
+        request_id: detail.request_id.as_deref(),
+    };
+    let (mut parts, _) = response.into_parts();
+    let html = render(&page);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/html; charset=utf-8"));
+    Response::from_parts(parts, html.into_body())
 }
 
 /// The error in plain words for a person.

@@ -6,6 +6,7 @@ mod emulator;
 #[path = "../support/server.rs"]
 mod helpers;
 
+mod abuse;
 mod batch;
 mod chemistry;
 mod cli;

@@ -43,6 +43,8 @@ pub enum Fault {
     Mismatched,
     /// The envelope says statusCode 500.
     ErrorStatus,
+    /// HTTP 403 AccessDeniedException naming an account and a role, as AWS does.
+    AccessDenied,
 }
 
 /// How a successful result is wrapped.
@@ -133,6 +135,11 @@ impl Emulator {
         self.state.request_ids.load(Ordering::SeqCst)
     }
 
+    /// Calls being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.state.in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn max_in_flight(&self) -> usize {
         self.state.max_in_flight.load(Ordering::SeqCst)
     }
@@ -200,6 +207,9 @@ async fn invoke(
 
     if behavior.throttle_next > 0 || behavior.fault == Fault::ThrottleAlways {
         return throttled(&request_id);
+    }
+    if behavior.fault == Fault::AccessDenied {
+        return access_denied(&request_id);
     }
     if behavior.server_error_next > 0 {
         return service_error(&request_id);
@@ -302,6 +312,19 @@ fn throttled(request_id: &str) -> Response {
     let body = br#"{"Type": "User", "message": "Rate Exceeded.", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}"#;
     let mut r = base(StatusCode::TOO_MANY_REQUESTS, request_id, body.to_vec());
     r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("TooManyRequestsException"));
+    r
+}
+
+/// What AWS answers an identity that may not invoke the function: the account,
+/// the role and the function's ARN in the message.
+pub const ACCESS_DENIED_MESSAGE: &str = "User: arn:aws:sts::123456789012:assumed-role/eks-node-role/i-0abc123 \
+    is not authorized to perform: lambda:InvokeFunction on resource: \
+    arn:aws:lambda:us-east-1:123456789012:function:translation because no identity-based policy allows it";
+
+fn access_denied(request_id: &str) -> Response {
+    let body = serde_json::json!({"Type": "User", "Message": ACCESS_DENIED_MESSAGE});
+    let mut r = base(StatusCode::FORBIDDEN, request_id, serde_json::to_vec(&body).unwrap());
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("AccessDeniedException"));
     r
 }
 

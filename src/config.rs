@@ -71,6 +71,10 @@ pub enum Command {
     Warmup,
     /// Exit 0 when the server on LISTEN_ADDR answers /healthz (for container health checks).
     Healthcheck,
+    /// Preflight: may this identity invoke TRANSLATION_FUNCTION? (A DryRun
+    /// invoke; the function does not run.) Exit 0 yes, 3 not found, 4 access
+    /// denied, 5 no credentials, 6 endpoint unreachable, 1 other, 2 not set.
+    Check,
     /// Open-loop load generator: drive a service (and its HPA) at a scheduled rate.
     Loadtest(Box<LoadtestArgs>),
     /// Translate a file without a server, through the same Lambda path, chunking
@@ -128,8 +132,9 @@ pub enum LoadMode {
 /// last one returned"; latency counts from the intended send time.
 #[derive(Debug, Clone, Args)]
 pub struct LoadtestArgs {
-    /// Base URL of the service (http only; inside a cluster, the Service name).
-    #[arg(long, default_value = "http://127.0.0.1:8501")]
+    /// Base URL of the service (http only): inside a cluster the Service's
+    /// name, or the load balancer's address to test the whole path.
+    #[arg(long, alias = "target-url", default_value = "http://127.0.0.1:8501")]
     pub url: String,
     /// What each request does.
     #[arg(long, value_enum, default_value = "translate")]
@@ -168,7 +173,9 @@ pub struct LoadtestArgs {
     /// Per-request timeout.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// The pod's /metrics URL: reports CPU per request and the replicas the HPA would settle on.
+    /// A /metrics URL whose host resolves to every pod (a headless Service,
+    /// e.g. http://translation-metrics:9090/metrics): CPU is summed over the
+    /// fleet to report CPU per request and the replicas the HPA would settle on.
     #[arg(long)]
     pub metrics_url: Option<String>,
     /// CPU request per pod, for the capacity estimate (250m or 0.25).

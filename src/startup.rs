@@ -19,7 +19,7 @@ use crate::inference::Translator;
 use crate::inference::coalesce::{Coalescer, Coalescing};
 use crate::inference::demo::DemoBackend;
 use crate::inference::keep_warm;
-use crate::inference::lambda::{LambdaBackend, LambdaSettings};
+use crate::inference::lambda::{LambdaBackend, LambdaSettings, Preflight};
 use crate::inference::limit::Limited;
 use crate::inference::tokenize::Tokenizer;
 use crate::telemetry::Metrics;
@@ -63,7 +63,9 @@ impl Application {
     /// have finished.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Self { listener, metrics_listener, state } = self;
-        let (stop_tx, stop_rx) = watch::channel(false);
+        spawn_preflight(&state);
+        let stop_rx = state.stopping.subscribe();
+        let stopping = state.clone();
         let (draining_tx, draining_rx) = watch::channel(false);
         let ready = state.ready.clone();
         let grace = state.config.shutdown_grace;
@@ -88,7 +90,7 @@ impl Application {
             );
             tokio::time::sleep(grace).await;
             tracing::info!("no longer accepting connections; finishing requests in flight");
-            let _ = stop_tx.send(true);
+            stopping.stopping.send_replace(true);
         });
         let app = http::router(state.clone());
         let metrics_app = http::metrics::router(state.metrics.clone());
@@ -135,6 +137,8 @@ pub fn app_state(config: Config) -> Arc<AppState> {
         tokenizer,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),
+        stopping: watch::channel(false).0,
+        preflight: std::sync::Mutex::new(None),
     })
 }
 
@@ -248,6 +252,45 @@ pub async fn warmup(config: Config) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// `translation-front check`: the preflight, in plain words; one exit code per
+/// outcome (see [`Preflight::exit_code`]).
+pub async fn check(config: Config) -> ExitCode {
+    let Some(function) = config.translation_function.as_deref() else {
+        eprintln!("error: TRANSLATION_FUNCTION is not set: there is no Lambda to check");
+        return ExitCode::from(2);
+    };
+    let backend = LambdaBackend::new(lambda_settings(&config, function), Metrics::new());
+    let (outcome, message) = backend.preflight(Instant::now() + PREFLIGHT_TIMEOUT).await;
+    if outcome == Preflight::Ok {
+        println!("ok: {message}");
+    } else {
+        eprintln!("error: {}: {message}", outcome.name());
+    }
+    ExitCode::from(outcome.exit_code())
+}
+
+/// The server's own preflight, in the background at start: logged, and shown
+/// (the outcome only) in `/api/v1/config`. Never delays readiness.
+fn spawn_preflight(state: &Arc<AppState>) {
+    let Some(function) = state.config.translation_function.clone() else {
+        return;
+    };
+    let state = state.clone();
+    tokio::spawn(async move {
+        let backend = LambdaBackend::new(lambda_settings(&state.config, &function), Metrics::new());
+        let (outcome, message) = backend.preflight(Instant::now() + PREFLIGHT_TIMEOUT).await;
+        if outcome == Preflight::Ok {
+            tracing::info!(outcome = outcome.name(), "preflight: {message}");
+        } else {
+            tracing::warn!(outcome = outcome.name(), "preflight failed: {message}");
+        }
+        *state.preflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+    });
+}
+
+/// How long a preflight may take.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `translation-front healthcheck`: GET /healthz on the local listener; exit 0 on
 /// 200. For `HEALTHCHECK` in images that have no shell or curl.

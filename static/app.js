@@ -417,23 +417,72 @@ function boundTopKByBeam(beam, nBest) {
     summary.hidden = false;
   };
 
+  // Rows of a resumed request are numbered from where it resumed.
+  let offset = 0;
+  let resumeFrom = null;
+  let resumed = 0;
   const handle = (msg) => {
     if (msg.type === 'start') {
-      total = msg.total;
-      progressText.textContent = `0 of ${total} rows…`;
+      if (!offset) total = msg.total;
+      progressText.textContent = `${offset} of ${total} rows…`;
+    } else if (msg.type === 'interrupted') {
+      resumeFrom = offset + msg.resume_from;
     } else if (msg.type === 'result') {
+      msg.index += offset;
       rows.push(msg);
       if (rows.length <= (page + 1) * PAGE) scheduleDraw();
     } else if (msg.type === 'progress') {
-      bar.value = msg.total ? msg.done / msg.total : 1;
+      const done = offset + msg.done;
+      bar.value = total ? done / total : 1;
       const left = msg.eta_ms == null ? '' : ` · about ${duration(msg.eta_ms)} left`;
-      progressText.textContent = `${msg.done} of ${msg.total} rows · ${msg.rate_per_s} rows/s${left}`;
+      progressText.textContent = `${done} of ${total} rows · ${msg.rate_per_s} rows/s${left}`;
       scheduleDraw();
     } else if (msg.type === 'summary') {
       bar.value = 1;
-      progressText.textContent = `Done: ${msg.total} rows in ${duration(msg.elapsed_ms)}${msg.failed ? `, ${msg.failed} failed` : ''}.`;
-      showSummary(msg);
+      // After a resume the server's summary covers only its part: count all rows.
+      const s = resumed ? summaryOf(rows, msg.elapsed_ms) : msg;
+      const note = resumed ? ` (resumed ${resumed} time${resumed > 1 ? 's' : ''} on another server)` : '';
+      progressText.textContent = `Done: ${s.total} rows in ${duration(msg.elapsed_ms)}${s.failed ? `, ${s.failed} failed` : ''}${note}.`;
+      showSummary(s);
       scheduleDraw();
+    }
+  };
+
+  // The summary of every row received, as the server would write it.
+  const summaryOf = (all, elapsed) => {
+    const k = Number(nBest.value);
+    const failed = all.filter((r) => r.error).length;
+    const evaluated = all.filter((r) => !r.error && r.target != null && !r.target_error);
+    const accuracy = evaluated.length
+      ? Array.from({ length: k }, (_, i) => evaluated.filter((r) => r.correct_rank && r.correct_rank <= i + 1).length / evaluated.length)
+      : null;
+    return { total: all.length, succeeded: all.length - failed, failed, evaluated: evaluated.length, top_k_accuracy: accuracy, elapsed_ms: elapsed };
+  };
+
+  // The lines of a file as the server reads them: BOM, CRLF, final newline.
+  const fileLines = async (input) => {
+    if (!input.files.length) return null;
+    let text = await input.files[0].text();
+    if (text.startsWith('\ufeff')) text = text.slice(1);
+    if (text.endsWith('\n')) text = text.slice(0, -1);
+    return text === '' ? [] : text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  };
+
+  // Streams one request's NDJSON into handle().
+  const stream = async (response) => {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.trim()) handle(JSON.parse(line));
+      }
     }
   };
 
@@ -496,34 +545,49 @@ function boundTopKByBeam(beam, nBest) {
     running(true);
     const data = new FormData(form);
     if (!form.targets.files.length) data.delete('targets');
+    offset = 0;
+    resumeFrom = null;
+    resumed = 0;
     try {
-      const response = await fetch('/api/v1/translate/batch', {
+      // Kept to resume on another server if this one shuts down mid-way.
+      const inputLines = await fileLines(form.inputs);
+      const targetLines = await fileLines(form.targets);
+      let response = await fetch('/api/v1/translate/batch', {
         method: 'POST',
         body: data,
         headers: { accept: 'application/x-ndjson' },
         signal: controller.signal,
       });
-      if (!response.ok) {
-        let message = `The server answered with status ${response.status}.`;
-        try { message = (await response.json()).error.message; } catch (_) { /* keep the status */ }
-        showError(message.charAt(0).toUpperCase() + message.slice(1));
-        progress.hidden = true;
-        tableWrap.hidden = true;
-        return;
-      }
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let buffered = '';
       for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffered += decoder.decode(value, { stream: true });
-        let nl;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          const line = buffered.slice(0, nl);
-          buffered = buffered.slice(nl + 1);
-          if (line.trim()) handle(JSON.parse(line));
+        if (!response.ok) {
+          let message = `The server answered with status ${response.status}.`;
+          try { message = (await response.json()).error.message; } catch (_) { /* keep the status */ }
+          showError(message.charAt(0).toUpperCase() + message.slice(1));
+          if (!rows.length) {
+            progress.hidden = true;
+            tableWrap.hidden = true;
+          }
+          return;
         }
+        await stream(response);
+        if (resumeFrom == null || resumeFrom >= inputLines.length) break;
+        // The server was shutting down (a scale-down or a rollout): send the
+        // rest; the load balancer picks a server that is staying.
+        offset = resumeFrom;
+        resumeFrom = null;
+        resumed += 1;
+        progressText.textContent = `A server was replaced: continuing from row ${offset + 1} on another one…`;
+        response = await fetch('/api/v1/translate/batch', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
+          body: JSON.stringify({
+            inputs: inputLines.slice(offset),
+            targets: targetLines ? targetLines.slice(offset) : undefined,
+            beam: Number(beam.value),
+            n_best: Number(nBest.value),
+          }),
+          signal: controller.signal,
+        });
       }
     } catch (err) {
       if (err.name === 'AbortError') {

@@ -146,6 +146,11 @@ pub async fn config(State(state): State<Arc<AppState>>) -> Response {
     let c = &state.config;
     Json(json!({
         "backend": state.translator.backend(),
+        // The outcome only: the details (function, region, role) are in the log.
+        "preflight": match state.translator.backend() {
+            "demo" => serde_json::Value::Null,
+            _ => json!(state.preflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map_or("pending", |p| p.name())),
+        },
         "input_format": c.input_format.name(),
         "tokenizer": state.tokenizer.name(),
         "version": env!("CARGO_PKG_VERSION"),

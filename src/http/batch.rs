@@ -355,8 +355,19 @@ impl Job {
             state.config.lambda_batch_timeout,
         ));
         let mut heartbeat = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let mut stopping = state.stopping.subscribe();
         loop {
             tokio::select! {
+                // (wait_for's guard is dropped inside: it must not live across awaits)
+                _ = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                    // The pod is going away: no new chunk; rows already
+                    // translated are sent, and the client learns where to resume.
+                    tracing::info!(done = out.done, total, "batch interrupted by shutdown");
+                    out.interrupted(total);
+                    out.flush(&tx).await;
+                    return Some(Summary { total: out.done, failed: out.failed.len(), evaluated: out.evaluated,
+                        targets_invalid: out.targets_invalid, top_k_accuracy: None });
+                }
                 _ = tx.closed() => {
                     tracing::info!(done = out.done, total, "batch client went away; stopping");
                     return None;
@@ -684,6 +695,30 @@ impl Output {
             "elapsed_ms": (elapsed * 1e3).round() as u64, "eta_ms": eta_ms,
             "rate_per_s": (rate * 10.0).round() / 10.0,
         }));
+    }
+
+    /// The last line of a batch cut by shutdown: rows `0..done` were sent.
+    fn interrupted(&mut self, total: usize) {
+        let resume_from = self.done;
+        match self.format {
+            Format::Ndjson => self.line(&serde_json::json!({
+                "type": "interrupted", "reason": "shutdown", "resume_from": resume_from, "total": total,
+            })),
+            Format::Csv | Format::ClassicCsv => {
+                let message = format!(
+                    "interrupted: this server is shutting down; rows 0 to {} were sent; send the rest again from row {resume_from}",
+                    resume_from as i64 - 1
+                );
+                let columns = match self.format {
+                    Format::Csv => 9,
+                    _ if self.with_targets => 8,
+                    _ => 6,
+                };
+                let mut fields = vec![""; columns - 1];
+                fields.push(&message);
+                csv_record(&mut self.buf, &fields);
+            }
+        }
     }
 
     fn summary(&mut self, total: usize, started: Instant) -> Summary {

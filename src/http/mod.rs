@@ -42,6 +42,11 @@ pub struct AppState {
     pub metrics: Metrics,
     /// False from the moment shutdown starts (`/readyz` answers 503).
     pub ready: Arc<AtomicBool>,
+    /// Turns true when `SHUTDOWN_GRACE` ends: listeners stop accepting and
+    /// running batches stop with an `interrupted` line.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The start-up preflight's outcome (`None` while it runs, or on the demo).
+    pub preflight: std::sync::Mutex<Option<crate::inference::lambda::Preflight>>,
     /// The title and description the pages show.
     pub site: site::Site,
     /// Per-client limits (`RATE_LIMIT`), when set.
@@ -82,6 +87,21 @@ pub const REQUEST_TIMEOUT_HEADROOM: Duration = Duration::from_secs(5);
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// While draining, every response says `Connection: close`, so keep-alive
+/// clients (and a balancer's pooled connections) move to other pods now rather
+/// than when the listener closes.
+async fn close_when_draining(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(req).await;
+    if !state.ready.load(std::sync::atomic::Ordering::Relaxed) {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let request_timeout = state.config.lambda_timeout + REQUEST_TIMEOUT_HEADROOM;
     let security = [
@@ -114,6 +134,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, request_timeout))
         .merge(bulk);
     router = router.layer(middleware::from_fn_with_state(state.clone(), ratelimit::middleware));
+    router = router.layer(middleware::from_fn_with_state(state.clone(), close_when_draining));
     router = router.layer(middleware::from_fn_with_state(state.clone(), pages::html_errors));
     for (name, value) in security {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));

@@ -100,6 +100,17 @@ async fn connection(
     limits: Limits,
     mut finish: watch::Receiver<bool>,
 ) {
+    // hyper sets up ~16 KiB of buffers as soon as it serves a connection; one
+    // that sends nothing (thousands of bare connects) costs only its task and
+    // socket until its first byte, and is closed at the header timeout.
+    tokio::select! {
+        ready = tokio::time::timeout(limits.header_read_timeout, tcp.readable()) => {
+            if !matches!(ready, Ok(Ok(()))) {
+                return;
+            }
+        }
+        _ = finish.wait_for(|f| *f) => return,
+    }
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

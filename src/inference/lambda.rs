@@ -65,6 +65,117 @@ impl LambdaBackend {
     }
 }
 
+/// What a preflight found: can this pod invoke the function?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preflight {
+    Ok,
+    NotFound,
+    AccessDenied,
+    NoCredentials,
+    Unreachable,
+    Failed,
+}
+
+impl Preflight {
+    /// The name `/api/v1/config` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preflight::Ok => "ok",
+            Preflight::NotFound => "function_not_found",
+            Preflight::AccessDenied => "access_denied",
+            Preflight::NoCredentials => "no_credentials",
+            Preflight::Unreachable => "endpoint_unreachable",
+            Preflight::Failed => "failed",
+        }
+    }
+
+    /// The `check` subcommand's exit code, one per outcome, for scripts.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Preflight::Ok => 0,
+            Preflight::Failed => 1,
+            Preflight::NotFound => 3,
+            Preflight::AccessDenied => 4,
+            Preflight::NoCredentials => 5,
+            Preflight::Unreachable => 6,
+        }
+    }
+}
+
+impl LambdaBackend {
+    /// Asks Lambda, without running the function (`InvocationType=DryRun`),
+    /// whether the function exists and this identity may invoke it. Returns the
+    /// outcome and, for the operator (log or terminal, never a client), what
+    /// to do about it.
+    pub async fn preflight(&self, deadline: Instant) -> (Preflight, String) {
+        let s = &self.inner.settings;
+        let Ok(client) = tokio::time::timeout_at(deadline, self.inner.client()).await else {
+            return (Preflight::Unreachable, "the AWS configuration did not load in time".into());
+        };
+        let region = client.config().region().map_or_else(|| "(no region)".to_string(), |r| r.to_string());
+        let name = match &s.qualifier {
+            Some(q) => format!("{}:{q}", s.function),
+            None => s.function.clone(),
+        };
+        let call = client
+            .invoke()
+            .function_name(&s.function)
+            .set_qualifier(s.qualifier.clone())
+            .invocation_type(InvocationType::DryRun)
+            .send();
+        match tokio::time::timeout_at(deadline, call).await {
+            Err(_) => (Preflight::Unreachable, format!("no answer from the Lambda endpoint of {region} in time")),
+            Ok(Ok(_)) => {
+                (Preflight::Ok, format!("the function {name} exists in {region} and this identity may invoke it"))
+            }
+            Ok(Err(SdkError::ServiceError(e))) => {
+                let status = e.raw().status().as_u16();
+                let err = e.into_err();
+                let code = err.code().unwrap_or("UnknownError").to_string();
+                let message = err.message().unwrap_or("no message").to_string();
+                if code == "ResourceNotFoundException" || status == 404 {
+                    (
+                        Preflight::NotFound,
+                        format!(
+                            "the function {name} was not found in {region}: check TRANSLATION_FUNCTION, \
+                             TRANSLATION_QUALIFIER and AWS_REGION ({message})"
+                        ),
+                    )
+                } else if code == "AccessDeniedException" || status == 403 {
+                    (
+                        Preflight::AccessDenied,
+                        format!(
+                            "this identity may not invoke {name}: wire the pod's role (IRSA or EKS Pod Identity, \
+                             docs/eks.md) with lambda:InvokeFunction on the function (deploy/iam/lambda-invoke-policy.json) \
+                             ({code}: {message})"
+                        ),
+                    )
+                } else {
+                    (Preflight::Failed, format!("Lambda answered {code} (HTTP {status}): {message}"))
+                }
+            }
+            Ok(Err(other)) => {
+                let detail = DisplayErrorContext(&other).to_string();
+                let lower = detail.to_ascii_lowercase();
+                if lower.contains("credential") {
+                    (
+                        Preflight::NoCredentials,
+                        format!(
+                            "no AWS credentials could be loaded (IRSA, Pod Identity, AWS_PROFILE or keys): {detail}"
+                        ),
+                    )
+                } else if matches!(&other, SdkError::DispatchFailure(f) if f.is_io() || f.is_timeout())
+                    || matches!(&other, SdkError::TimeoutError(_))
+                {
+                    (Preflight::Unreachable, format!("cannot reach the Lambda endpoint of {region}: {detail}"))
+                } else {
+                    (Preflight::Failed, detail)
+                }
+            }
+        }
+    }
+}
+
 impl Inner {
     async fn client(&self) -> &Client {
         self.client

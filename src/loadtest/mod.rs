@@ -145,6 +145,39 @@ async fn scrape_cpu(client: &HttpClient, url: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("{url} has no process_cpu_seconds_total"))
 }
 
+/// Every pod behind `url`: its host resolved to all its addresses (a headless
+/// Service resolves to every ready pod), each scraped; CPU seconds by address.
+async fn scrape_fleet(client: &HttpClient, url: &str) -> Result<BTreeMap<std::net::SocketAddr, f64>, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("--metrics-url {url}: {e}"))?;
+    let host = uri.host().ok_or_else(|| format!("--metrics-url {url} has no host"))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let path = uri.path_and_query().map_or("/metrics", |p| p.as_str());
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("--metrics-url: cannot resolve {host}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("--metrics-url: {host} resolves to no address"));
+    }
+    let mut fleet = BTreeMap::new();
+    for addr in addrs {
+        fleet.insert(addr, scrape_cpu(client, &format!("http://{addr}{path}")).await?);
+    }
+    Ok(fleet)
+}
+
+/// CPU spent by the fleet between two scrapes: each pod's increase; a pod
+/// first seen at the end started during the test, so all of its CPU counts.
+/// Pods gone by the end are reported apart (their CPU after the start is lost).
+fn fleet_cpu(
+    before: &BTreeMap<std::net::SocketAddr, f64>,
+    after: &BTreeMap<std::net::SocketAddr, f64>,
+) -> (f64, usize) {
+    let cpu = after.iter().map(|(addr, a)| a - before.get(addr).copied().unwrap_or(0.0)).sum();
+    let gone = before.keys().filter(|k| !after.contains_key(*k)).count();
+    (cpu, gone)
+}
+
 fn fail(message: String) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
@@ -186,7 +219,7 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
     let client: HttpClient =
         Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.max_inflight).build(connector);
     let cpu_before = match &args.metrics_url {
-        Some(url) => match scrape_cpu(&client, url).await {
+        Some(url) => match scrape_fleet(&client, url).await {
             Ok(v) => Some(v),
             Err(e) => return fail(e),
         },
@@ -217,7 +250,7 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
         p.abort();
     }
     let cpu_after = match &args.metrics_url {
-        Some(url) => scrape_cpu(&client, url).await.ok(),
+        Some(url) => scrape_fleet(&client, url).await.ok(),
         None => None,
     };
 
@@ -236,7 +269,7 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
         (0..=1000).map(|i| schedule.rate_at(schedule.total().as_secs_f64() * i as f64 / 1000.0)).fold(0.0, f64::max);
     let capacity = match (cpu_before, cpu_after) {
         (Some(before), Some(after)) if tally.completed > 0 => {
-            let cpu = after - before;
+            let (cpu, gone) = fleet_cpu(&before, &after);
             let per_request = cpu / tally.completed as f64;
             let target = args.target_utilization / 100.0;
             let rates = [achieved_rate, peak];
@@ -245,6 +278,9 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
                 cpu_us_per_request: (per_request * 1e7).round() / 10.0,
                 cpu_request_cores: cpu_request,
                 target_utilization_percent: args.target_utilization,
+                pods_at_start: before.len(),
+                pods_at_end: after.len(),
+                pods_gone: gone,
                 replicas_at: rates
                     .iter()
                     .map(|r| ((r * 10.0).round() / 10.0, report::replicas(*r, per_request, cpu_request, target)))

@@ -39,6 +39,11 @@ pub struct Capacity {
     pub cpu_us_per_request: f64,
     pub cpu_request_cores: f64,
     pub target_utilization_percent: f64,
+    /// Pods scraped (all addresses of the metrics URL's host) at the start and end.
+    pub pods_at_start: usize,
+    pub pods_at_end: usize,
+    /// Pods gone by the end: their CPU after the start is not counted.
+    pub pods_gone: usize,
     /// (rate, replicas) for the achieved rate and the schedule's peak.
     pub replicas_at: Vec<(f64, u64)>,
 }
@@ -107,7 +112,20 @@ impl fmt::Display for Report {
             writeln!(f, "errors: {}", kinds.join(", "))?;
         }
         if let Some(c) = &self.capacity {
-            writeln!(f, "service CPU: {:.3} s, {:.0} us per request", c.cpu_seconds, c.cpu_us_per_request)?;
+            writeln!(
+                f,
+                "service CPU: {:.3} s over {} pod{} ({} at the start{}), {:.0} us per request",
+                c.cpu_seconds,
+                c.pods_at_end,
+                if c.pods_at_end == 1 { "" } else { "s" },
+                c.pods_at_start,
+                if c.pods_gone > 0 {
+                    format!(", {} gone: their CPU is not counted", c.pods_gone)
+                } else {
+                    String::new()
+                },
+                c.cpu_us_per_request
+            )?;
             for (rate, n) in &c.replicas_at {
                 writeln!(
                     f,

@@ -13,6 +13,7 @@ mod cli;
 mod coalesce;
 mod config;
 mod deploy;
+mod drain;
 mod lambda;
 mod lifecycle;
 mod loadtest;

@@ -45,6 +45,8 @@ pub enum Fault {
     ErrorStatus,
     /// HTTP 403 AccessDeniedException naming an account and a role, as AWS does.
     AccessDenied,
+    /// HTTP 404 ResourceNotFoundException: no such function in this region.
+    NotFound,
 }
 
 /// How a successful result is wrapped.
@@ -93,6 +95,7 @@ pub struct EmulatorState {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     request_ids: AtomicUsize,
+    dry_runs: AtomicUsize,
 }
 
 pub struct Emulator {
@@ -135,6 +138,11 @@ impl Emulator {
         self.state.request_ids.load(Ordering::SeqCst)
     }
 
+    /// DryRun invokes (preflights) received.
+    pub fn dry_runs(&self) -> usize {
+        self.state.dry_runs.load(Ordering::SeqCst)
+    }
+
     /// Calls being answered right now.
     pub fn in_flight(&self) -> usize {
         self.state.in_flight.load(Ordering::SeqCst)
@@ -170,6 +178,21 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A DryRun invoke (the preflight) runs nothing and is not a call: counted
+    // apart, so the call counts of the tests stay exact.
+    if headers.get("x-amz-invocation-type").is_some_and(|v| v == "DryRun") {
+        state.dry_runs.fetch_add(1, Ordering::SeqCst);
+        let fault = state.behavior.lock().unwrap().fault;
+        return match fault {
+            Fault::AccessDenied => access_denied("emu-dryrun"),
+            Fault::NotFound => not_found("emu-dryrun"),
+            _ => {
+                let mut r = base(StatusCode::NO_CONTENT, "emu-dryrun", Vec::new());
+                r.headers_mut().remove("content-type");
+                r
+            }
+        };
+    }
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(&state);
@@ -211,6 +234,10 @@ async fn invoke(
     if behavior.fault == Fault::AccessDenied {
         return access_denied(&request_id);
     }
+    if behavior.fault == Fault::NotFound {
+        return not_found(&request_id);
+    }
+
     if behavior.server_error_next > 0 {
         return service_error(&request_id);
     }
@@ -320,6 +347,13 @@ fn throttled(request_id: &str) -> Response {
 pub const ACCESS_DENIED_MESSAGE: &str = "User: arn:aws:sts::123456789012:assumed-role/eks-node-role/i-0abc123 \
     is not authorized to perform: lambda:InvokeFunction on resource: \
     arn:aws:lambda:us-east-1:123456789012:function:translation because no identity-based policy allows it";
+
+fn not_found(request_id: &str) -> Response {
+    let body = br#"{"Type": "User", "Message": "Function not found: arn:aws:lambda:us-east-1:123456789012:function:translation"}"#;
+    let mut r = base(StatusCode::NOT_FOUND, request_id, body.to_vec());
+    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static("ResourceNotFoundException"));
+    r
+}
 
 fn access_denied(request_id: &str) -> Response {
     let body = serde_json::json!({"Type": "User", "Message": ACCESS_DENIED_MESSAGE});

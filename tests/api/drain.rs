@@ -1,0 +1,165 @@
+//! Leaving the fleet without losing anything: keep-alive clients are told to
+//! go at once, a batch running when the grace period ends stops cleanly with
+//! where to resume, and the preflight says whether the pod may invoke the
+//! function.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use crate::emulator::{Behavior, Emulator, Fault};
+use crate::helpers::{molecule, run, server};
+
+const GUARD: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_draining_every_response_closes_its_connection() {
+    let s = server().env("SHUTDOWN_GRACE", "30s").spawn();
+    let r = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert!(r.headers().get("connection").is_none(), "keep-alive while serving");
+    s.signal("TERM");
+    let draining = async {
+        while s.get("/readyz").await.status != 503 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(GUARD, draining).await.unwrap();
+    let r = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "still serving in the grace period");
+    assert_eq!(r.headers()["connection"], "close");
+    s.signal("KILL");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_it() {
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(150), ..Default::default() }).await;
+    let mut s = server().lambda(&emu).env("SHUTDOWN_GRACE", "1s").env("LAMBDA_FAN_OUT", "1").spawn();
+    let inputs: Vec<String> = (0..400).map(molecule).collect();
+    let response = s
+        .client
+        .post(s.url("/api/v1/translate/batch"))
+        .json(&json!({"inputs": inputs, "n_best": 1}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut signalled = false;
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            // Shut the pod down once its first rows have arrived.
+            if !signalled && text.contains("\"type\":\"result\"") {
+                s.signal("TERM");
+                signalled = true;
+            }
+        }
+    };
+    tokio::time::timeout(GUARD, read).await.expect("the stream ends");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let last = lines.last().unwrap();
+    assert_eq!((last["type"].as_str(), last["reason"].as_str()), (Some("interrupted"), Some("shutdown")), "{last}");
+    let resume_from = last["resume_from"].as_u64().unwrap() as usize;
+    let received: Vec<usize> =
+        lines.iter().filter(|l| l["type"] == "result").map(|l| l["index"].as_u64().unwrap() as usize).collect();
+    assert_eq!(received, (0..resume_from).collect::<Vec<_>>(), "rows 0..resume_from, each once");
+    assert!(resume_from > 0 && resume_from < 400, "cut in the middle: {resume_from}");
+    let code = tokio::task::spawn_blocking(move || s.wait(GUARD)).await.unwrap();
+    assert_eq!(code, Some(0));
+
+    // Another pod takes the rest: every row arrives exactly once.
+    let other = server().lambda(&emu).spawn();
+    let rest = other
+        .client
+        .post(other.url("/api/v1/translate/batch"))
+        .json(&json!({"inputs": inputs[resume_from..], "n_best": 1}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let summary: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["succeeded"].as_u64().unwrap() as usize + resume_from, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_cut_by_shutdown_ends_with_a_row_saying_so() {
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(150), ..Default::default() }).await;
+    let mut s = server().lambda(&emu).env("SHUTDOWN_GRACE", "1s").env("LAMBDA_FAN_OUT", "1").spawn();
+    let inputs: Vec<String> = (0..400).map(molecule).collect();
+    let response = s
+        .client
+        .post(s.url("/api/v1/translate/batch?format=csv"))
+        .json(&json!({"inputs": inputs, "n_best": 1}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut signalled = false;
+    while let Some(chunk) = tokio::time::timeout(GUARD, body.next()).await.expect("the stream moves") {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        if !signalled && text.lines().count() > 2 {
+            s.signal("TERM");
+            signalled = true;
+        }
+    }
+    let last = text.lines().last().unwrap();
+    assert!(last.starts_with(",,,,,,,,interrupted: this server is shutting down"), "{last}");
+    assert!(last.contains("send the rest again from row"), "{last}");
+    tokio::task::spawn_blocking(move || s.wait(GUARD)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_what_is_wrong_with_one_exit_code_per_cause() {
+    let ok = Emulator::start(Behavior::default()).await;
+    let denied = Emulator::start(Behavior { fault: Fault::AccessDenied, ..Default::default() }).await;
+    let missing = Emulator::start(Behavior { fault: Fault::NotFound, ..Default::default() }).await;
+    let closed = format!("http://{}", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap());
+    let cases = [
+        (ok.url(), 0, "ok: the function translation exists"),
+        (denied.url(), 4, "access_denied: this identity may not invoke translation"),
+        (missing.url(), 3, "function_not_found"),
+        (closed, 6, "endpoint_unreachable"),
+    ];
+    for (endpoint, code, said) in cases {
+        let out = tokio::task::spawn_blocking(move || {
+            run(&["check"], &[("TRANSLATION_FUNCTION", "translation"), ("AWS_ENDPOINT_URL_LAMBDA", endpoint.as_str())])
+        })
+        .await
+        .unwrap();
+        let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{printed}");
+        assert!(printed.contains(said), "{printed}");
+    }
+    assert_eq!(ok.dry_runs(), 1, "a DryRun invoke");
+    assert_eq!(ok.call_count(), 0, "the function never ran");
+    let out = run(&["check"], &[]);
+    assert_eq!(out.status.code(), Some(2), "no function set");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_the_preflight_at_start_and_shows_only_its_outcome() {
+    let denied = Emulator::start(Behavior { fault: Fault::AccessDenied, ..Default::default() }).await;
+    let s = server()
+        .lambda(&denied)
+        .env("TRANSLATION_FUNCTION", "arn:aws:lambda:us-east-1:123456789012:function:translation")
+        .spawn();
+    assert_eq!(s.get("/readyz").await.status, 200, "ready without waiting for it");
+    let outcome = async {
+        loop {
+            let config = s.get("/api/v1/config").await.json;
+            if config["preflight"] != "pending" {
+                return config;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let config = tokio::time::timeout(GUARD, outcome).await.unwrap();
+    assert_eq!(config["preflight"], "access_denied");
+    assert!(!config.to_string().contains("123456789012"), "{config}");
+    s.wait_for_log(|l| l.contains("preflight failed") && l.contains("may not invoke")).await;
+    assert_eq!(server().spawn().get("/api/v1/config").await.json["preflight"], Value::Null, "demo: none");
+}

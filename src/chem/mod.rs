@@ -6,6 +6,8 @@
 //! (the toolkit the training data and the original app were made with); its C++
 //! is reached only through [`rdkit`].
 
+// cxx generates the unsafe FFI glue; it checks both sides' signatures at build time.
+#[allow(unsafe_code)]
 mod rdkit;
 
 /// Why a text is not a molecule: RDKit's reason (RDKit 2022.09 does not say at

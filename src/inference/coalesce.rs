@@ -50,11 +50,19 @@ impl Coalescer {
         Arc::new(Coalescer { inner, max_wait, groups: Mutex::new(HashMap::new()), metrics })
     }
 
+    /// The groups, even after a panic elsewhere poisoned the lock: every
+    /// operation under it leaves the map consistent (waiters are only moved
+    /// in or out), so a poisoned lock must not make every later translation
+    /// panic too.
+    fn groups(&self) -> std::sync::MutexGuard<'_, HashMap<Params, Group>> {
+        self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Takes the waiters that should leave now, if any, under the lock.
     /// `force`: leave even though an invocation is in flight (a slot freed, or
     /// the max wait passed).
     fn take(&self, params: Params, force: bool) -> Option<Vec<Waiter>> {
-        let mut groups = self.groups.lock().expect("coalescer lock");
+        let mut groups = self.groups();
         let group = groups.get_mut(&params)?;
         group.queue.retain(|w| !w.reply.is_closed());
         let full = chunk_size_for_beam(params.beam);
@@ -94,7 +102,7 @@ impl Coalescer {
     /// of one or two, whatever `COALESCE_MAX_WAIT` says.
     fn finish(self: &Arc<Self>, params: Params) {
         let last = {
-            let mut groups = self.groups.lock().expect("coalescer lock");
+            let mut groups = self.groups();
             let group = groups.entry(params).or_default();
             group.in_flight = group.in_flight.saturating_sub(1);
             let last = group.in_flight == 0;
@@ -181,7 +189,7 @@ impl Coalescer {
     ) -> Result<Invocation, InferenceError> {
         let (reply, answer) = oneshot::channel();
         let arm = {
-            let mut groups = self.groups.lock().expect("coalescer lock");
+            let mut groups = self.groups();
             let group = groups.entry(params).or_default();
             group.queue.push(Waiter { input, deadline, queued: Instant::now(), reply });
             let arm = group.in_flight > 0 && !group.timer;
@@ -300,6 +308,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_poisoned_lock_does_not_stop_coalescing() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let c =
+                Coalescer::new(Arc::new(crate::inference::demo::DemoBackend), Duration::from_millis(5), Metrics::new());
+            let poisoner = c.clone();
+            let _ = std::thread::spawn(move || {
+                let _guard = poisoner.groups.lock().unwrap();
+                panic!("poison the lock");
+            })
+            .join();
+            assert!(c.groups.is_poisoned());
+            let p = Params { beam: 2, n_best: 1, attention: false };
+            let answer =
+                c.clone().single("C C O".into(), p, tokio::time::Instant::now() + Duration::from_secs(5)).await;
+            assert!(answer.is_ok(), "{answer:?}");
+        });
+    }
+
     #[tokio::test]
     async fn concurrent_requests_share_invocations_and_get_their_own_answers() {
         let (inner, c) = setup(20);
@@ -380,7 +408,7 @@ mod tests {
         let (inner, c) = setup(50);
         let gone = tokio::time::timeout(Duration::from_millis(10), c.translate(req("C 0", P))).await;
         assert!(gone.is_err(), "dropped mid-call");
-        assert!(c.0.groups.lock().unwrap().is_empty(), "the slot was freed");
+        assert!(c.0.groups().is_empty(), "the slot was freed");
         c.translate(req("C 1", P)).await.unwrap();
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1, 1]);
     }

@@ -28,6 +28,7 @@ fn wait_for_download(dir: &Path) -> String {
     panic!("no CSV was downloaded into {}", dir.display());
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     let s = server().spawn();
@@ -80,6 +81,7 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_javascript_the_batch_form_downloads_the_csv() {
     let s = server().spawn();
@@ -104,6 +106,7 @@ async fn without_javascript_the_batch_form_downloads_the_csv() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
     let s = server().spawn();
@@ -171,6 +174,7 @@ async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_click_runs_the_sample_reactions_and_shows_their_accuracy() {
     let s = server().spawn();

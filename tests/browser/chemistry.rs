@@ -47,6 +47,7 @@ async fn wait_loaded(b: &Browser, img: &Element) {
     }
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_javascript_a_reaction_shows_the_input_and_every_valid_prediction() {
     let s = server().spawn();
@@ -87,6 +88,7 @@ async fn without_javascript_a_reaction_shows_the_input_and_every_valid_predictio
     }
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expected_product_written_another_way_is_found_and_marked() {
     let s = server().spawn();

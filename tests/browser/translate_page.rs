@@ -14,6 +14,7 @@ async fn results(b: &crate::driver::Browser) -> Vec<fantoccini::elements::Elemen
     b.client.find_all(Locator::Css(".prediction")).await.unwrap()
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn translate_an_input_with_chosen_beam_and_top_k() {
     let s = server().spawn();
@@ -44,6 +45,7 @@ async fn translate_an_input_with_chosen_beam_and_top_k() {
     b.close().await;
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clicks_translate_an_example_on_a_phone() {
     let s = server().spawn();
@@ -64,6 +66,7 @@ async fn two_clicks_translate_an_example_on_a_phone() {
     b.close().await;
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_enter_submits() {
     let s = server().spawn();
@@ -80,6 +83,7 @@ async fn ctrl_enter_submits() {
     b.close().await;
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_error_shows_inline_and_keeps_the_page() {
     let emu = Emulator::start(Behavior { fault: Fault::FunctionError, ..Default::default() }).await;
@@ -100,6 +104,7 @@ async fn a_function_error_shows_inline_and_keeps_the_page() {
     b.close().await;
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_injection_stays_inert_text() {
     let s = server().env("TOKENIZER", "whitespace").env("INPUT_FORMAT", "text").spawn();
@@ -147,6 +152,7 @@ async fn script_injection_stays_inert_text() {
     b.close().await;
 }
 
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_javascript_the_form_posts_and_renders_results() {
     let s = server().spawn();

@@ -102,15 +102,32 @@ async fn connection(
 ) {
     // hyper sets up ~16 KiB of buffers as soon as it serves a connection; one
     // that sends nothing (thousands of bare connects) costs only its task and
-    // socket until its first byte, and is closed at the header timeout.
+    // socket until its first byte, and is closed at the header or idle timeout,
+    // whichever comes first. (`peek`, not `readable`: tokio may report a new
+    // socket readable before any byte has come.)
+    let silent_for = limits.header_read_timeout.min(limits.idle_timeout);
+    let mut first = [0u8; 1];
     tokio::select! {
-        ready = tokio::time::timeout(limits.header_read_timeout, tcp.readable()) => {
-            if !matches!(ready, Ok(Ok(()))) {
+        peeked = tokio::time::timeout(silent_for, tcp.peek(&mut first)) => {
+            if !matches!(peeked, Ok(Ok(n)) if n > 0) {
                 return;
             }
         }
         _ = finish.wait_for(|f| *f) => return,
     }
+    // Boxed: a future is as large as its largest state, and hyper's connection
+    // is large; unboxed, every silent connection's task would be that size.
+    Box::pin(serve_http(tcp, peer, router, limits, finish)).await;
+}
+
+/// Serves HTTP/1.1 on a connection that has sent its first byte.
+async fn serve_http(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    mut finish: watch::Receiver<bool>,
+) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Tracked { inner: tcp, activity: activity.clone() });
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

@@ -355,7 +355,7 @@ def main():
         "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
         "AWS_EC2_METADATA_DISABLED": "true", "TRANSLATION_FUNCTION": "translation",
         "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{emu_port}", "SHUTDOWN_GRACE": f"{GRACE_S}s",
-        "LAMBDA_FAN_OUT": "1", "LAMBDA_WARM_ON_VISIT": "0",
+        "LAMBDA_FAN_OUT": "1", "LAMBDA_WARM_ON_VISIT": "0", "MAX_BATCH_INPUTS": "100000",
     }
     ports = [free_port() for _ in range(SLOTS)]
     lb = Balancer(ports, work)

@@ -384,14 +384,17 @@ mod tests {
     #[tokio::test]
     async fn different_parameters_are_never_grouped() {
         let (inner, c) = setup(20);
-        let other = Params { beam: 3, ..P };
+        // Another n_best: an answer made with the wrong parameters has the wrong length.
+        let other = Params { beam: 3, n_best: 1, ..P };
         let futs = (0..10).map(|i| c.translate(req(&format!("C {i}"), if i % 2 == 0 { P } else { other })));
         let answers = futures_util::future::join_all(futs).await;
         for (i, a) in answers.into_iter().enumerate() {
             let p = if i % 2 == 0 { P } else { other };
             assert_eq!(a.unwrap().results[0], demo::hypotheses(&format!("C {i}"), p));
         }
-        assert!(inner.calls.lock().unwrap().len() >= 2);
+        let calls = inner.calls.lock().unwrap().clone();
+        assert!(calls.len() >= 2, "at least one invocation per parameter set: {calls:?}");
+        assert!(calls.iter().any(|n| *n > 1), "and those with equal parameters were grouped: {calls:?}");
     }
 
     #[tokio::test]

@@ -39,7 +39,7 @@ async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_parameters_are_never_grouped() {
     let emu = Emulator::start(Behavior { latency: Duration::from_millis(50), ..Default::default() }).await;
-    let s = server().lambda(&emu).spawn();
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
     let requests = (0..24).map(|i| {
         let (beam, attention) = [(5, false), (3, false), (5, true)][i % 3];
         s.translate(json!({"text": input(i), "beam": beam, "n_best": 2, "attention": attention}))
@@ -58,6 +58,7 @@ async fn mixed_parameters_are_never_grouped() {
             );
         }
     }
+    assert!(emu.calls().iter().any(|c| c.inputs.len() > 1), "requests with equal parameters were grouped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +69,7 @@ async fn one_poisoned_input_among_sixteen_fails_alone() {
         ..Default::default()
     })
     .await;
-    let s = server().lambda(&emu).spawn();
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
     let requests = (0..16).map(|i| {
         // Polonium: a valid molecule that the emulated function chokes on.
         let text = if i == 9 { "[Po]".to_string() } else { input(i) };
@@ -80,28 +81,41 @@ async fn one_poisoned_input_among_sixteen_fails_alone() {
     want[9] = 502;
     assert_eq!(statuses, want);
     assert_eq!(replies[9].code(), "lambda_function_error");
+    // It failed alone although it was sent in a group: the group was retried
+    // input by input.
+    let calls = emu.calls();
+    assert!(
+        calls.iter().any(|c| c.inputs.len() > 1 && c.inputs.iter().any(|i| i == "[ P o ]")),
+        "the poisoned input shared an invocation"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_at_a_time_gets_its_own_invocation_at_once() {
     let emu = Emulator::start(Behavior::default()).await;
-    let s = server().lambda(&emu).spawn();
-    for i in 0..5 {
-        assert_eq!(s.translate(json!({"text": input(i)})).await.status, 200);
-    }
+    // An hour's wait: a lone request that waited for a partner would hang here.
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "3600s").spawn();
+    let one_by_one = async {
+        for i in 0..5 {
+            assert_eq!(s.translate(json!({"text": input(i)})).await.status, 200);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), one_by_one).await.expect("no lone request waited");
     assert_eq!(emu.calls().iter().map(|c| c.inputs.len()).collect::<Vec<_>>(), vec![1; 5]);
+    assert_eq!(s.metric("coalesce_group_size_count").await, 5.0, "each went through the coalescer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_disconnects_does_not_affect_the_others() {
     let emu = Emulator::start(Behavior { latency: Duration::from_millis(300), ..Default::default() }).await;
-    let s = server().lambda(&emu).spawn();
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
     let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
     let gone = impatient.post(s.url("/api/v1/translate")).json(&json!({"text": "CCO"})).send();
     let others = (0..8).map(|i| s.translate(json!({"text": input(i)})));
     let (gone, others) = tokio::join!(gone, futures_util::future::join_all(others));
     assert!(gone.is_err(), "the impatient client gave up");
     assert!(others.iter().all(|r| r.status == 200));
+    assert!(emu.calls().iter().any(|c| c.inputs.len() > 1), "the others were grouped (with or without it)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

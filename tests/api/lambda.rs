@@ -1,7 +1,7 @@
 //! The real Lambda path: the real `aws-sdk-lambda` client against the emulator,
 //! configured through `AWS_ENDPOINT_URL_LAMBDA` as users configure it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use translation_front::inference::Params;
@@ -112,13 +112,12 @@ async fn server_errors_are_retried_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_throttled_gives_503_with_retry_after() {
     let (emu, s) = setup(Behavior { fault: Fault::ThrottleAlways, ..Default::default() }).await;
-    let started = Instant::now();
     let r = s.translate(json!({"text": "CCO"})).await;
     assert_eq!((r.status.as_u16(), r.code()), (503, "lambda_throttled"), "{}", r.json);
     let retry_after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     assert!(emu.calls().len() > 1, "retried before giving up");
-    assert!(started.elapsed() < Duration::from_secs(3), "gave up within the deadline");
+    assert!(emu.calls().len() <= 4, "and gave up after its attempts, not at the 55 s deadline");
     assert_eq!(s.metric("lambda_invocations_total{outcome=\"throttled\"}").await, 1.0);
 }
 
@@ -126,11 +125,9 @@ async fn always_throttled_gives_503_with_retry_after() {
 async fn a_hanging_lambda_gives_504_at_the_deadline_and_the_server_stays_healthy() {
     let emu = Emulator::start(Behavior { fault: Fault::Hang, ..Default::default() }).await;
     let s = server().lambda(&emu).env("LAMBDA_TIMEOUT", "1s").spawn();
-    let started = Instant::now();
     let r = s.translate(json!({"text": "CCO"})).await;
-    let took = started.elapsed();
+    // The deadline's own answer (the request timeout would say otherwise).
     assert_eq!((r.status.as_u16(), r.code()), (504, "lambda_timeout"), "{}", r.json);
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{took:?}");
     emu.set(|b| b.fault = Fault::None);
     assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200);
     assert_eq!(s.metric("lambda_invocations_total{outcome=\"timeout\"}").await, 1.0);
@@ -169,20 +166,19 @@ async fn an_unreachable_endpoint_is_lambda_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_credentials_the_server_is_ready_at_once_and_requests_fail_fast() {
     let emu = Emulator::start(Behavior::default()).await;
-    let started = Instant::now();
     let s = server()
         .lambda(&emu)
         .without("AWS_ACCESS_KEY_ID")
         .without("AWS_SECRET_ACCESS_KEY")
         .without("AWS_REGION")
         .env("HOME", "/nonexistent")
+        .env("LAMBDA_TIMEOUT", "120s")
         .spawn();
+    // Ready while the AWS chain has found nothing (the preflight is pending or failed).
     assert_eq!(s.get("/readyz").await.status, 200);
-    assert!(started.elapsed() < Duration::from_secs(2), "ready without waiting on AWS");
-    let started = Instant::now();
     let r = s.translate(json!({"text": "CCO"})).await;
+    // Failed fast with the cause, not at the 120 s deadline with a timeout.
     assert_eq!((r.status.as_u16(), r.code()), (502, "lambda_unavailable"), "{}", r.json);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(emu.calls().is_empty());
 }
 
@@ -193,16 +189,19 @@ async fn past_the_in_flight_cap_requests_get_503_overloaded_at_once() {
     let slow = (0..2).map(|_| s.translate(json!({"text": "CCO"})));
     let slow = futures_util::future::join_all(slow);
     let probe = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let started = Instant::now();
+        // Both slots taken (the two slow calls are at the function)...
+        while emu.in_flight() < 2 {
+            tokio::task::yield_now().await;
+        }
         let r = s.translate(json!({"text": "CCO"})).await;
-        (r, started.elapsed())
+        // ...and still taken when the answer came: it was refused, not queued.
+        (r, emu.in_flight())
     };
-    let (slow, (r, took)) = tokio::join!(slow, probe);
+    let (slow, (r, busy)) = tokio::join!(slow, probe);
     assert!(slow.iter().all(|r| r.status == 200));
     assert_eq!((r.status.as_u16(), r.code()), (503, "overloaded"), "{}", r.json);
     assert!(r.headers.contains_key("retry-after"));
-    assert!(took < Duration::from_millis(300), "refused at once, not queued: {took:?}");
+    assert_eq!(busy, 2, "refused at once, while the slots were still held");
     assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200, "recovers");
 }
 
@@ -226,10 +225,12 @@ async fn metrics_count_requests_invocations_and_the_process() {
     // one log line per request with the Lambda request id, and no input text;
     // access lines are written out in batches (every 200 ms)
     let access = |l: &String| l.contains("\"lambda_request_id\":\"emu-") && l.contains("/api/v1/translate");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while s.log_lines().iter().filter(|l| access(l)).count() < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let written = async {
+        while s.log_lines().iter().filter(|l| access(l)).count() < 3 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), written).await;
     let logs = s.log_lines();
     assert_eq!(logs.iter().filter(|l| access(l)).count(), 3, "{logs:?}");
     assert!(!logs.iter().any(|l| l.contains("CCO")), "{logs:?}");

@@ -5,29 +5,42 @@
 //!
 //! ```text
 //! main.rs        parse config, init telemetry, run a subcommand
-//! config         every setting, validated once at start (imports only chem)
-//! chem/          SMILES chemistry through RDKit: canonical forms, drawings (a leaf;
-//!                its rdkit.rs/rdkit.cc bridge is the crate's only foreign code)
-//! telemetry      tracing init and the per-app Prometheus registry (a leaf)
-//! startup        Application::build binds the sockets; run_until drains and stops
-//! http/          routes, extractors, views; maps errors to statuses in one place
+//! config         every setting, validated once at start
+//! chem/          SMILES chemistry through RDKit: canonical forms, drawings; its
+//!                rdkit.rs/rdkit.cc bridge is the crate's only foreign code
+//! telemetry      tracing init and the per-app Prometheus registry
+//! startup        app_state wires the backend; Application::build binds the
+//!                sockets; run_until drains and stops; the warmup/check subcommands
+//! http/          routes, extractors, views; maps errors to statuses in one place;
+//!                server.rs is the accept loop and its bounds
 //! inference/     the Translator trait and its backends:
-//!   protocol     the Lambda event/result codec (pure: serde, base64, gzip)
-//!   tokenize     chars / whitespace / none tokenizers
-//!   lambda       the aws-sdk-lambda backend: deadlines, retries, error mapping
+//!   protocol     the Lambda event/result codec (pure: serde, base64, gzip),
+//!                and Matrix, the attention type the views draw
+//!   tokenize     chars / whitespace / none tokenizers, and Tokens
+//!   lambda       the aws-sdk-lambda backend: deadlines, retries, error mapping,
+//!                the preflight
 //!   demo         a deterministic in-process backend for use without AWS
 //!   limit        the pod-wide cap on invocations in flight
 //!   coalesce     groups concurrent single translations into shared invocations
 //!   fanout       bulk chunking and bounded concurrency
-//!   keep_warm    the optional per-pod keep-warm pinger
+//!   keep_warm    the per-pod pinger and warm-on-visit
 //! loadtest/      the open-loop load generator subcommand (an HTTP client only)
-//! offline        the `translate` subcommand: the batch route's job, from files to CSV
+//! offline        the `translate` subcommand: the batch route's job, files to CSV
 //! ```
 //!
-//! Dependencies point one way: `main -> startup -> {config, telemetry, http,
-//! inference}`, `http -> inference` (the trait and its error type only, never the
-//! AWS SDK), `http -> chem`, `config -> chem`, `inference::lambda -> protocol`.
-//! Inference knows nothing of HTTP or chemistry: it moves tokenized strings.
+//! Dependencies point one way, and these are all of them:
+//!
+//! - `main -> {config, telemetry, startup, loadtest, offline}`;
+//!   `startup -> {config, telemetry, http, inference}`; `offline -> {http::batch, startup}`.
+//! - `http -> inference`: the trait, its request and error types, and the
+//!   domain types the views show (`protocol::Matrix`, `tokenize::Tokens`,
+//!   `Tokenizer`), plus `fanout`'s chunk plan for batches; never
+//!   `inference::lambda`, so never the AWS SDK.
+//! - `http -> chem`, `http -> telemetry`, `http -> config`.
+//! - `inference -> telemetry` (its metrics handles); `inference::lambda -> protocol`.
+//!   Inference knows nothing of HTTP or chemistry: it moves tokenized strings.
+//! - `config -> chem` (to check SMILES examples at start); `telemetry -> config`
+//!   (`LogFormat` only); `chem` imports nothing of the crate.
 
 pub mod chem;
 pub mod config;

@@ -4,7 +4,7 @@
 //!
 //! A leaf: it knows nothing of HTTP or of the Lambda. RDKit does the chemistry
 //! (the toolkit the training data and the original app were made with); its C++
-//! is reached only through [`rdkit`].
+//! is reached only through `rdkit`.
 
 // cxx generates the unsafe FFI glue; it checks both sides' signatures at build time.
 #[allow(unsafe_code)]

@@ -2,8 +2,8 @@
 //!
 //! Drawing is CPU work in RDKit's C++ that cannot be interrupted, so it is
 //! bounded before it starts: the text by `MAX_INPUT_CHARS`, the molecule by
-//! [`chem::MAX_DRAW_ATOMS`], and the pod by [`DRAWERS`] drawings at a time,
-//! waiting at most [`QUEUE_WAIT`] for a turn. The same SMILES always gives the
+//! `chem::MAX_DRAW_ATOMS`, and the pod by `DRAWERS` drawings at a time,
+//! waiting at most `QUEUE_WAIT` for a turn. The same SMILES always gives the
 //! same picture, so browsers and CDNs may keep it.
 
 use std::sync::{Arc, LazyLock};

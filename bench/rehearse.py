@@ -271,7 +271,7 @@ def hpa_play(fleet, lb, scale, plot_path):
         for line in load.stderr:
             parts = line.split()
             try:
-                progress.append((time.time() - start, float(parts[4].split("/")[0]), float(parts[11])))
+                progress.append((time.time() - start, float(parts[4].split("/")[0]), float(parts[12])))
             except (IndexError, ValueError):
                 pass
 

@@ -144,16 +144,7 @@ async fn accuracy_compares_molecules_not_strings() {
     // The single API and the CSV say the same.
     let r = s.translate(json!({"text": "OC", "target": "OC", "n_best": 1})).await;
     assert_eq!((r.json["target"]["canonical"].as_str(), &r.json["target"]["correct_rank"]), (Some("CO"), &json!(1)));
-    let csv = s
-        .client
-        .post(s.url("/api/v1/translate/batch?format=csv"))
-        .json(&json!({"inputs": ["OC"], "targets": ["OC"], "n_best": 1}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = s.batch_text("?format=csv", json!({"inputs": ["OC"], "targets": ["OC"], "n_best": 1})).await;
     assert_eq!(csv.lines().nth(1).unwrap().split(',').collect::<Vec<_>>()[..5], ["0", "OC", "1", "CO", "CO"]);
     assert!(csv.lines().nth(1).unwrap().contains(",OC,true,"));
 }

@@ -70,16 +70,7 @@ async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_i
 
     // Another pod takes the rest: every row arrives exactly once.
     let other = server().lambda(&emu).spawn();
-    let rest = other
-        .client
-        .post(other.url("/api/v1/translate/batch"))
-        .json(&json!({"inputs": inputs[resume_from..], "n_best": 1}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let rest = other.batch_text("", json!({"inputs": inputs[resume_from..], "n_best": 1})).await;
     let summary: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
     assert_eq!(summary["succeeded"].as_u64().unwrap() as usize + resume_from, 400);
 }

@@ -99,16 +99,7 @@ async fn batch_chunks_wait_as_long_as_the_function_while_single_requests_time_ou
     assert_eq!((r.status.as_u16(), r.code()), (504, "lambda_timeout"));
     let page = s.client.post(s.url("/")).form(&[("text", "CCO")]).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("It may still be warming up"), "plain words on the page");
-    let body = s
-        .client
-        .post(s.url("/api/v1/translate/batch"))
-        .json(&json!({"inputs": ["CCO", "c1ccccc1"], "n_best": 1}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = s.batch_text("", json!({"inputs": ["CCO", "c1ccccc1"], "n_best": 1})).await;
     let summary: serde_json::Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
     assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(2), Some(0)), "{body}");
 }

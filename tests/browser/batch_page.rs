@@ -144,24 +144,7 @@ async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
     let images = b.client.find_all(Locator::Css(".row-details img")).await.unwrap();
     assert!(images.len() >= 3, "{}", images.len());
     for img in &images {
-        b.client.execute("arguments[0].scrollIntoView()", vec![serde_json::to_value(img).unwrap()]).await.unwrap();
-        let started = Instant::now();
-        loop {
-            let state = b
-                .client
-                .execute(
-                    "return [arguments[0].complete, arguments[0].naturalWidth]",
-                    vec![serde_json::to_value(img).unwrap()],
-                )
-                .await
-                .unwrap();
-            if state[0] == true {
-                assert!(state[1].as_u64().unwrap_or(0) > 0, "the drawing loaded");
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(15), "drawing still loading");
-            tokio::task::yield_now().await;
-        }
+        b.wait_loaded(img).await;
     }
     b.client.execute("document.querySelector('.row-details').scrollIntoView()", vec![]).await.unwrap();
     b.screenshot("batch-row-open-phone").await;

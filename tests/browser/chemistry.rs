@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
-use fantoccini::elements::Element;
 
 use crate::driver::{Browser, Options, browser};
 use crate::helpers::server;
@@ -17,34 +16,9 @@ async fn structures_loaded(b: &Browser) -> usize {
     b.client.wait().at_most(WAIT).for_element(Locator::Css(".structure img")).await.expect("structures appear");
     let images = b.client.find_all(Locator::Css(".structure img")).await.unwrap();
     for img in &images {
-        wait_loaded(b, img).await;
+        b.wait_loaded(img).await;
     }
     images.len()
-}
-
-/// Scrolls to the image (predictions' drawings load lazily, as a reader
-/// reaches them) and polls its load state through WebDriver, which runs its
-/// scripts even where the page's own JavaScript is switched off.
-async fn wait_loaded(b: &Browser, img: &Element) {
-    let started = std::time::Instant::now();
-    b.client.execute("arguments[0].scrollIntoView()", vec![serde_json::to_value(img).unwrap()]).await.unwrap();
-    loop {
-        let state = b
-            .client
-            .execute(
-                "return [arguments[0].complete, arguments[0].naturalWidth]",
-                vec![serde_json::to_value(img).unwrap()],
-            )
-            .await
-            .unwrap();
-        if state[0] == true {
-            let src = img.attr("src").await.unwrap().unwrap_or_default();
-            assert!(state[1].as_u64().unwrap_or(0) > 0, "{src} loaded as a picture");
-            return;
-        }
-        assert!(started.elapsed() < WAIT, "image still loading");
-        tokio::task::yield_now().await;
-    }
 }
 
 #[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]

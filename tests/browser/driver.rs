@@ -121,6 +121,29 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Scrolls to an image (drawings load lazily, as a reader reaches them)
+    /// and waits until it has loaded, asserting it loaded as a picture.
+    /// WebDriver runs its scripts even where the page's own are switched off.
+    pub async fn wait_loaded(&self, img: &fantoccini::elements::Element) {
+        let arg = vec![serde_json::to_value(img).unwrap()];
+        self.client.execute("arguments[0].scrollIntoView()", arg.clone()).await.unwrap();
+        let started = Instant::now();
+        loop {
+            let state = self
+                .client
+                .execute("return [arguments[0].complete, arguments[0].naturalWidth]", arg.clone())
+                .await
+                .unwrap();
+            if state[0] == true {
+                let src = img.attr("src").await.unwrap().unwrap_or_default();
+                assert!(state[1].as_u64().unwrap_or(0) > 0, "{src} loaded as a picture");
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "image still loading");
+            tokio::task::yield_now().await;
+        }
+    }
+
     /// Ends the WebDriver session (the browser quits); `Drop` stops the driver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;

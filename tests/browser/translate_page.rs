@@ -111,45 +111,52 @@ async fn script_injection_stays_inert_text() {
     let Some(b) = browser("script_injection_stays_inert_text", Options::default()).await else {
         return;
     };
-    b.client.goto(&s.url("/")).await.unwrap();
-    b.client
-        .execute("window.__alerted = false; window.alert = () => { window.__alerted = true; };", vec![])
-        .await
-        .unwrap();
-    for input in ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"] {
-        let text = b.client.find(Locator::Css("#text")).await.unwrap();
-        text.clear().await.unwrap();
-        text.send_keys(input).await.unwrap();
-        b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
+    open_with_trapped_alert(&b, &s.url("/")).await;
+    for input in XSS {
+        submit(&b, input).await;
         let preds = results(&b).await;
         let shown = preds[0].find(Locator::Css(".pred-text")).await.unwrap().text().await.unwrap();
         assert_eq!(shown, input, "rendered as text");
         assert!(b.client.find_all(Locator::Css("#results img, #results script")).await.unwrap().is_empty());
-        assert!(b.client.get_alert_text().await.is_err(), "no dialog");
-        let alerted = b.client.execute("return window.__alerted", vec![]).await.unwrap();
-        assert_eq!(alerted, serde_json::Value::Bool(false));
+        assert_no_script_ran(&b).await;
     }
     // SMILES mode: the same strings are not molecules, and the error that
     // names them shows them as text.
     let smiles = server().spawn();
-    b.client.goto(&smiles.url("/")).await.unwrap();
-    b.client
-        .execute("window.__alerted = false; window.alert = () => { window.__alerted = true; };", vec![])
-        .await
-        .unwrap();
-    for input in ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"] {
-        let text = b.client.find(Locator::Css("#text")).await.unwrap();
-        text.clear().await.unwrap();
-        text.send_keys(input).await.unwrap();
-        b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
+    open_with_trapped_alert(&b, &smiles.url("/")).await;
+    for input in XSS {
+        submit(&b, input).await;
         let error = b.client.wait().at_most(WAIT).for_element(Locator::Css("#error:not([hidden])")).await.unwrap();
         let shown = error.text().await.unwrap();
         assert!(shown.contains(input) && shown.contains("failed to convert"), "{shown}");
         assert!(b.client.find_all(Locator::Css("#error img, #error script")).await.unwrap().is_empty());
-        let alerted = b.client.execute("return window.__alerted", vec![]).await.unwrap();
-        assert_eq!(alerted, serde_json::Value::Bool(false));
+        assert_no_script_ran(&b).await;
     }
     b.close().await;
+}
+
+const XSS: [&str; 2] = ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>"];
+
+/// Opens `url` with `alert` replaced by a flag, so a script that ran shows.
+async fn open_with_trapped_alert(b: &crate::driver::Browser, url: &str) {
+    b.client.goto(url).await.unwrap();
+    b.client
+        .execute("window.__alerted = false; window.alert = () => { window.__alerted = true; };", vec![])
+        .await
+        .unwrap();
+}
+
+async fn submit(b: &crate::driver::Browser, input: &str) {
+    let text = b.client.find(Locator::Css("#text")).await.unwrap();
+    text.clear().await.unwrap();
+    text.send_keys(input).await.unwrap();
+    b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
+}
+
+async fn assert_no_script_ran(b: &crate::driver::Browser) {
+    assert!(b.client.get_alert_text().await.is_err(), "no dialog");
+    let alerted = b.client.execute("return window.__alerted", vec![]).await.unwrap();
+    assert_eq!(alerted, serde_json::Value::Bool(false));
 }
 
 #[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
@@ -167,13 +174,23 @@ async fn without_javascript_the_form_posts_and_renders_results() {
     let preds = results(&b).await;
     assert_eq!(preds.len(), 5);
     assert!(preds[0].text().await.unwrap().contains("CCN(CC)CC"));
-    // the example buttons translate directly too
+    // the example buttons translate directly too. The click posts the form:
+    // wait for the new page's answer, not the old page's results.
     b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
-    b.client.wait().at_most(WAIT).for_element(Locator::Css(".prediction")).await.unwrap();
-    let first = b.client.find(Locator::Css(".pred-text")).await.unwrap().text().await.unwrap();
     // The demo answers a mixture with its largest component.
     let example = translation_front::config::BUILTIN_REACTIONS[0];
-    assert_eq!(first, example.split('.').max_by_key(|c| c.len()).unwrap());
+    let want = example.split('.').max_by_key(|c| c.len()).unwrap();
+    let answered = async {
+        loop {
+            if let Ok(e) = b.client.find(Locator::Css(".pred-text")).await
+                && e.text().await.is_ok_and(|t| t == want)
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, answered).await.expect("the example's answer appears");
     b.screenshot("translate-nojs-desktop").await;
     b.close().await;
 }

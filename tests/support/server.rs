@@ -183,6 +183,13 @@ impl Server {
         None
     }
 
+    /// Posts a JSON batch to `/api/v1/translate/batch{query}` and reads the
+    /// whole streamed answer.
+    pub async fn batch_text(&self, query: &str, body: Value) -> String {
+        let url = self.url(&format!("/api/v1/translate/batch{query}"));
+        self.client.post(url).json(&body).send().await.unwrap().text().await.unwrap()
+    }
+
     pub fn log_lines(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }

@@ -583,10 +583,15 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
 
+    /// Parses flags alone: the env fallbacks are reset, so a developer's own
+    /// `export TRANSLATION_FUNCTION=...` (as the README suggests) changes nothing.
     fn parse(args: &[&str]) -> Result<Config, String> {
+        use clap::{CommandFactory, FromArgMatches};
         let mut argv = vec!["translation-front"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).map_err(|e| e.to_string())?.config.finish()
+        let command = Cli::command().mut_args(|a| a.env(None));
+        let matches = command.try_get_matches_from(argv).map_err(|e| e.to_string())?;
+        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?.config.finish()
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use translation_front::config::{Cli, parse_duration};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -31,8 +31,11 @@ fn containers(doc: &Yaml) -> Vec<&Yaml> {
     spec["containers"].as_vec().expect("containers").iter().collect()
 }
 
+/// The defaults, whatever this process's environment says (env fallbacks reset).
 fn defaults() -> translation_front::config::Config {
-    Cli::try_parse_from(["translation-front"]).unwrap().config
+    use clap::FromArgMatches;
+    let matches = Cli::command().mut_args(|a| a.env(None)).try_get_matches_from(["translation-front"]).unwrap();
+    Cli::from_arg_matches(&matches).unwrap().config
 }
 
 fn config_map(docs: &[Yaml]) -> Vec<(String, String)> {

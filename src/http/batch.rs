@@ -134,7 +134,9 @@ pub async fn translate_batch(
             .await
             .map_err(|_| ApiError::internal("the batch could not be prepared"))??
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    // Two encoded chunks between the job and the socket: enough to keep the
+    // socket busy, little to hold for a client that stops reading.
+    let (tx, rx) = mpsc::channel::<Bytes>(2);
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     let job_state = state.clone();
     tokio::spawn(async move {

@@ -35,6 +35,9 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+/// Bytes hyper may buffer per connection, reading or writing.
+const MAX_BUFFERED: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
@@ -136,7 +139,12 @@ async fn serve_http(
         router.clone().oneshot(req)
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // What hyper queues for a slow reader before it stops polling the
+        // response body (its default is ~400 KiB).
+        .max_buf_size(MAX_BUFFERED);
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let mut finishing = false;

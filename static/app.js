@@ -421,6 +421,7 @@ function boundTopKByBeam(beam, nBest) {
   let offset = 0;
   let resumeFrom = null;
   let resumed = 0;
+  let runStarted = 0;
   const handle = (msg) => {
     if (msg.type === 'start') {
       if (!offset) total = msg.total;
@@ -440,9 +441,9 @@ function boundTopKByBeam(beam, nBest) {
     } else if (msg.type === 'summary') {
       bar.value = 1;
       // After a resume the server's summary covers only its part: count all rows.
-      const s = resumed ? summaryOf(rows, msg.elapsed_ms) : msg;
+      const s = resumed ? summaryOf(rows, performance.now() - runStarted) : msg;
       const note = resumed ? ` (resumed ${resumed} time${resumed > 1 ? 's' : ''} on another server)` : '';
-      progressText.textContent = `Done: ${s.total} rows in ${duration(msg.elapsed_ms)}${s.failed ? `, ${s.failed} failed` : ''}${note}.`;
+      progressText.textContent = `Done: ${s.total} rows in ${duration(s.elapsed_ms)}${s.failed ? `, ${s.failed} failed` : ''}${note}.`;
       showSummary(s);
       scheduleDraw();
     }
@@ -548,6 +549,7 @@ function boundTopKByBeam(beam, nBest) {
     offset = 0;
     resumeFrom = null;
     resumed = 0;
+    runStarted = performance.now();
     try {
       // Kept to resume on another server if this one shuts down mid-way.
       const inputLines = await fileLines(form.inputs);

@@ -181,3 +181,75 @@ async fn one_click_runs_the_sample_reactions_and_shows_their_accuracy() {
     b.screenshot("batch-sample-desktop").await;
     b.close().await;
 }
+
+/// A stand-in for the load balancer: a stable address that relays each
+/// connection to the first backend that accepts it.
+async fn relay(backends: Vec<String>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else { return };
+            let backends = backends.clone();
+            tokio::spawn(async move {
+                for b in &backends {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(b.as_str()).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_by_a_scale_down_resumes_by_itself_on_another_server() {
+    let emu = crate::emulator::Emulator::start(crate::emulator::Behavior {
+        latency: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let mut a = server().lambda(&emu).env("SHUTDOWN_GRACE", "1s").env("LAMBDA_FAN_OUT", "1").spawn();
+    let b_server = server().lambda(&emu).env("LAMBDA_FAN_OUT", "1").spawn();
+    let origin = relay(vec![
+        a.base.trim_start_matches("http://").to_string(),
+        b_server.base.trim_start_matches("http://").to_string(),
+    ])
+    .await;
+    let dir = scratch("resume");
+    let inputs = dir.join("inputs.txt");
+    let lines: Vec<String> = (0..1500).map(molecule).collect();
+    std::fs::write(&inputs, lines.join("\n") + "\n").unwrap();
+    let Some(b) = browser("a_batch_cut_by_a_scale_down_resumes", Options::default()).await else {
+        return;
+    };
+    b.client.goto(&format!("{origin}/batch")).await.unwrap();
+    b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#beam")).await.unwrap().select_by_value("1").await.unwrap();
+    b.client.find(Locator::Css("#n_best")).await.unwrap().select_by_value("1").await.unwrap();
+    b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
+    // Once rows arrive from server A, it is scaled down.
+    b.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#table tbody tr")).await.unwrap();
+    a.signal("TERM");
+    let summary = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("#summary:not([hidden])"))
+        .await
+        .unwrap();
+    let text = summary.text().await.unwrap();
+    assert!(text.contains("Rows\n1500") && text.contains("Translated\n1500"), "{text}");
+    let progress = b.client.find(Locator::Css("#progress-text")).await.unwrap().text().await.unwrap();
+    assert!(progress.contains("resumed 1 time on another server"), "{progress}");
+    let page = b.client.find(Locator::Css("#page")).await.unwrap().text().await.unwrap();
+    assert!(page.ends_with("1500 of 1500 rows"), "{page}");
+    assert_eq!(tokio::task::spawn_blocking(move || a.wait(Duration::from_secs(30))).await.unwrap(), Some(0));
+    b.client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    b.screenshot("batch-resumed-desktop").await;
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,18 +31,15 @@ async fn while_draining_every_response_closes_its_connection() {
     s.signal("KILL");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_it() {
+/// Starts a 400-row batch (`query`: `""` or `"?format=csv"`) on a server with a
+/// 1 s grace period, sends SIGTERM once its first rows have arrived, and
+/// returns everything the stream carried, the emulator and the inputs.
+async fn cut_batch(query: &str) -> (String, Emulator, Vec<String>) {
     let emu = Emulator::start(Behavior { latency: Duration::from_millis(150), ..Default::default() }).await;
     let mut s = server().lambda(&emu).env("SHUTDOWN_GRACE", "1s").env("LAMBDA_FAN_OUT", "1").spawn();
     let inputs: Vec<String> = (0..400).map(molecule).collect();
-    let response = s
-        .client
-        .post(s.url("/api/v1/translate/batch"))
-        .json(&json!({"inputs": inputs, "n_best": 1}))
-        .send()
-        .await
-        .unwrap();
+    let url = s.url(&format!("/api/v1/translate/batch{query}"));
+    let response = s.client.post(url).json(&json!({"inputs": inputs, "n_best": 1})).send().await.unwrap();
     let mut body = response.bytes_stream();
     let mut text = String::new();
     let mut signalled = false;
@@ -50,13 +47,21 @@ async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_i
         while let Some(chunk) = body.next().await {
             text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
             // Shut the pod down once its first rows have arrived.
-            if !signalled && text.contains("\"type\":\"result\"") {
+            if !signalled && text.lines().count() > 2 {
                 s.signal("TERM");
                 signalled = true;
             }
         }
     };
     tokio::time::timeout(GUARD, read).await.expect("the stream ends");
+    let code = tokio::task::spawn_blocking(move || s.wait(GUARD)).await.unwrap();
+    assert_eq!(code, Some(0), "the pod exited cleanly");
+    (text, emu, inputs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_it() {
+    let (text, emu, inputs) = cut_batch("").await;
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let last = lines.last().unwrap();
     assert_eq!((last["type"].as_str(), last["reason"].as_str()), (Some("interrupted"), Some("shutdown")), "{last}");
@@ -65,8 +70,6 @@ async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_i
         lines.iter().filter(|l| l["type"] == "result").map(|l| l["index"].as_u64().unwrap() as usize).collect();
     assert_eq!(received, (0..resume_from).collect::<Vec<_>>(), "rows 0..resume_from, each once");
     assert!(resume_from > 0 && resume_from < 400, "cut in the middle: {resume_from}");
-    let code = tokio::task::spawn_blocking(move || s.wait(GUARD)).await.unwrap();
-    assert_eq!(code, Some(0));
 
     // Another pod takes the rest: every row arrives exactly once.
     let other = server().lambda(&emu).spawn();
@@ -77,30 +80,10 @@ async fn a_batch_cut_by_shutdown_says_where_to_resume_and_another_pod_finishes_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_csv_cut_by_shutdown_ends_with_a_row_saying_so() {
-    let emu = Emulator::start(Behavior { latency: Duration::from_millis(150), ..Default::default() }).await;
-    let mut s = server().lambda(&emu).env("SHUTDOWN_GRACE", "1s").env("LAMBDA_FAN_OUT", "1").spawn();
-    let inputs: Vec<String> = (0..400).map(molecule).collect();
-    let response = s
-        .client
-        .post(s.url("/api/v1/translate/batch?format=csv"))
-        .json(&json!({"inputs": inputs, "n_best": 1}))
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    let mut signalled = false;
-    while let Some(chunk) = tokio::time::timeout(GUARD, body.next()).await.expect("the stream moves") {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        if !signalled && text.lines().count() > 2 {
-            s.signal("TERM");
-            signalled = true;
-        }
-    }
+    let (text, _emu, _) = cut_batch("?format=csv").await;
     let last = text.lines().last().unwrap();
     assert!(last.starts_with(",,,,,,,,interrupted: this server is shutting down"), "{last}");
     assert!(last.contains("send the rest again from row"), "{last}");
-    tokio::task::spawn_blocking(move || s.wait(GUARD)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,21 +127,22 @@ impl Browser {
     pub async fn wait_loaded(&self, img: &fantoccini::elements::Element) {
         let arg = vec![serde_json::to_value(img).unwrap()];
         self.client.execute("arguments[0].scrollIntoView()", arg.clone()).await.unwrap();
-        let started = Instant::now();
-        loop {
-            let state = self
-                .client
-                .execute("return [arguments[0].complete, arguments[0].naturalWidth]", arg.clone())
-                .await
-                .unwrap();
-            if state[0] == true {
-                let src = img.attr("src").await.unwrap().unwrap_or_default();
-                assert!(state[1].as_u64().unwrap_or(0) > 0, "{src} loaded as a picture");
-                return;
+        let loaded = async {
+            loop {
+                let state = self
+                    .client
+                    .execute("return [arguments[0].complete, arguments[0].naturalWidth]", arg.clone())
+                    .await
+                    .unwrap();
+                if state[0] == true {
+                    return state[1].as_u64().unwrap_or(0);
+                }
+                tokio::task::yield_now().await;
             }
-            assert!(started.elapsed() < Duration::from_secs(15), "image still loading");
-            tokio::task::yield_now().await;
-        }
+        };
+        let width = tokio::time::timeout(Duration::from_secs(15), loaded).await.expect("the image loads");
+        let src = img.attr("src").await.unwrap().unwrap_or_default();
+        assert!(width > 0, "{src} loaded as a picture");
     }
 
     /// Ends the WebDriver session (the browser quits); `Drop` stops the driver.

@@ -12,6 +12,8 @@
 //! startup        app_state wires the backend; Application::build binds the
 //!                sockets; run_until drains and stops; the warmup/check subcommands
 //! http/          routes, extractors, views; maps errors to statuses in one place;
+//!                batch/ is the streamed bulk route (mod: parsing and the job;
+//!                output: the NDJSON and CSV encoders);
 //!                server.rs is the accept loop and its bounds
 //! inference/     the Translator trait and its backends:
 //!   protocol     the Lambda event/result codec (pure: serde, base64, gzip),

@@ -1,0 +1,391 @@
+//! Encoding a batch's rows as they finish: NDJSON lines or CSV records (the
+//! standard columns or the original app's), with the running counts for the
+//! progress lines and the summary.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Format, Summary, TargetPrep};
+use crate::http::AppState;
+use crate::http::json;
+use crate::http::translate::{self, PredictionView, Prepared};
+use crate::inference::protocol::Matrix;
+use crate::inference::{Hypothesis, Params};
+
+#[derive(Serialize)]
+struct BatchPrediction<'a> {
+    rank: usize,
+    text: &'a str,
+    /// As in the single API: absent in text mode, `null` when not a molecule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canonical: Option<Option<&'a str>>,
+    score: f64,
+    probability: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_ranks: Option<&'a [usize]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention: Option<&'a Matrix>,
+}
+
+/// A `result` line with predictions; a struct rather than `json!`, so the
+/// attention weights keep their 4-decimal form (see [`super::json`]).
+#[derive(Serialize)]
+struct ResultLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    index: usize,
+    input: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canonical: Option<&'a str>,
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_canonical: Option<&'a str>,
+    /// Why the target could not be compared (not a molecule, too long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_error: Option<&'a str>,
+    correct_rank: Option<usize>,
+    /// This row's attention exceeded MAX_ATTENTION_CELLS and was left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    attention_omitted: bool,
+    predictions: Vec<BatchPrediction<'a>>,
+}
+
+/// Encodes rows as NDJSON or CSV into a buffer flushed per chunk, and keeps the
+/// running counts for progress and the summary.
+pub(super) struct Output {
+    format: Format,
+    state: Arc<AppState>,
+    buf: Vec<u8>,
+    pub(super) done: usize,
+    pub(super) failed: Vec<usize>,
+    pub(super) evaluated: usize,
+    /// Rows whose target could not be compared (left out of the accuracy).
+    pub(super) targets_invalid: usize,
+    hits: Vec<usize>,
+    pub(super) fold_duplicates: bool,
+    /// Targets were given (classic CSV then has its Targets and Correct columns).
+    pub(super) with_targets: bool,
+}
+
+impl Output {
+    pub(super) fn new(format: Format, state: Arc<AppState>, n_best: usize) -> Self {
+        Output {
+            format,
+            state,
+            buf: Vec::with_capacity(16 * 1024),
+            done: 0,
+            failed: Vec::new(),
+            evaluated: 0,
+            targets_invalid: 0,
+            hits: vec![0; n_best],
+            fold_duplicates: false,
+            with_targets: false,
+        }
+    }
+
+    fn line(&mut self, value: &impl Serialize) {
+        json::write(&mut self.buf, value);
+        self.buf.push(b'\n');
+    }
+
+    pub(super) fn start(&mut self, total: usize, chunks: usize, p: Params) {
+        match self.format {
+            Format::Ndjson => self.line(&serde_json::json!({
+                "type": "start", "total": total, "chunks": chunks,
+                "beam": p.beam, "n_best": p.n_best, "attention": p.attention,
+            })),
+            Format::Csv => {
+                self.buf.extend_from_slice(b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n")
+            }
+            Format::ClassicCsv if self.with_targets => {
+                self.buf.extend_from_slice(b"ID,Sources,Prediction_Tokens,Scores,Predictions,Targets,Correct,Error\r\n")
+            }
+            Format::ClassicCsv => {
+                self.buf.extend_from_slice(b"ID,Sources,Prediction_Tokens,Scores,Predictions,Error\r\n")
+            }
+        }
+    }
+
+    pub(super) fn row(
+        &mut self,
+        index: usize,
+        input: &str,
+        canonical: Option<&str>,
+        target: Option<(&str, &TargetPrep)>,
+        outcome: Result<(&str, Vec<Hypothesis>), (&'static str, String)>,
+    ) {
+        self.done += 1;
+        let target_text = target.map(|t| t.0);
+        let (tokenized, hypotheses) = match outcome {
+            Ok(ok) => ok,
+            Err((code, message)) => {
+                self.failed.push(index);
+                match self.format {
+                    Format::Ndjson => self.line(&serde_json::json!({
+                        "type": "result", "index": index, "input": input, "target": target_text,
+                        "error": {"code": code, "message": message},
+                    })),
+                    Format::Csv => {
+                        let fields = [
+                            &index.to_string(),
+                            input,
+                            "",
+                            "",
+                            "",
+                            "",
+                            target_text.unwrap_or(""),
+                            "",
+                            &format!("{code}: {message}"),
+                        ];
+                        csv_record(&mut self.buf, &fields);
+                    }
+                    Format::ClassicCsv => {
+                        let error = format!("{code}: {message}");
+                        let (id, target) = (index.to_string(), target_text.unwrap_or(""));
+                        let mut fields = vec![id.as_str(), input, "", "", ""];
+                        if self.with_targets {
+                            fields.extend([target, ""]);
+                        }
+                        fields.push(&error);
+                        csv_record(&mut self.buf, &fields);
+                    }
+                }
+                return;
+            }
+        };
+        let prepared = Prepared { canonical: canonical.map(String::from), tokenized: tokenized.to_owned() };
+        let mut view = translate::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
+        let budget = self.state.config.max_attention_cells;
+        let attention_omitted = translate::attention_over_budget(translate::attention_cells(&view.predictions), budget)
+            .inspect(|_| view.predictions.iter_mut().for_each(|p| p.attention = None))
+            .is_some();
+        if self.fold_duplicates {
+            view.predictions = translate::fold_duplicates(view.predictions);
+        }
+        let (target_canonical, target_error, correct_rank) = match target.map(|t| t.1) {
+            None => (None, None, None),
+            Some(Err(why)) => {
+                self.targets_invalid += 1;
+                (None, Some(why.as_str()), None)
+            }
+            Some(Ok((target_canonical, key))) => {
+                let rank = translate::correct_rank(&self.state, &view.predictions, key);
+                self.evaluated += 1;
+                if let Some(r) = rank {
+                    for hit in self.hits.iter_mut().skip(r - 1) {
+                        *hit += 1;
+                    }
+                }
+                (target_canonical.as_deref(), None, Some(rank))
+            }
+        };
+        match self.format {
+            Format::Ndjson => {
+                let predictions = view.predictions.iter().map(lean).collect();
+                let correct_rank = correct_rank.flatten();
+                self.line(&ResultLine {
+                    kind: "result",
+                    index,
+                    input,
+                    canonical,
+                    target: target_text,
+                    target_canonical,
+                    target_error,
+                    correct_rank,
+                    attention_omitted,
+                    predictions,
+                });
+            }
+            Format::Csv => {
+                for p in &view.predictions {
+                    let correct = match correct_rank {
+                        Some(r) => {
+                            if r == Some(p.rank) {
+                                "true"
+                            } else {
+                                "false"
+                            }
+                        }
+                        None => "",
+                    };
+                    let canonical = p.canonical.as_ref().map_or("", |c| c.as_deref().unwrap_or("(not a molecule)"));
+                    let fields = [
+                        &index.to_string(),
+                        input,
+                        &p.rank.to_string(),
+                        &p.text,
+                        canonical,
+                        &format!("{:.6}", p.probability),
+                        target_text.unwrap_or(""),
+                        correct,
+                        target_error.unwrap_or(""),
+                    ];
+                    csv_record(&mut self.buf, &fields);
+                }
+            }
+            Format::ClassicCsv => {
+                // As the original: Sources is the processed input, Scores the
+                // probability, Predictions the canonical SMILES ("" when not a
+                // molecule; the text in text mode), Correct True or False.
+                let (id, source) = (index.to_string(), canonical.unwrap_or(input));
+                for p in &view.predictions {
+                    let tokens = p.tokens.iter().collect::<Vec<_>>().join(" ");
+                    let score = format!("{}", p.probability);
+                    let prediction = match &p.canonical {
+                        Some(c) => c.as_deref().unwrap_or(""),
+                        None => p.text.as_str(),
+                    };
+                    let mut fields = vec![id.as_str(), source, tokens.as_str(), score.as_str(), prediction];
+                    if self.with_targets {
+                        let correct = match correct_rank {
+                            Some(r) if r == Some(p.rank) => "True",
+                            Some(_) => "False",
+                            None => "",
+                        };
+                        fields.extend([target_canonical.or(target_text).unwrap_or(""), correct]);
+                    }
+                    fields.push(target_error.unwrap_or(""));
+                    csv_record(&mut self.buf, &fields);
+                }
+            }
+        }
+    }
+
+    pub(super) fn progress(&mut self, total: usize, started: Instant) {
+        if self.format != Format::Ndjson {
+            return;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 { self.done as f64 / elapsed } else { 0.0 };
+        let eta_ms = (self.done > 0).then(|| ((total - self.done) as f64 / rate * 1e3).round() as u64);
+        self.line(&serde_json::json!({
+            "type": "progress", "done": self.done, "total": total,
+            "elapsed_ms": (elapsed * 1e3).round() as u64, "eta_ms": eta_ms,
+            "rate_per_s": (rate * 10.0).round() / 10.0,
+        }));
+    }
+
+    /// The last line of a batch cut by shutdown: rows `0..done` were sent.
+    pub(super) fn interrupted(&mut self, total: usize) {
+        let resume_from = self.done;
+        match self.format {
+            Format::Ndjson => self.line(&serde_json::json!({
+                "type": "interrupted", "reason": "shutdown", "resume_from": resume_from, "total": total,
+            })),
+            Format::Csv | Format::ClassicCsv => {
+                let message = format!(
+                    "interrupted: this server is shutting down; rows 0 to {} were sent; send the rest again from row {resume_from}",
+                    resume_from as i64 - 1
+                );
+                let columns = match self.format {
+                    Format::Csv => 9,
+                    _ if self.with_targets => 8,
+                    _ => 6,
+                };
+                let mut fields = vec![""; columns - 1];
+                fields.push(&message);
+                csv_record(&mut self.buf, &fields);
+            }
+        }
+    }
+
+    pub(super) fn summary(&mut self, total: usize, started: Instant) -> Summary {
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(total, failed = self.failed.len(), elapsed_ms, "batch finished");
+        let accuracy = (self.evaluated > 0)
+            .then(|| self.hits.iter().map(|h| *h as f64 / self.evaluated as f64).collect::<Vec<_>>());
+        let failed = std::mem::take(&mut self.failed);
+        let summary = Summary {
+            total,
+            failed: failed.len(),
+            evaluated: self.evaluated,
+            targets_invalid: self.targets_invalid,
+            top_k_accuracy: accuracy.clone(),
+        };
+        if self.format == Format::Ndjson {
+            self.line(&serde_json::json!({
+                "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
+                "failed_indices": failed, "evaluated": self.evaluated, "targets_invalid": self.targets_invalid,
+                "top_k_accuracy": accuracy,
+                "elapsed_ms": elapsed_ms,
+            }));
+        }
+        summary
+    }
+
+    /// Sends what is buffered; false when the client is gone. A client that
+    /// stops reading stalls this send; its connection then moves no byte, and
+    /// the server's idle bound (`http::server`) drops it after twice
+    /// `IDLE_TIMEOUT`, which closes the channel and ends the job, freeing its
+    /// invocation slots.
+    pub(super) async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
+        tx.send(chunk).await.is_ok()
+    }
+}
+
+fn lean(p: &PredictionView) -> BatchPrediction<'_> {
+    BatchPrediction {
+        rank: p.rank,
+        text: &p.text,
+        canonical: p.canonical.as_ref().map(|c| c.as_deref()),
+        score: p.score,
+        probability: p.probability,
+        merged_ranks: p.merged_ranks.as_deref(),
+        attention: p.attention.as_ref(),
+    }
+}
+
+/// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a
+/// line break are quoted, quotes doubled; records end with CRLF. A field that a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, TAB or
+/// CR) gets a leading `'`, as OWASP recommends: inputs, targets and predictions
+/// come from clients and the model, and the file is opened in Excel.
+fn csv_record(buf: &mut Vec<u8>, fields: &[&str]) {
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        let neutral;
+        let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            neutral = format!("'{f}");
+            neutral.as_str()
+        } else {
+            f
+        };
+        if f.contains([',', '"', '\n', '\r']) {
+            buf.push(b'"');
+            buf.extend_from_slice(f.replace('"', "\"\"").as_bytes());
+            buf.push(b'"');
+        } else {
+            buf.extend_from_slice(f.as_bytes());
+        }
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_only_what_needs_it() {
+        let mut buf = Vec::new();
+        csv_record(&mut buf, &["1", "a,b", "say \"hi\"", "two\nlines", "plain"]);
+        assert_eq!(String::from_utf8(buf).unwrap(), "1,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain\r\n");
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        let mut buf = Vec::new();
+        csv_record(&mut buf, &["=cmd|' /C calc'!A0", "@SUM(A1)", "+1", "-1", "\tx", "\rx", "C=O", "0.5"]);
+        assert_eq!(String::from_utf8(buf).unwrap(), "'=cmd|' /C calc'!A0,'@SUM(A1),'+1,'-1,'\tx,\"'\rx\",C=O,0.5\r\n");
+    }
+}

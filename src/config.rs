@@ -1,6 +1,7 @@
 //! Every setting, as a flag with an environment fallback, validated once at start.
 //!
-//! This module imports only `chem` (to check SMILES examples at start). A bad
+//! This module imports only `chem` (to check SMILES examples at start) and the
+//! `Tokenizer` type it names. A bad
 //! setting is reported as one line and the process exits with status 2.
 
 use std::net::SocketAddr;
@@ -192,16 +193,6 @@ pub struct LoadtestArgs {
     pub quiet: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TokenizerKind {
-    /// Drop whitespace and put one space between characters (SMILES models).
-    Chars,
-    /// Collapse runs of whitespace to one space.
-    Whitespace,
-    /// Send the text as it is.
-    None,
-}
-
 /// `RATE_LIMIT`: one request per `period` per client, `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
@@ -283,7 +274,7 @@ pub struct Config {
 
     /// How input text is split into the tokens the model expects.
     #[arg(long, env = "TOKENIZER", value_enum, default_value = "chars", global = true)]
-    pub tokenizer: TokenizerKind,
+    pub tokenizer: crate::inference::tokenize::Tokenizer,
 
     /// Beam width used when a request gives none.
     #[arg(long, env = "DEFAULT_BEAM", default_value_t = 5, global = true)]

@@ -15,12 +15,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match cli.config.finish() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
+    // The load generator is only an HTTP client: the server's settings are not its own.
+    let config = match &cli.command {
+        Some(Command::Loadtest(_)) => cli.config,
+        _ => match cli.config.finish() {
+            Ok(config) => config,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        },
     };
     match cli.command {
         Some(Command::Translate(_)) => telemetry::init_for_cli(config.log_format),

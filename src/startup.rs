@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::{Config, TokenizerKind};
+use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::inference::Translator;
 use crate::inference::coalesce::{Coalescer, Coalescing};
@@ -21,7 +21,6 @@ use crate::inference::demo::DemoBackend;
 use crate::inference::keep_warm;
 use crate::inference::lambda::{LambdaBackend, LambdaSettings, Preflight};
 use crate::inference::limit::Limited;
-use crate::inference::tokenize::Tokenizer;
 use crate::telemetry::Metrics;
 
 pub struct Application {
@@ -121,11 +120,7 @@ pub fn app_state(config: Config) -> Arc<AppState> {
     let metrics = Metrics::new();
     let warmth = Arc::new(keep_warm::OnVisit::new(config.lambda_warm_on_visit));
     let translator = translator(&config, &metrics, warmth.clone());
-    let tokenizer = match config.tokenizer {
-        TokenizerKind::Chars => Tokenizer::Chars,
-        TokenizerKind::Whitespace => Tokenizer::Whitespace,
-        TokenizerKind::None => Tokenizer::None,
-    };
+    let tokenizer = config.tokenizer;
     Arc::new(AppState {
         site: crate::http::site::Site::new(&config),
         rate_limiter: config

@@ -1,8 +1,9 @@
 //! Tokenizers: how input text becomes the space-separated tokens the model reads,
 //! and how predicted tokens become text again.
 
-/// The tokenizer the deployed model expects (`TOKENIZER`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The tokenizer the deployed model expects (`TOKENIZER`; clap reads the
+/// setting straight into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Tokenizer {
     /// Trim, drop all whitespace, one space between characters; detokenize by
     /// removing spaces. What the existing SMILES model expects.

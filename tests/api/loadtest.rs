@@ -100,3 +100,20 @@ fn bad_arguments_exit_2_with_one_line() {
         assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1, "{args:?}");
     }
 }
+
+#[test]
+fn the_load_generator_does_not_check_the_servers_settings() {
+    // A server setting that would stop the server (its examples file is
+    // missing) is none of the HTTP client's business.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let url = format!("http://{closed}");
+    let out = crate::helpers::run(
+        &["loadtest", "--url", &url, "--rate", "2", "--duration", "1s", "--timeout", "1s", "--json", "--quiet"],
+        &[("EXAMPLES_FILE", "/nonexistent/examples.txt")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("EXAMPLES_FILE"), "{stderr}");
+    assert_ne!(out.status.code(), Some(2), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(report["completed"], 0, "nothing listens there");
+}

@@ -16,6 +16,9 @@ use translation_front::config::InputFormat;
 use translation_front::http::translate::{Prepared, Reading};
 use translation_front::http::{json, translate};
 use translation_front::inference::protocol::{self, ResultBody};
+
+#[path = "../tests/support/wire.rs"]
+mod wire;
 use translation_front::inference::tokenize::Tokenizer;
 use translation_front::inference::{Params, demo};
 
@@ -32,7 +35,7 @@ fn main() {
         scores: all.iter().map(|h| h.iter().map(|x| x.score).collect()).collect(),
         attention: Some(all.iter().map(|h| Some(h.iter().map(|x| x.attention.clone().unwrap()).collect())).collect()),
     };
-    let payload = protocol::encode_envelope(&serde_json::to_vec(&body).expect("serializes"));
+    let payload = wire::encode_envelope(&serde_json::to_vec(&body).expect("serializes"));
     println!("answer for {GROUP} inputs: {} bytes on the wire", payload.len());
 
     let mut decode_ns = Vec::new();

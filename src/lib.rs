@@ -16,8 +16,9 @@
 //!                output: the NDJSON and CSV encoders);
 //!                server.rs is the accept loop and its bounds
 //! inference/     the Translator trait and its backends:
-//!   protocol     the Lambda event/result codec (pure: serde, base64, gzip),
-//!                and Matrix, the attention type the views draw
+//!   answer       the model's answer: Hypothesis, Matrix (attention), probability
+//!   protocol/    the Lambda event/result codec (pure: serde, base64, gzip):
+//!                mod (event, entry points, validation), envelope, reader
 //!   tokenize     chars / whitespace / none tokenizers, and Tokens
 //!   lambda       the aws-sdk-lambda backend: deadlines, retries, error mapping,
 //!                the preflight
@@ -34,15 +35,23 @@
 //!
 //! - `main -> {config, telemetry, startup, loadtest, offline}`;
 //!   `startup -> {config, telemetry, http, inference}`; `offline -> {http::batch, startup}`.
-//! - `http -> inference`: the trait, its request and error types, and the
-//!   domain types the views show (`protocol::Matrix`, `tokenize::Tokens`,
-//!   `Tokenizer`), plus `fanout`'s chunk plan for batches; never
+//! - `http -> inference`: the trait, its request and error types, the answer's
+//!   types (`answer`), `tokenize::Tokens` and `Tokenizer`, and `fanout`'s chunk
+//!   plan for batches; never the wire codec (`protocol`) and never
 //!   `inference::lambda`, so never the AWS SDK.
 //! - `http -> chem`, `http -> telemetry`, `http -> config`.
-//! - `inference -> telemetry` (its metrics handles); `inference::lambda -> protocol`.
+//! - `inference -> telemetry` (its metrics handles); `inference::lambda -> protocol
+//!   -> answer`. The encoders only the emulator and tests need live in
+//!   `tests/support/wire.rs`, not in the library.
 //!   Inference knows nothing of HTTP or chemistry: it moves tokenized strings.
-//! - `config -> chem` (to check SMILES examples at start); `telemetry -> config`
+//! - `config -> chem` (to check SMILES examples at start), `config ->
+//!   inference::tokenize` (the `Tokenizer` it parses into); `telemetry -> config`
 //!   (`LogFormat` only); `chem` imports nothing of the crate.
+
+// tests/support/wire.rs names the crate as the emulator and examples do; the
+// protocol's unit tests include it too.
+#[cfg(test)]
+extern crate self as translation_front;
 
 pub mod chem;
 pub mod config;

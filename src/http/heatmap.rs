@@ -2,7 +2,7 @@
 //! `templates/results.html`, so it works without JavaScript and all labels
 //! are escaped by the template engine.
 
-use crate::inference::protocol::Matrix;
+use crate::inference::Matrix;
 
 /// Side of one cell, in pixels. Fixed, so long inputs scroll instead of
 /// shrinking to nothing.

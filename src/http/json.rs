@@ -60,7 +60,7 @@ fn trailing_zeros(n: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inference::protocol::Matrix;
+    use crate::inference::Matrix;
 
     fn text(rows: &[Vec<f32>]) -> String {
         let mut out = Vec::new();

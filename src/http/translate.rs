@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::chem;
 use crate::config::InputFormat;
-use crate::inference::protocol::Matrix;
+use crate::inference::Matrix;
 use crate::inference::tokenize::{Tokenizer, Tokens};
 use crate::inference::{Admission, Hypothesis, Params, Request};
 
@@ -314,7 +314,7 @@ pub fn view(
                 text,
                 tokens,
                 score: h.score,
-                probability: crate::inference::protocol::probability(h.score),
+                probability: crate::inference::answer::probability(h.score),
                 canonical,
                 merged_ranks: None,
                 attention,

@@ -3,6 +3,7 @@
 //! The HTTP layer sees only this module's trait and types. Nothing here knows of
 //! HTTP status codes; `http::error` maps [`InferenceError`] to statuses.
 
+pub mod answer;
 pub mod coalesce;
 pub mod demo;
 pub mod fanout;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use protocol::Hypothesis;
+pub use answer::{Hypothesis, Matrix};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -22,7 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 use translation_front::inference::demo;
-use translation_front::inference::protocol::{self, ResultBody};
+use translation_front::inference::protocol::ResultBody;
+
+#[path = "wire.rs"]
+mod wire;
 use translation_front::inference::tokenize::split_tokens;
 use translation_front::inference::{Hypothesis, Params};
 
@@ -198,7 +201,7 @@ async fn invoke(
     let _guard = InFlight(&state);
     let request_id = format!("emu-{:08}", state.request_ids.fetch_add(1, Ordering::SeqCst));
 
-    let decoded = protocol::decode_event(&body);
+    let decoded = wire::decode_event(&body);
     let (event, inputs) = match &decoded {
         Ok((e, i)) => (Some(e), i.clone()),
         Err(_) => (None, Vec::new()),
@@ -260,7 +263,7 @@ async fn invoke(
         _ => {}
     }
     if event.warmup {
-        return ok(&request_id, protocol::encode_envelope(br#"{"warmup": "confirmed"}"#));
+        return ok(&request_id, wire::encode_envelope(br#"{"warmup": "confirmed"}"#));
     }
     let params = Params { beam: event.beam, n_best: event.n_best, attention: event.return_attention };
     let mut answered: Vec<&String> = inputs.iter().collect();
@@ -270,7 +273,7 @@ async fn invoke(
     let result = result_body(&answered, params);
     let json = serde_json::to_vec(&result).unwrap();
     let payload = match behavior.format {
-        Format::Envelope => protocol::encode_envelope(&json),
+        Format::Envelope => wire::encode_envelope(&json),
         Format::Plain => json,
         Format::StringBody => serde_json::to_vec(&serde_json::json!({
             "statusCode": 200, "isBase64Encoded": false, "body": String::from_utf8(json).unwrap()
@@ -297,7 +300,9 @@ pub fn result_body(inputs: &[&String], params: Params) -> ResultBody {
         all.iter()
             .map(|hyps| {
                 Some(
-                    hyps.iter().map(|h| h.attention.as_ref().map(|m| m.with_cols(width)).unwrap_or_default()).collect(),
+                    hyps.iter()
+                        .map(|h| h.attention.as_ref().map(|m| wire::with_cols(m, width)).unwrap_or_default())
+                        .collect(),
                 )
             })
             .collect()

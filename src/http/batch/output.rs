@@ -13,7 +13,7 @@ use super::{Format, Summary, TargetPrep};
 use crate::http::AppState;
 use crate::http::json;
 use crate::http::translate::{self, PredictionView, Prepared};
-use crate::inference::protocol::Matrix;
+use crate::inference::Matrix;
 use crate::inference::{Hypothesis, Params};
 
 #[derive(Serialize)]

@@ -4,8 +4,8 @@
 //! failure is a [`ProtocolError`], never a panic: the payload comes from outside.
 
 //!
-//! - [`envelope`]: base64, gzip and error bodies around a result;
-//! - [`reader`]: the result JSON, read in one pass;
+//! - `envelope`: base64, gzip and error bodies around a result;
+//! - `reader`: the result JSON, read in one pass;
 //! - this file: the event, the entry points, and validation against the request.
 //!
 //! The answer's types (`Hypothesis`, `Matrix`) live in `inference::answer`.

@@ -64,7 +64,7 @@ pub fn encode_warmup() -> Vec<u8> {
 
 /// Decodes an event (the emulator's side of the wire); `data` is parsed too.
 /// The result object inside the envelope.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResultBody {
     pub predictions: Vec<Vec<String>>,
     pub scores: Vec<Vec<f64>>,
@@ -506,5 +506,74 @@ mod tests {
     fn probability_is_exp_of_score() {
         assert!((probability(-0.0513) - 0.95).abs() < 0.001);
         assert_eq!(probability(0.0), 1.0);
+    }
+
+    mod properties {
+        //! The hand-written reader against serde_json reading the same text
+        //! into the same types: equal on valid answers; on damaged ones, a
+        //! clean error (or, where both accept it, the same result), never a panic.
+
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::super::ResultBody;
+        use super::super::reader::Reader;
+
+        fn weight() -> impl Strategy<Value = f32> {
+            prop_oneof![0.0f32..1.0, Just(0.0), Just(1.0), (0u32..10_000).prop_map(|n| n as f32 / 10_000.0)]
+        }
+
+        /// A valid result JSON: inputs x n_best predictions, scores, and
+        /// attention (or `[null]`), as the function writes it.
+        fn answer() -> impl Strategy<Value = String> {
+            (1usize..4, 1usize..4, 0usize..6, 0usize..6, any::<bool>())
+                .prop_flat_map(|(inputs, n_best, rows, cols, attention)| {
+                    (
+                        vec(vec("[A-Za-z()=#1-9. \\\\\"]{0,12}", n_best), inputs),
+                        vec(vec(-50.0f64..0.0, n_best), inputs),
+                        vec(vec(vec(vec(weight(), cols), rows), n_best), inputs),
+                        Just(attention),
+                    )
+                })
+                .prop_map(|(predictions, scores, weights, attention)| {
+                    let attention = if attention { json!(weights) } else { json!([null]) };
+                    json!({"predictions": predictions, "scores": scores, "attention": attention}).to_string()
+                })
+        }
+
+        fn serde(text: &[u8]) -> Option<ResultBody> {
+            serde_json::from_slice(text).ok()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn valid_answers_read_as_serde_json_reads_them(text in answer()) {
+                let ours = Reader::new(text.as_bytes()).result(true);
+                prop_assert_eq!(ours.ok(), serde(text.as_bytes()), "{}", text);
+            }
+
+            #[test]
+            fn damaged_answers_are_a_clean_error_or_the_same_result(
+                text in answer(),
+                cut in any::<prop::sample::Index>(),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+                how in 0u8..3,
+            ) {
+                let mut b = text.into_bytes();
+                match how {
+                    0 => b.truncate(cut.index(b.len() + 1)),
+                    1 => { let i = at.index(b.len()); b[i] = byte; }
+                    _ => { let i = at.index(b.len() + 1); b.insert(i, byte); }
+                }
+                let ours = Reader::new(&b).result(true);
+                if let (Ok(ours), Some(theirs)) = (&ours, serde(&b)) {
+                    prop_assert_eq!(ours, &theirs);
+                }
+            }
+        }
     }
 }

@@ -38,6 +38,22 @@ fn main() {
     let payload = wire::encode_envelope(&serde_json::to_vec(&body).expect("serializes"));
     println!("answer for {GROUP} inputs: {} bytes on the wire", payload.len());
 
+    // The reader alone against serde_json, on the answer's JSON (no envelope).
+    let json = serde_json::to_vec(&body).expect("serializes");
+    let (mut ours_ns, mut serde_ns) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            black_box(protocol::read_result(black_box(&json), true).expect("reads"));
+        }
+        ours_ns.push(started.elapsed().as_nanos() as f64 / iterations as f64);
+        let started = Instant::now();
+        for _ in 0..iterations {
+            black_box(serde_json::from_slice::<ResultBody>(black_box(&json)).expect("reads"));
+        }
+        serde_ns.push(started.elapsed().as_nanos() as f64 / iterations as f64);
+    }
+
     let mut decode_ns = Vec::new();
     let mut write_ns = Vec::new();
     let mut response_bytes = 0;
@@ -69,6 +85,10 @@ fn main() {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2] / 1000.0
     };
+    println!("reading the answer's JSON ({} bytes, {GROUP} inputs), median of 7 rounds:", json.len());
+    let (ours, theirs) = (median(&mut ours_ns), median(&mut serde_ns));
+    println!("  the one-pass reader            {ours:8.1} us");
+    println!("  serde_json into the same types {theirs:8.1} us ({:.1}x)", theirs / ours);
     println!("response: {response_bytes} bytes");
     println!("per request, median of 7 rounds:");
     println!("  read its share of the answer   {:6.1} us", median(&mut decode_ns));

@@ -94,8 +94,14 @@ pub fn decode_result(
     want_attention: bool,
 ) -> Result<Vec<Vec<Hypothesis>>, ProtocolError> {
     let body = unwrap_body(payload)?;
-    let result = Reader::new(&body).result(want_attention)?;
-    validate(result, inputs, n_best as usize, want_attention)
+    validate(read_result(&body, want_attention)?, inputs, n_best as usize, want_attention)
+}
+
+/// Reads a result object (the JSON inside the envelope) in one pass; attention
+/// is read only when `want_attention`. `examples/codec-bench` compares it with
+/// serde_json reading the same text.
+pub fn read_result(body_json: &[u8], want_attention: bool) -> Result<ResultBody, ProtocolError> {
+    Reader::new(body_json).result(want_attention)
 }
 
 fn validate(

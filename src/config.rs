@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 /// Built-in examples in SMILES mode, used when `EXAMPLES_FILE` is not set: real
 /// reaction mixtures (reactants and reagents) from the patent reaction data the
@@ -45,152 +45,6 @@ impl InputFormat {
             InputFormat::Text => "text",
         }
     }
-}
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "translation-front",
-    version,
-    about = "Web front end of a sequence-to-sequence model served from AWS Lambda",
-    long_about = "Web front end of a sequence-to-sequence model served from AWS Lambda.\n\n\
-        With no subcommand it serves the UI and the JSON API. Every flag has an \
-        environment fallback (shown as [env: NAME=]). AWS settings come from the \
-        standard AWS chain (AWS_REGION, AWS_PROFILE, web identity, AWS_ENDPOINT_URL_LAMBDA)."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub config: Config,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Serve the UI and the API (the default).
-    Serve,
-    /// Send one round of keep-warm pings to the Lambda and exit (for a CronJob).
-    Warmup,
-    /// Exit 0 when the server on LISTEN_ADDR answers /healthz (for container health checks).
-    Healthcheck,
-    /// Preflight: may this identity invoke TRANSLATION_FUNCTION? (A DryRun
-    /// invoke; the function does not run.) Exit 0 yes, 3 not found, 4 access
-    /// denied, 5 no credentials, 6 endpoint unreachable, 1 other, 2 not set.
-    Check,
-    /// Open-loop load generator: drive a service (and its HPA) at a scheduled rate.
-    Loadtest(Box<LoadtestArgs>),
-    /// Translate a file without a server, through the same Lambda path, chunking
-    /// and fan-out as the batch API; writes CSV and reports accuracy.
-    Translate(TranslateArgs),
-}
-
-/// `translation-front translate`: the batch route from the command line.
-#[derive(Debug, Clone, Args)]
-pub struct TranslateArgs {
-    /// Inputs, one per line (SMILES mode: reaction mixtures).
-    #[arg(long)]
-    pub source: PathBuf,
-    /// Expected outputs, one per line, same order: top-k accuracy at the end.
-    #[arg(long)]
-    pub targets: Option<PathBuf>,
-    /// Where to write the CSV (default: standard output).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Beam width (default: DEFAULT_BEAM).
-    #[arg(long)]
-    pub beam: Option<u32>,
-    /// Results per input (default: DEFAULT_N_BEST).
-    #[arg(long)]
-    pub n_best: Option<u32>,
-    /// CSV columns: `standard` (as the API's CSV) or `classic` (the original
-    /// app's ID,Sources,Prediction_Tokens,Scores,Predictions,Targets,Correct).
-    #[arg(long, value_enum, default_value = "standard")]
-    pub columns: Columns,
-    /// Fold predictions that are the same molecule (SMILES mode).
-    #[arg(long, default_value_t = false)]
-    pub fold_duplicates: bool,
-    /// No progress bar.
-    #[arg(long, default_value_t = false)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Columns {
-    Standard,
-    Classic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LoadMode {
-    /// POST /api/v1/translate, one input per request.
-    Translate,
-    /// POST /api/v1/translate/batch with --batch-size inputs per request.
-    Batch,
-    /// GET of one page (`--path`, default `/`), no Lambda.
-    Page,
-}
-
-/// `translation-front loadtest`: requests leave on a schedule, never "when the
-/// last one returned"; latency counts from the intended send time.
-#[derive(Debug, Clone, Args)]
-pub struct LoadtestArgs {
-    /// Base URL of the service (http only): inside a cluster the Service's
-    /// name, or the load balancer's address to test the whole path.
-    #[arg(long, alias = "target-url", default_value = "http://127.0.0.1:8501")]
-    pub url: String,
-    /// What each request does.
-    #[arg(long, value_enum, default_value = "translate")]
-    pub mode: LoadMode,
-    /// Constant arrival rate, requests per second (with --duration).
-    #[arg(long, conflicts_with = "stages")]
-    pub rate: Option<f64>,
-    /// How long to run at --rate.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// Linear ramps, DURATION:TARGET_RATE, comma separated, from 0 req/s:
-    /// e.g. 30s:50,2m:400,1m:400,30s:0.
-    #[arg(long)]
-    pub stages: Option<String>,
-    /// Most requests in flight; a request due when the cap is reached is not
-    /// sent and is counted as "not sent on time".
-    #[arg(long, default_value_t = 1000)]
-    pub max_inflight: usize,
-    /// Inputs, one per line (default: the built-in examples).
-    #[arg(long)]
-    pub inputs: Option<PathBuf>,
-    #[arg(long)]
-    pub beam: Option<u32>,
-    #[arg(long)]
-    pub n_best: Option<u32>,
-    /// Ask for attention matrices.
-    #[arg(long, default_value_t = false)]
-    pub attention: bool,
-    /// The page to GET in page mode (e.g. /about, or /healthz to measure the
-    /// HTTP floor).
-    #[arg(long, default_value = "/", value_parser = parse_path)]
-    pub path: String,
-    /// Inputs per request in batch mode.
-    #[arg(long, default_value_t = 100)]
-    pub batch_size: usize,
-    /// Per-request timeout.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
-    /// A /metrics URL whose host resolves to every pod (a headless Service,
-    /// e.g. http://translation-metrics:9090/metrics): CPU is summed over the
-    /// fleet to report CPU per request and the replicas the HPA would settle on.
-    #[arg(long)]
-    pub metrics_url: Option<String>,
-    /// CPU request per pod, for the capacity estimate (250m or 0.25).
-    #[arg(long, default_value = "250m")]
-    pub cpu_request: String,
-    /// HPA target CPU utilization, percent.
-    #[arg(long, default_value_t = 75.0)]
-    pub target_utilization: f64,
-    /// Print the final report as JSON.
-    #[arg(long, default_value_t = false)]
-    pub json: bool,
-    /// No progress lines.
-    #[arg(long, default_value_t = false)]
-    pub quiet: bool,
 }
 
 /// `RATE_LIMIT`: one request per `period` per client, `burst` at once.
@@ -580,9 +434,9 @@ mod tests {
         use clap::{CommandFactory, FromArgMatches};
         let mut argv = vec!["translation-front"];
         argv.extend_from_slice(args);
-        let command = Cli::command().mut_args(|a| a.env(None));
+        let command = crate::cli::Cli::command().mut_args(|a| a.env(None));
         let matches = command.try_get_matches_from(argv).map_err(|e| e.to_string())?;
-        Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?.config.finish()
+        crate::cli::Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?.config.finish()
     }
 
     #[test]

@@ -4,14 +4,16 @@
 //! # Layout
 //!
 //! ```text
-//! main.rs        parse config, init telemetry, run a subcommand
-//! config         every setting, validated once at start
+//! main.rs        parse the command line, init telemetry, run a subcommand
+//! cli            the subcommands; each one's flags live with it
+//! config         the server's settings, validated once at start
 //! chem/          SMILES chemistry through RDKit: canonical forms, drawings; its
 //!                rdkit.rs/rdkit.cc bridge is the crate's only foreign code
 //! telemetry      tracing init and the per-app Prometheus registry
 //! startup        app_state wires the backend; Application::build binds the
 //!                sockets; run_until drains and stops; the warmup/check subcommands
-//! http/          routes, extractors, views; maps errors to statuses in one place;
+//! http/          routes and views; extract: the body/query/form extractors;
+//!                error: maps every error to a status and a body, in one place;
 //!                batch/ is the streamed bulk route (mod: parsing and the job;
 //!                output: the NDJSON and CSV encoders);
 //!                server.rs is the accept loop and its bounds
@@ -27,14 +29,17 @@
 //!   coalesce     groups concurrent single translations into shared invocations
 //!   fanout       bulk chunking and bounded concurrency
 //!   keep_warm    the per-pod pinger and warm-on-visit
-//! loadtest/      the open-loop load generator subcommand (an HTTP client only)
+//! loadtest/      the open-loop load generator subcommand (an HTTP client only;
+//!                args: its flags)
 //! offline        the `translate` subcommand: the batch route's job, files to CSV
 //! ```
 //!
 //! Dependencies point one way, and these are all of them:
 //!
-//! - `main -> {config, telemetry, startup, loadtest, offline}`;
-//!   `startup -> {config, telemetry, http, inference}`; `offline -> {http::batch, startup}`.
+//! - `main -> {cli, config, telemetry, startup, loadtest, offline}`;
+//!   `cli -> {config, loadtest, offline}` (each subcommand's flags);
+//!   `loadtest -> config` (the built-in examples and two flag parsers only);
+//!   `startup -> {config, telemetry, http, inference}`; `offline -> {config, http::batch, startup}`.
 //! - `http -> inference`: the trait, its request and error types, the answer's
 //!   types (`answer`), `tokenize::Tokens` and `Tokenizer`, and `fanout`'s chunk
 //!   plan for batches; never the wire codec (`protocol`) and never
@@ -54,6 +59,7 @@
 extern crate self as translation_front;
 
 pub mod chem;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod inference;

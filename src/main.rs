@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use translation_front::config::{Cli, Command};
+use translation_front::cli::{Cli, Command};
 use translation_front::{startup, telemetry};
 
 fn main() -> ExitCode {

@@ -7,13 +7,52 @@
 //! with their error); 2 the files or settings are unusable.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Columns, Config, TranslateArgs};
+use clap::{Args, ValueEnum};
+
+use crate::config::Config;
 use crate::http::batch::{self, BatchInput, Format, Summary};
+
+/// `translation-front translate`: the batch route from the command line.
+#[derive(Debug, Clone, Args)]
+pub struct TranslateArgs {
+    /// Inputs, one per line (SMILES mode: reaction mixtures).
+    #[arg(long)]
+    pub source: PathBuf,
+    /// Expected outputs, one per line, same order: top-k accuracy at the end.
+    #[arg(long)]
+    pub targets: Option<PathBuf>,
+    /// Where to write the CSV (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Beam width (default: DEFAULT_BEAM).
+    #[arg(long)]
+    pub beam: Option<u32>,
+    /// Results per input (default: DEFAULT_N_BEST).
+    #[arg(long)]
+    pub n_best: Option<u32>,
+    /// CSV columns: `standard` (as the API's CSV) or `classic` (the original
+    /// app's ID,Sources,Prediction_Tokens,Scores,Predictions,Targets,Correct).
+    #[arg(long, value_enum, default_value = "standard")]
+    pub columns: Columns,
+    /// Fold predictions that are the same molecule (SMILES mode).
+    #[arg(long, default_value_t = false)]
+    pub fold_duplicates: bool,
+    /// No progress bar.
+    #[arg(long, default_value_t = false)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Columns {
+    Standard,
+    Classic,
+}
 
 pub async fn run(config: Config, args: TranslateArgs) -> ExitCode {
     let read = |path: &std::path::Path, what: &str| -> Result<Vec<String>, String> {

@@ -74,7 +74,7 @@ impl Application {
                 state.translator.clone(),
                 c.lambda_warmup_interval,
                 c.lambda_warmup_concurrency,
-                WARMUP_PING_TIMEOUT.min(c.lambda_timeout),
+                keep_warm::PING_TIMEOUT.min(c.lambda_timeout),
                 state.metrics.clone(),
                 draining_rx,
             ));
@@ -318,6 +318,3 @@ pub async fn healthcheck(config: Config) -> ExitCode {
         }
     }
 }
-
-/// How long a ping may take when run from the background pinger.
-pub const WARMUP_PING_TIMEOUT: Duration = Duration::from_secs(30);

@@ -52,7 +52,7 @@ pub fn url(smiles: &str) -> String {
 
 pub async fn depict(
     State(state): State<Arc<AppState>>,
-    super::api::ApiQuery(q): super::api::ApiQuery<DepictQuery>,
+    super::extract::ApiQuery(q): super::extract::ApiQuery<DepictQuery>,
 ) -> Result<Response, ApiError> {
     let smiles = q.smiles.unwrap_or_default();
     if smiles.trim().is_empty() {

@@ -6,6 +6,7 @@ pub mod assets;
 pub mod batch;
 pub mod depict;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod heatmap;
 pub mod json;
@@ -65,7 +66,7 @@ impl AppState {
         self.metrics.warm_on_visit.inc();
         let state = self.clone();
         tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + crate::startup::WARMUP_PING_TIMEOUT;
+            let deadline = tokio::time::Instant::now() + crate::inference::keep_warm::PING_TIMEOUT;
             let outcome = match state.translator.warmup(deadline).await {
                 Ok(()) => "ok",
                 Err(e) => {

@@ -269,7 +269,7 @@ pub struct Prefill {
 /// no JavaScript needed.
 pub async fn index(
     State(state): State<Arc<AppState>>,
-    super::api::ApiQuery(q): super::api::ApiQuery<Prefill>,
+    super::extract::ApiQuery(q): super::extract::ApiQuery<Prefill>,
 ) -> Response {
     state.warm_on_visit();
     if q.run.as_deref() == Some("1") && q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
@@ -304,11 +304,11 @@ pub struct FormInput {
 /// `POST /`: the same page with results, for browsers without JavaScript.
 pub async fn index_post(
     State(state): State<Arc<AppState>>,
-    form: Result<super::api::StrictForm<FormInput>, ApiError>,
+    form: Result<super::extract::StrictForm<FormInput>, ApiError>,
 ) -> Response {
     let c = &state.config;
     let form = match form {
-        Ok(super::api::StrictForm(f)) => f,
+        Ok(super::extract::StrictForm(f)) => f,
         Err(error) => {
             let mut page = index_page(&state, String::new(), c.default_beam, c.default_n_best);
             page.error = Some(sentence(&error.message));

@@ -63,6 +63,9 @@ pub struct OnVisit {
     last: AtomicU64,
 }
 
+/// How long one keep-warm ping may take (capped by LAMBDA_TIMEOUT where it is shorter).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(30);
+
 const NEVER: u64 = u64::MAX;
 
 impl OnVisit {

@@ -6,6 +6,7 @@
 //! (no coordinated omission). At most `--max-inflight` requests are open; one
 //! due past that cap is counted as not sent on time.
 
+mod args;
 pub mod report;
 pub mod schedule;
 
@@ -23,7 +24,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 
-use crate::config::{BUILTIN_EXAMPLES, LoadMode, LoadtestArgs};
+use crate::config::BUILTIN_EXAMPLES;
+pub use args::{LoadMode, LoadtestArgs};
 use report::{Capacity, Report};
 use schedule::Schedule;
 

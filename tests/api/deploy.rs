@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use clap::CommandFactory;
-use translation_front::config::{Cli, parse_duration};
+use translation_front::cli::Cli;
+use translation_front::config::parse_duration;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::helpers::server;

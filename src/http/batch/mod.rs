@@ -23,8 +23,8 @@ mod output;
 use output::Output;
 
 use super::AppState;
-use super::api::ApiJson;
 use super::error::ApiError;
+use super::extract::{self, ApiJson};
 use super::translate::{self, Prepared};
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
 use crate::inference::{InferenceError, Params};
@@ -107,7 +107,7 @@ pub struct Summary {
 
 pub async fn translate_batch(
     State(state): State<Arc<AppState>>,
-    super::api::ApiQuery(query): super::api::ApiQuery<FormatQuery>,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<FormatQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let accepts_csv =
@@ -173,10 +173,7 @@ pub async fn translate_batch(
 async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::invalid_input(format!("could not read the upload: {e}")))?;
-        return parse_multipart(multipart).await;
+        return parse_multipart(extract::multipart(req, state).await?).await;
     }
     let ApiJson(json) = ApiJson::<BatchJson>::from_request(req, state).await?;
     Ok(BatchInput {
@@ -196,10 +193,10 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) => return Err(multipart_error(&e)),
+            Err(e) => return Err(extract::multipart_error(&e)),
         };
         let name = field.name().unwrap_or("").to_string();
-        let bytes = field.bytes().await.map_err(|e| multipart_error(&e))?;
+        let bytes = field.bytes().await.map_err(|e| extract::multipart_error(&e))?;
         let number = |what: &str| -> Result<Option<u32>, ApiError> {
             let text = String::from_utf8_lossy(&bytes);
             let text = text.trim();
@@ -227,16 +224,6 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
         return Err(ApiError::invalid_input("the upload has no 'inputs' file"));
     }
     Ok(input)
-}
-
-fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large("the upload is larger than MAX_BODY_BYTES")
-    } else if super::server::is_body_timeout(e) {
-        ApiError::request_timeout()
-    } else {
-        ApiError::invalid_input(format!("could not read the upload: {}", e.body_text()))
-    }
 }
 
 /// The lines of an uploaded file: UTF-8, LF or CRLF, a final newline optional.

@@ -1,0 +1,83 @@
+//! The load generator's flags. It is an HTTP client only: none of the server's
+//! settings apply to it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::config::{parse_duration, parse_path};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadMode {
+    /// POST /api/v1/translate, one input per request.
+    Translate,
+    /// POST /api/v1/translate/batch with --batch-size inputs per request.
+    Batch,
+    /// GET of one page (`--path`, default `/`), no Lambda.
+    Page,
+}
+
+/// `translation-front loadtest`: requests leave on a schedule, never "when the
+/// last one returned"; latency counts from the intended send time.
+#[derive(Debug, Clone, Args)]
+pub struct LoadtestArgs {
+    /// Base URL of the service (http only): inside a cluster the Service's
+    /// name, or the load balancer's address to test the whole path.
+    #[arg(long, alias = "target-url", default_value = "http://127.0.0.1:8501")]
+    pub url: String,
+    /// What each request does.
+    #[arg(long, value_enum, default_value = "translate")]
+    pub mode: LoadMode,
+    /// Constant arrival rate, requests per second (with --duration).
+    #[arg(long, conflicts_with = "stages")]
+    pub rate: Option<f64>,
+    /// How long to run at --rate.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Linear ramps, DURATION:TARGET_RATE, comma separated, from 0 req/s:
+    /// e.g. 30s:50,2m:400,1m:400,30s:0.
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Most requests in flight; a request due when the cap is reached is not
+    /// sent and is counted as "not sent on time".
+    #[arg(long, default_value_t = 1000)]
+    pub max_inflight: usize,
+    /// Inputs, one per line (default: the built-in examples).
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    #[arg(long)]
+    pub beam: Option<u32>,
+    #[arg(long)]
+    pub n_best: Option<u32>,
+    /// Ask for attention matrices.
+    #[arg(long, default_value_t = false)]
+    pub attention: bool,
+    /// The page to GET in page mode (e.g. /about, or /healthz to measure the
+    /// HTTP floor).
+    #[arg(long, default_value = "/", value_parser = parse_path)]
+    pub path: String,
+    /// Inputs per request in batch mode.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// A /metrics URL whose host resolves to every pod (a headless Service,
+    /// e.g. http://translation-metrics:9090/metrics): CPU is summed over the
+    /// fleet to report CPU per request and the replicas the HPA would settle on.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
+    /// CPU request per pod, for the capacity estimate (250m or 0.25).
+    #[arg(long, default_value = "250m")]
+    pub cpu_request: String,
+    /// HPA target CPU utilization, percent.
+    #[arg(long, default_value_t = 75.0)]
+    pub target_utilization: f64,
+    /// Print the final report as JSON.
+    #[arg(long, default_value_t = false)]
+    pub json: bool,
+    /// No progress lines.
+    #[arg(long, default_value_t = false)]
+    pub quiet: bool,
+}

@@ -64,13 +64,16 @@ impl Coalescer {
     fn take(&self, params: Params, force: bool) -> Option<Vec<Waiter>> {
         let mut groups = self.groups();
         let group = groups.get_mut(&params)?;
+        let before = group.queue.len();
         group.queue.retain(|w| !w.reply.is_closed());
         let full = chunk_size_for_beam(params.beam);
+        self.metrics.coalesce_queued.sub((before - group.queue.len()) as i64);
         if group.queue.is_empty() || !(force || group.in_flight == 0 || group.queue.len() >= full) {
             return None;
         }
         let n = group.queue.len().min(full);
         let members: Vec<Waiter> = group.queue.drain(..n).collect();
+        self.metrics.coalesce_queued.sub(n as i64);
         group.in_flight += 1;
         if group.queue.is_empty() {
             group.timer = false;
@@ -192,6 +195,7 @@ impl Coalescer {
             let mut groups = self.groups();
             let group = groups.entry(params).or_default();
             group.queue.push(Waiter { input, deadline, queued: Instant::now(), reply });
+            self.metrics.coalesce_queued.inc();
             let arm = group.in_flight > 0 && !group.timer;
             group.timer |= arm;
             arm

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub warm_on_visit: prometheus::IntCounter,
     pub coalesce_group_size: Histogram,
     pub coalesce_wait: Histogram,
+    /// Single translations queued behind an invocation of their kind, not yet sent.
+    pub coalesce_queued: IntGauge,
     /// Open client connections on the UI/API listener.
     pub connections_open: IntGauge,
 }
@@ -129,6 +131,12 @@ impl Metrics {
         )
         .unwrap();
 
+        let coalesce_queued = IntGauge::new(
+            "coalesce_queued",
+            "Single translations waiting to share an invocation with others of their kind",
+        )
+        .unwrap();
+
         let connections_open =
             IntGauge::new("http_connections_open", "Open client connections on the UI/API listener").unwrap();
         for c in [
@@ -144,6 +152,7 @@ impl Metrics {
             Box::new(warm_on_visit.clone()),
             Box::new(coalesce_group_size.clone()),
             Box::new(coalesce_wait.clone()),
+            Box::new(coalesce_queued.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -165,6 +174,7 @@ impl Metrics {
             warm_on_visit,
             coalesce_group_size,
             coalesce_wait,
+            coalesce_queued,
             connections_open,
         }
     }

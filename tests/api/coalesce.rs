@@ -63,31 +63,48 @@ async fn mixed_parameters_are_never_grouped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_poisoned_input_among_sixteen_fails_alone() {
-    let emu = Emulator::start(Behavior {
-        latency: Duration::from_millis(30),
-        poison: Some("[ P o ]".into()),
-        ..Default::default()
-    })
-    .await;
-    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
-    let requests = (0..16).map(|i| {
+    let emu = Emulator::start(Behavior { poison: Some("[ P o ]".into()), ..Default::default() }).await;
+    // The queue leaves only when the call in flight returns.
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "3600s").spawn();
+    let body = |i: usize| {
         // Polonium: a valid molecule that the emulated function chokes on.
         let text = if i == 9 { "[Po]".to_string() } else { input(i) };
-        s.translate(json!({"text": text, "beam": 2, "n_best": 1}))
-    });
-    let replies = futures_util::future::join_all(requests).await;
-    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+        json!({"text": text, "beam": 2, "n_best": 1})
+    };
+    // One call is held in flight, the other fifteen queue behind it; then it returns.
+    emu.hold();
+    let first = s.translate(body(0));
+    let rest = async {
+        while emu.in_flight() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let queued = async {
+            // A safety net, not a timing: the gauge reaches 15 within milliseconds.
+            let fifteen = async {
+                while s.metric("coalesce_queued").await < 15.0 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            let seen = tokio::time::timeout(Duration::from_secs(60), fifteen).await;
+            emu.release();
+            seen.expect("coalesce_queued never showed the fifteen waiting requests");
+        };
+        tokio::join!(futures_util::future::join_all((1..16).map(|i| s.translate(body(i)))), queued).0
+    };
+    let (first, rest) = tokio::join!(first, rest);
+    let statuses: Vec<u16> = std::iter::once(&first).chain(&rest).map(|r| r.status.as_u16()).collect();
     let mut want = vec![200; 16];
     want[9] = 502;
     assert_eq!(statuses, want);
-    assert_eq!(replies[9].code(), "lambda_function_error");
+    assert_eq!(rest[8].code(), "lambda_function_error");
     // It failed alone although it was sent in a group: the group was retried
     // input by input.
     let calls = emu.calls();
     assert!(
-        calls.iter().any(|c| c.inputs.len() > 1 && c.inputs.iter().any(|i| i == "[ P o ]")),
-        "the poisoned input shared an invocation"
+        calls.iter().any(|c| c.inputs.len() == 15 && c.inputs.iter().any(|i| i == "[ P o ]")),
+        "the fifteen queued inputs, the poisoned one among them, shared an invocation"
     );
+    assert_eq!(s.metric("coalesce_queued").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

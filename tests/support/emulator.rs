@@ -99,6 +99,8 @@ pub struct EmulatorState {
     max_in_flight: AtomicUsize,
     request_ids: AtomicUsize,
     dry_runs: AtomicUsize,
+    /// While true, calls are received and recorded but not answered.
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 pub struct Emulator {
@@ -149,6 +151,15 @@ impl Emulator {
     /// Calls being answered right now.
     pub fn in_flight(&self) -> usize {
         self.state.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Calls from now on wait, received but unanswered, until [`Emulator::release`].
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -225,6 +236,7 @@ async fn invoke(
             authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
         });
     }
+    let _ = state.held.subscribe().wait_for(|held| !*held).await;
     // A zero sleep still waits for the timer's next tick (up to 1 ms): "0 ms"
     // must mean no wait at all.
     if !behavior.latency.is_zero() {

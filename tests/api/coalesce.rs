@@ -8,14 +8,40 @@ use translation_front::inference::{Params, demo};
 use crate::emulator::{Behavior, Emulator};
 use crate::helpers::{molecule as input, server};
 
+/// Waits until the emulator has `calls` calls in flight and the server's
+/// coalescer holds `queued` requests; a minute is a safety net, not a timing.
+async fn until_held(s: &crate::helpers::Server, emu: &Emulator, calls: usize, queued: f64) {
+    let state = async {
+        while emu.in_flight() != calls || s.metric("coalesce_queued").await != queued {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), state)
+        .await
+        .unwrap_or_else(|_| panic!("never saw {calls} calls in flight and {queued} requests queued"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer() {
-    let emu = Emulator::start(Behavior { latency: Duration::from_millis(50), ..Default::default() }).await;
-    // The 64 requests reach the server over some milliseconds (64 connections,
-    // a debug build); a wider wait than the default makes the grouping certain.
-    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
-    let requests = (0..64).map(|i| s.translate(json!({"text": input(i), "beam": 5, "n_best": 3, "attention": false})));
-    let replies = futures_util::future::join_all(requests).await;
+    let emu = Emulator::start(Behavior::default()).await;
+    // Groups leave when the call in flight returns or they are full (50 at beam 5).
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "3600s").spawn();
+    let body = |i: usize| json!({"text": input(i), "beam": 5, "n_best": 3, "attention": false});
+    emu.hold();
+    let first = s.translate(body(0));
+    let rest = async {
+        while emu.in_flight() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let held = async {
+            // 50 queued behind the first filled a group, which left; 13 wait.
+            until_held(&s, &emu, 2, 13.0).await;
+            emu.release();
+        };
+        tokio::join!(futures_util::future::join_all((1..64).map(|i| s.translate(body(i)))), held).0
+    };
+    let (first, rest) = tokio::join!(first, rest);
+    let replies: Vec<_> = std::iter::once(&first).chain(&rest).collect();
     let p = Params { beam: 5, n_best: 3, attention: false };
     for (i, r) in replies.iter().enumerate() {
         assert_eq!(r.status, 200, "{}", r.json);
@@ -26,39 +52,50 @@ async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer(
             assert_eq!(got["text"], want.tokens.replace(' ', ""));
         }
     }
-    let calls = emu.calls();
-    assert!(calls.len() < 32, "far fewer than 64 invocations: {}", calls.len());
-    assert_eq!(calls.iter().map(|c| c.inputs.len()).sum::<usize>(), 64);
-    let inputs = s.metric("translated_inputs_total{path=\"single\"}").await;
-    let invocations = s.metric("lambda_invocations_total{outcome=\"ok\"}").await;
-    assert_eq!(inputs, 64.0);
-    assert!(inputs / invocations >= 2.0, "coalescing ratio {}", inputs / invocations);
-    assert!(s.metrics().await.contains("coalesce_group_size_count"));
+    let mut sizes: Vec<usize> = emu.calls().iter().map(|c| c.inputs.len()).collect();
+    sizes.sort();
+    assert_eq!(sizes, [1, 13, 50], "one alone, a full group, then the rest when the first returned");
+    assert_eq!(s.metric("translated_inputs_total{path=\"single\"}").await, 64.0);
+    assert_eq!(s.metric("lambda_invocations_total{outcome=\"ok\"}").await, 3.0);
+    assert_eq!(s.metric("coalesce_group_size_count").await, 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_parameters_are_never_grouped() {
-    let emu = Emulator::start(Behavior { latency: Duration::from_millis(50), ..Default::default() }).await;
-    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "25ms").spawn();
-    let requests = (0..24).map(|i| {
-        let (beam, attention) = [(5, false), (3, false), (5, true)][i % 3];
-        s.translate(json!({"text": input(i), "beam": beam, "n_best": 2, "attention": attention}))
-    });
-    let replies = futures_util::future::join_all(requests).await;
-    assert!(replies.iter().all(|r| r.status == 200));
-    for call in emu.calls() {
+    let emu = Emulator::start(Behavior::default()).await;
+    let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "3600s").spawn();
+    let kinds = [(5, false), (3, false), (5, true)];
+    let body = |i: usize| {
+        let (beam, attention) = kinds[i % 3];
+        json!({"text": input(i), "beam": beam, "n_best": 2, "attention": attention})
+    };
+    // One call of each kind held in flight; seven of each kind queue behind it.
+    emu.hold();
+    let firsts = futures_util::future::join_all((0..3).map(|i| s.translate(body(i))));
+    let rest = async {
+        while emu.in_flight() < 3 {
+            tokio::task::yield_now().await;
+        }
+        let held = async {
+            until_held(&s, &emu, 3, 21.0).await;
+            emu.release();
+        };
+        tokio::join!(futures_util::future::join_all((3..24).map(|i| s.translate(body(i)))), held).0
+    };
+    let (firsts, rest) = tokio::join!(firsts, rest);
+    assert!(firsts.iter().chain(&rest).all(|r| r.status == 200));
+    let calls = emu.calls();
+    for call in &calls {
         let (beam, attention) =
             (call.event["beam"].as_u64().unwrap(), call.event["return_attention"].as_bool().unwrap());
         for tokenized in &call.inputs {
             let i = (0..24).find(|&i| input(i) == tokenized.replace(' ', "")).expect("one of the inputs");
-            assert_eq!(
-                [(5, false), (3, false), (5, true)][i % 3],
-                (beam, attention),
-                "input {i} in a call with other parameters"
-            );
+            assert_eq!(kinds[i % 3], (beam, attention), "input {i} in a call with other parameters");
         }
     }
-    assert!(emu.calls().iter().any(|c| c.inputs.len() > 1), "requests with equal parameters were grouped");
+    let mut sizes: Vec<usize> = calls.iter().map(|c| c.inputs.len()).collect();
+    sizes.sort();
+    assert_eq!(sizes, [1, 1, 1, 7, 7, 7], "each kind grouped with its own");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,6 +267,18 @@ const MAX_DESCRIPTION_BYTES: u64 = 64 * 1024;
 pub const BEAM_CEILING: u32 = 64;
 
 impl Config {
+    /// Parses flags alone (tests): the env fallbacks are reset, so a developer's
+    /// own `export TRANSLATION_FUNCTION=...` (as the README suggests) changes nothing.
+    #[cfg(test)]
+    pub(crate) fn from_args(args: &[&str]) -> Result<Config, String> {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut argv = vec!["translation-front"];
+        argv.extend_from_slice(args);
+        let command = crate::cli::Cli::command().mut_args(|a| a.env(None));
+        let matches = command.try_get_matches_from(argv).map_err(|e| e.to_string())?;
+        crate::cli::Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?.config.finish()
+    }
+
     /// Checks the settings against each other and loads the examples file.
     pub fn finish(mut self) -> Result<Self, String> {
         if self.translation_function.as_deref().is_some_and(|f| f.trim().is_empty()) {
@@ -428,15 +440,8 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 mod tests {
     use super::*;
 
-    /// Parses flags alone: the env fallbacks are reset, so a developer's own
-    /// `export TRANSLATION_FUNCTION=...` (as the README suggests) changes nothing.
     fn parse(args: &[&str]) -> Result<Config, String> {
-        use clap::{CommandFactory, FromArgMatches};
-        let mut argv = vec!["translation-front"];
-        argv.extend_from_slice(args);
-        let command = crate::cli::Cli::command().mut_args(|a| a.env(None));
-        let matches = command.try_get_matches_from(argv).map_err(|e| e.to_string())?;
-        crate::cli::Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?.config.finish()
+        Config::from_args(args)
     }
 
     #[test]

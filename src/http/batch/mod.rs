@@ -141,9 +141,23 @@ pub async fn translate_batch(
     let (tx, rx) = mpsc::channel::<Bytes>(2);
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     let job_state = state.clone();
+    let with_targets = job.targets.is_some();
+    let request_id = super::error::REQUEST_ID.try_with(Clone::clone).ok();
+    // The job runs in its own task; this one keeps its handle, so a panic in it
+    // ends the stream with a line that says so, and the request log records it
+    // (`ended_tx` dropped unsent).
+    let last_word = tx.clone();
+    let job = tokio::spawn(job.run(job_state, format, tx, None));
     tokio::spawn(async move {
-        let summary = job.run(job_state, format, tx, None).await;
-        let _ = ended_tx.send(summary.map(|s| (s.total, s.failed)));
+        match job.await {
+            Ok(summary) => {
+                drop(last_word);
+                let _ = ended_tx.send(summary.map(|s| (s.total, s.failed)));
+            }
+            Err(_) => {
+                let _ = last_word.send(output::fault_line(format, with_targets, request_id.as_deref())).await;
+            }
+        }
     });
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
@@ -446,5 +460,53 @@ mod tests {
         assert_eq!(lines("\u{feff}a\n\nb\n".as_bytes(), "x").unwrap(), vec!["a", "", "b"]);
         assert!(lines(b"", "x").unwrap().is_empty());
         assert!(lines(b"\xff\n", "x").is_err());
+    }
+
+    /// A backend with a bug: it panics.
+    struct Panics;
+
+    impl crate::inference::Translator for Panics {
+        fn translate(
+            &self,
+            _: crate::inference::Request,
+        ) -> crate::inference::BoxFuture<'_, Result<crate::inference::Invocation, crate::inference::InferenceError>>
+        {
+            Box::pin(async { panic!("a bug in the backend (on purpose, in a test)") })
+        }
+
+        fn warmup(
+            &self,
+            _: tokio::time::Instant,
+        ) -> crate::inference::BoxFuture<'_, Result<(), crate::inference::InferenceError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn backend(&self) -> &'static str {
+            "demo"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_ends_its_stream_with_a_line_that_says_so() {
+        use tower::ServiceExt;
+        let config = crate::config::Config::from_args(&[]).unwrap();
+        let mut state = Arc::try_unwrap(crate::startup::app_state(config)).ok().expect("not shared yet");
+        state.translator = Arc::new(Panics);
+        let router = crate::http::router(Arc::new(state));
+        for (format, want) in [
+            ("ndjson", r#"{"type":"error","error":{"code":"internal_error","#),
+            ("csv", r#","error: the batch stopped on a server fault"#),
+        ] {
+            let req = axum::http::Request::post(format!("/api/v1/translate/batch?format={format}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(r#"{"inputs": ["CCO", "CCN"]}"#))
+                .unwrap();
+            let response = router.clone().oneshot(req).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            let text = String::from_utf8(body.to_vec()).unwrap();
+            let last = text.lines().last().unwrap_or("");
+            assert!(last.starts_with(want) || last.contains(want), "{format}: the last line says why: {text}");
+        }
     }
 }

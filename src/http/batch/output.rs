@@ -281,12 +281,7 @@ impl Output {
                     "interrupted: this server is shutting down; rows 0 to {} were sent; send the rest again from row {resume_from}",
                     resume_from as i64 - 1
                 );
-                let columns = match self.format {
-                    Format::Csv => 9,
-                    _ if self.with_targets => 8,
-                    _ => 6,
-                };
-                let mut fields = vec![""; columns - 1];
+                let mut fields = vec![""; csv_columns(self.format, self.with_targets) - 1];
                 fields.push(&message);
                 csv_record(&mut self.buf, &fields);
             }
@@ -329,6 +324,37 @@ impl Output {
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
         tx.send(chunk).await.is_ok()
     }
+}
+
+fn csv_columns(format: Format, with_targets: bool) -> usize {
+    match format {
+        Format::Csv => 9,
+        _ if with_targets => 8,
+        _ => 6,
+    }
+}
+
+/// The last line of a batch whose job failed on a server fault (a panic): the
+/// rows before it were sent; the client sees why the rest is missing.
+pub(super) fn fault_line(format: Format, with_targets: bool, request_id: Option<&str>) -> Bytes {
+    let message = "the batch stopped on a server fault; the rows above were sent, send the rest again";
+    let mut buf = Vec::new();
+    match format {
+        Format::Ndjson => {
+            let line = serde_json::json!({
+                "type": "error", "error": {"code": "internal_error", "message": message, "request_id": request_id},
+            });
+            serde_json::to_writer(&mut buf, &line).expect("a JSON value serializes");
+            buf.push(b'\n');
+        }
+        Format::Csv | Format::ClassicCsv => {
+            let message = format!("error: {message}");
+            let mut fields = vec![""; csv_columns(format, with_targets) - 1];
+            fields.push(&message);
+            csv_record(&mut buf, &fields);
+        }
+    }
+    Bytes::from(buf)
 }
 
 fn lean(p: &PredictionView) -> BatchPrediction<'_> {

@@ -13,8 +13,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use translation_front::config::InputFormat;
-use translation_front::http::translate::{Prepared, Reading};
-use translation_front::http::{json, translate};
+use translation_front::http::prediction::{Prepared, Reading};
+use translation_front::http::{json, prediction};
 use translation_front::inference::protocol::{self, ResultBody};
 
 #[path = "../tests/support/wire.rs"]
@@ -67,7 +67,7 @@ fn main() {
         let results = protocol::decode_result(&payload, GROUP, 5, true).expect("decodes");
         let started = Instant::now();
         for _ in 0..iterations * GROUP {
-            let view = translate::view(
+            let view = prediction::view(
                 Reading { tokenizer: Tokenizer::Chars, format: InputFormat::Text },
                 "CC(=O)Oc1ccccc1".into(),
                 Prepared { canonical: None, tokenized: inputs[0].clone() },

@@ -12,7 +12,9 @@
 //! telemetry      tracing init and the per-app Prometheus registry
 //! startup        app_state wires the backend; Application::build binds the
 //!                sockets; run_until drains and stops; the warmup/check subcommands
-//! http/          routes and views; extract: the body/query/form extractors;
+//! http/          routes and views; prediction: one input's path (prepare,
+//!                predict, view), shared by the API, the page and batch rows;
+//!                extract: the body/query/form extractors;
 //!                error: maps every error to a status and a body, in one place;
 //!                batch/ is the streamed bulk route (mod: parsing and the job;
 //!                output: the NDJSON and CSV encoders);

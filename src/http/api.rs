@@ -14,17 +14,17 @@ use super::extract::ApiJson;
 use super::json;
 use super::metrics::LambdaRequestId;
 use super::pages;
-use super::translate::{self, TranslateInput};
+use super::prediction::{self, TranslateInput};
 
 /// JSON by default; with `Accept: text/html`, the rendered results fragment
 /// (what the translate page inserts, so the page and the API share one renderer).
-pub async fn translate(
+pub async fn post_translate(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<TranslateInput>,
 ) -> Result<Response, ApiError> {
     let beam = input.beam.unwrap_or(state.config.default_beam);
-    let (view, request_id) = translate::translate(&state, input).await?;
+    let (view, request_id) = prediction::predict(&state, input).await?;
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
     let mut response =

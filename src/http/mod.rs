@@ -12,10 +12,10 @@ pub mod heatmap;
 pub mod json;
 pub mod metrics;
 pub mod pages;
+pub mod prediction;
 pub mod ratelimit;
 pub mod server;
 pub mod site;
-pub mod translate;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -114,7 +114,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // Bulk requests stream for as long as their chunks take: no request timeout
     // (each chunk has its own deadline) and no compression (lines must flow).
     let bulk = Router::new()
-        .route("/api/v1/translate/batch", post(batch::translate_batch))
+        .route("/api/v1/translate/batch", post(batch::post_batch))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let mut router = Router::new()
@@ -122,7 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/about", get(pages::about))
         .route("/batch", get(pages::batch))
         .route("/static/{file}", get(assets::serve))
-        .route("/api/v1/translate", post(api::translate))
+        .route("/api/v1/translate", post(api::post_translate))
         .route("/api/v1/config", get(api::config))
         .route("/api/v1/depict", get(depict::depict))
         .route("/healthz", get(health::healthz))

@@ -16,7 +16,7 @@ use super::assets;
 use super::depict;
 use super::error::ApiError;
 use super::heatmap::Heatmap;
-use super::translate::{self, TranslateInput, TranslationView};
+use super::prediction::{self, TranslateInput, TranslationView};
 use crate::config::InputFormat;
 use crate::inference::tokenize::Tokens;
 
@@ -356,7 +356,7 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
         target,
         fold_duplicates: Some(page.fold),
     };
-    match translate::translate(state, input).await {
+    match prediction::predict(state, input).await {
         Ok((view, _)) => {
             let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));
             match fragment.render() {

@@ -135,7 +135,7 @@ impl Coalescer {
             deadline,
             admission: Admission::FailFast,
         };
-        match self.inner.translate(request).await {
+        match self.inner.invoke(request).await {
             Ok(invocation) => {
                 let id = invocation.request_id;
                 for (m, hyps) in members.into_iter().zip(invocation.results) {
@@ -154,7 +154,7 @@ impl Coalescer {
                             deadline: m.deadline,
                             admission: Admission::FailFast,
                         };
-                        let answer = inner.translate(request).await.and_then(|inv| {
+                        let answer = inner.invoke(request).await.and_then(|inv| {
                             let id = inv.request_id;
                             inv.results
                                 .into_iter()
@@ -236,9 +236,9 @@ impl Drop for Slot<'_> {
 pub struct Coalescing(pub Arc<Coalescer>);
 
 impl Translator for Coalescing {
-    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+    fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         if request.admission != Admission::FailFast || request.inputs.len() != 1 {
-            return self.0.inner.translate(request);
+            return self.0.inner.invoke(request);
         }
         let Request { mut inputs, params, deadline, .. } = request;
         let input = inputs.pop().expect("one input");
@@ -270,7 +270,7 @@ mod tests {
     }
 
     impl Translator for Counting {
-        fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+        fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
             Box::pin(async move {
                 self.calls.lock().unwrap().push(request.inputs.len());
                 self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -336,7 +336,7 @@ mod tests {
     async fn concurrent_requests_share_invocations_and_get_their_own_answers() {
         let (inner, c) = setup(20);
         let inputs: Vec<String> = (0..64).map(|i| format!("C C {i}")).collect();
-        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
+        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.invoke(req(i, P)))).await;
         for (i, a) in inputs.iter().zip(answers) {
             assert_eq!(a.unwrap().results[0], demo::hypotheses(i, P));
         }
@@ -352,7 +352,7 @@ mod tests {
         let (inner, c) = setup(0);
         for i in 0..5 {
             let started = Instant::now();
-            c.translate(req(&format!("C {i}"), P)).await.unwrap();
+            c.invoke(req(&format!("C {i}"), P)).await.unwrap();
             assert!(started.elapsed() < Duration::from_millis(5), "no added wait");
         }
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1; 5]);
@@ -370,7 +370,7 @@ mod tests {
             let c = c.clone();
             callers.push(tokio::spawn(async move {
                 let started = Instant::now();
-                c.translate(req(&format!("C {i}"), P)).await.unwrap();
+                c.invoke(req(&format!("C {i}"), P)).await.unwrap();
                 started.elapsed()
             }));
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -390,7 +390,7 @@ mod tests {
         let (inner, c) = setup(20);
         // Another n_best: an answer made with the wrong parameters has the wrong length.
         let other = Params { beam: 3, n_best: 1, ..P };
-        let futs = (0..10).map(|i| c.translate(req(&format!("C {i}"), if i % 2 == 0 { P } else { other })));
+        let futs = (0..10).map(|i| c.invoke(req(&format!("C {i}"), if i % 2 == 0 { P } else { other })));
         let answers = futures_util::future::join_all(futs).await;
         for (i, a) in answers.into_iter().enumerate() {
             let p = if i % 2 == 0 { P } else { other };
@@ -405,7 +405,7 @@ mod tests {
     async fn a_poisoned_input_fails_alone() {
         let (_inner, c) = setup(10);
         let inputs: Vec<String> = (0..16).map(|i| if i == 7 { "POISON".into() } else { format!("C {i}") }).collect();
-        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.translate(req(i, P)))).await;
+        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.invoke(req(i, P)))).await;
         let failed: Vec<usize> = answers.iter().enumerate().filter(|(_, a)| a.is_err()).map(|(i, _)| i).collect();
         assert_eq!(failed, vec![7]);
     }
@@ -413,23 +413,23 @@ mod tests {
     #[tokio::test]
     async fn a_leader_that_goes_away_mid_call_frees_its_slot() {
         let (inner, c) = setup(50);
-        let gone = tokio::time::timeout(Duration::from_millis(10), c.translate(req("C 0", P))).await;
+        let gone = tokio::time::timeout(Duration::from_millis(10), c.invoke(req("C 0", P))).await;
         assert!(gone.is_err(), "dropped mid-call");
         assert!(c.0.groups().is_empty(), "the slot was freed");
-        c.translate(req("C 1", P)).await.unwrap();
+        c.invoke(req("C 1", P)).await.unwrap();
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1, 1]);
     }
 
     #[tokio::test]
     async fn a_caller_that_gives_up_does_not_hurt_the_others() {
         let (_inner, c) = setup(30);
-        let first = c.translate(req("C 0", P));
+        let first = c.invoke(req("C 0", P));
         let mut short = req("C 1", P);
         short.deadline = Instant::now() + Duration::from_millis(1);
-        let dropped = c.translate(req("C 2", P));
-        let others = (3..8).map(|i| c.translate(req(&format!("C {i}"), P)));
+        let dropped = c.invoke(req("C 2", P));
+        let others = (3..8).map(|i| c.invoke(req(&format!("C {i}"), P)));
         drop(dropped);
-        let (first, short, others) = tokio::join!(first, c.translate(short), futures_util::future::join_all(others));
+        let (first, short, others) = tokio::join!(first, c.invoke(short), futures_util::future::join_all(others));
         assert!(first.is_ok());
         assert_eq!(short.unwrap_err(), InferenceError::Timeout);
         assert!(others.iter().all(Result::is_ok));

@@ -17,7 +17,7 @@ use super::{BoxFuture, Hypothesis, InferenceError, Invocation, Params, Request, 
 pub struct DemoBackend;
 
 impl Translator for DemoBackend {
-    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+    fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         let results = request.inputs.iter().map(|input| hypotheses(input, request.params)).collect();
         Box::pin(async move { Ok(Invocation { results, request_id: None }) })
     }

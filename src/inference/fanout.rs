@@ -104,7 +104,7 @@ pub fn run(
                 }
                 let request =
                     Request { inputs, params, deadline: Instant::now() + timeout, admission: Admission::Wait };
-                let result = translator.translate(request).await.map(|inv| inv.results);
+                let result = translator.invoke(request).await.map(|inv| inv.results);
                 (range, result)
             }
         })

@@ -345,7 +345,7 @@ fn protocol_error(e: ProtocolError) -> InferenceError {
 }
 
 impl Translator for LambdaBackend {
-    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+    fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         Box::pin(async move {
             let p = request.params;
             let event = protocol::encode_event(&request.inputs, p.beam, p.n_best, p.attention);

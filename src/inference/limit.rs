@@ -53,7 +53,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Translator for Limited {
-    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+    fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         Box::pin(async move {
             let overloaded = InferenceError::Overloaded { retry_after: OVERLOADED_RETRY_AFTER };
             let (_bulk, _permit) = match request.admission {
@@ -76,7 +76,7 @@ impl Translator for Limited {
                 Admission::FailFast => "single",
                 Admission::Wait => "batch",
             };
-            let result = self.inner.translate(request).await;
+            let result = self.inner.invoke(request).await;
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(e) => e.outcome(),

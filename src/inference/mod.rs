@@ -91,7 +91,7 @@ impl InferenceError {
 /// wrapper around one of them (the in-flight limit).
 pub trait Translator: Send + Sync {
     /// Translates `request.inputs` in one invocation, within `request.deadline`.
-    fn translate(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>>;
+    fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>>;
 
     /// Sends one keep-warm ping.
     fn warmup(&self, deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>>;

@@ -25,7 +25,7 @@ use output::Output;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{self, ApiJson};
-use super::translate::{self, Prepared};
+use super::prediction::{self, Prepared};
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
 use crate::inference::{InferenceError, Params};
 
@@ -105,7 +105,7 @@ pub struct Summary {
     pub top_k_accuracy: Option<Vec<f64>>,
 }
 
-pub async fn translate_batch(
+pub async fn post_batch(
     State(state): State<Arc<AppState>>,
     super::extract::ApiQuery(query): super::extract::ApiQuery<FormatQuery>,
     req: Request,
@@ -273,7 +273,7 @@ impl Job {
     /// Checks everything that can be checked before any invocation.
     fn new(state: &AppState, input: BatchInput) -> Result<Job, ApiError> {
         let c = &state.config;
-        let params = translate::params(state, input.beam, input.n_best, input.attention)?;
+        let params = prediction::params(state, input.beam, input.n_best, input.attention)?;
         if input.inputs.is_empty() {
             return Err(ApiError::invalid_input("there are no inputs"));
         }
@@ -298,7 +298,7 @@ impl Job {
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, text)| match translate::prepare(state, text, &format!("input {}", i + 1)) {
+            .map(|(i, text)| match prediction::prepare(state, text, &format!("input {}", i + 1)) {
                 Err(e) => {
                     canonical.push(None);
                     Row::Invalid { code: e.code, message: e.message }
@@ -314,8 +314,8 @@ impl Job {
                 .into_iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let prep = translate::prepare(state, &t, &format!("target {}", i + 1))
-                        .map(|p| (p.canonical.clone(), translate::target_key(state, &t, &p)))
+                    let prep = prediction::prepare(state, &t, &format!("target {}", i + 1))
+                        .map(|p| (p.canonical.clone(), prediction::target_key(state, &t, &p)))
                         .map_err(|e| e.message);
                     (t, prep)
                 })
@@ -388,7 +388,7 @@ impl Job {
                         Err(e) => Err(e),
                     };
                     // Canonicalizing a chunk's predictions is CPU work.
-                    translate::cpu_bound(|| {
+                    prediction::cpu_bound(|| {
                         for i in range {
                             let target = self.targets.as_ref().map(|t| (t[i].0.as_str(), &t[i].1));
                             let outcome = match (&self.rows[i], &mut hypotheses) {
@@ -466,7 +466,7 @@ mod tests {
     struct Panics;
 
     impl crate::inference::Translator for Panics {
-        fn translate(
+        fn invoke(
             &self,
             _: crate::inference::Request,
         ) -> crate::inference::BoxFuture<'_, Result<crate::inference::Invocation, crate::inference::InferenceError>>

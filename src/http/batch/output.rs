@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::{Format, Summary, TargetPrep};
 use crate::http::AppState;
 use crate::http::json;
-use crate::http::translate::{self, PredictionView, Prepared};
+use crate::http::prediction::{self, PredictionView, Prepared};
 use crate::inference::Matrix;
 use crate::inference::{Hypothesis, Params};
 
@@ -158,13 +158,14 @@ impl Output {
             }
         };
         let prepared = Prepared { canonical: canonical.map(String::from), tokenized: tokenized.to_owned() };
-        let mut view = translate::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
+        let mut view = prediction::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
         let budget = self.state.config.max_attention_cells;
-        let attention_omitted = translate::attention_over_budget(translate::attention_cells(&view.predictions), budget)
-            .inspect(|_| view.predictions.iter_mut().for_each(|p| p.attention = None))
-            .is_some();
+        let attention_omitted =
+            prediction::attention_over_budget(prediction::attention_cells(&view.predictions), budget)
+                .inspect(|_| view.predictions.iter_mut().for_each(|p| p.attention = None))
+                .is_some();
         if self.fold_duplicates {
-            view.predictions = translate::fold_duplicates(view.predictions);
+            view.predictions = prediction::fold_duplicates(view.predictions);
         }
         let (target_canonical, target_error, correct_rank) = match target.map(|t| t.1) {
             None => (None, None, None),
@@ -173,7 +174,7 @@ impl Output {
                 (None, Some(why.as_str()), None)
             }
             Some(Ok((target_canonical, key))) => {
-                let rank = translate::correct_rank(&self.state, &view.predictions, key);
+                let rank = prediction::correct_rank(&self.state, &view.predictions, key);
                 self.evaluated += 1;
                 if let Some(r) = rank {
                     for hit in self.hits.iter_mut().skip(r - 1) {

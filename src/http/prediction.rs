@@ -1,5 +1,6 @@
-//! Translating one text: validation against the limits, the call, and the view
-//! model shared by the JSON API and the server-rendered page.
+//! One input's path: checks against the limits, canonicalization and tokenizing
+//! (`prepare`), the call (`predict`), and the view model shared by the JSON API,
+//! the server-rendered page and each row of a batch.
 
 use std::sync::Arc;
 
@@ -234,7 +235,7 @@ pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
 
 /// Validates, translates one text, and builds its view. Also returns the Lambda
 /// request id for the log.
-pub async fn translate(
+pub async fn predict(
     state: &Arc<AppState>,
     input: TranslateInput,
 ) -> Result<(TranslationView, Option<String>), ApiError> {
@@ -262,7 +263,7 @@ pub async fn translate(
         deadline: started + state.config.lambda_timeout,
         admission: Admission::FailFast,
     };
-    let invocation = state.translator.translate(request).await?;
+    let invocation = state.translator.invoke(request).await?;
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
     let mut view = cpu_bound(|| view(state.reading(), input.text, prepared, hypotheses, started));
     if omitted.is_none() {

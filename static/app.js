@@ -62,20 +62,17 @@ function boundTopKByBeam(beam, nBest) {
     results.removeAttribute('aria-busy');
   };
 
+  // The server words its errors for people (text/plain, same status); a
+  // JSON error is one the request itself caused, shown as its message says.
   const describe = async (response) => {
-    let body = null;
-    try { body = await response.json(); } catch (_) { /* not JSON */ }
-    const code = body && body.error && body.error.code;
-    const message = body && body.error && body.error.message;
-    const wait = response.headers.get('retry-after');
-    if (code === 'overloaded' || code === 'lambda_throttled') {
-      return `The model is busy. Try again in ${wait || 'a few'} s.`;
-    }
-    if (code === 'lambda_timeout') return 'The model did not answer in time. It may still be warming up after a quiet spell: try again in a minute.';
-    if (code === 'lambda_unavailable') return 'The model cannot be reached right now. Try again in a minute.';
-    if (code === 'lambda_function_error') return 'The model failed on this input. Try another input, or try again later.';
-    if (code === 'lambda_bad_payload') return "The model's answer could not be read. Try again later.";
-    if (message) return message.charAt(0).toUpperCase() + message.slice(1);
+    const type = response.headers.get('content-type') || '';
+    let text = '';
+    try { text = await response.text(); } catch (_) { /* the connection dropped */ }
+    if (type.startsWith('text/plain') && text.trim()) return text.trim();
+    try {
+      const message = JSON.parse(text).error.message;
+      if (message) return message.charAt(0).toUpperCase() + message.slice(1);
+    } catch (_) { /* not our JSON */ }
     return `The server answered with status ${response.status}. Please try again.`;
   };
 

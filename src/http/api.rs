@@ -17,16 +17,22 @@ use super::pages;
 use super::prediction::{self, TranslateInput};
 
 /// JSON by default; with `Accept: text/html`, the rendered results fragment
-/// (what the translate page inserts, so the page and the API share one renderer).
+/// (what the translate page inserts, so the page and the API share one renderer)
+/// or, on an error, its words for people as plain text.
 pub async fn post_translate(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     ApiJson(input): ApiJson<TranslateInput>,
 ) -> Result<Response, ApiError> {
     let beam = input.beam.unwrap_or(state.config.default_beam);
-    let (view, request_id) = prediction::predict(&state, input).await?;
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    let (view, request_id) = match prediction::predict(&state, input).await {
+        Ok(done) => done,
+        // The page's script shows the words as they are: it words nothing itself.
+        Err(e) if wants_html => return Ok(e.into_people_response()),
+        Err(e) => return Err(e),
+    };
     let mut response =
         if wants_html { pages::render(&pages::ResultsFragment::new(view, beam)) } else { json::response(&view) };
     if let Some(id) = request_id {

@@ -128,6 +128,53 @@ impl From<InferenceError> for ApiError {
     }
 }
 
+/// The words a person sees for an error, in one place: the translate page
+/// renders them, its script shows them (`ApiError::into_people_response`).
+impl ApiError {
+    pub fn for_people(&self) -> String {
+        match (self.code, self.retry_after_secs()) {
+            ("overloaded" | "lambda_throttled", Some(s)) => format!("The model is busy. Try again in {s} s."),
+            ("overloaded" | "lambda_throttled", None) => "The model is busy. Try again in a few seconds.".into(),
+            ("lambda_timeout", _) => "The model did not answer in time. It may still be warming up after a quiet \
+                spell: try again in a minute."
+                .into(),
+            ("lambda_unavailable", _) => "The model cannot be reached right now. Try again in a minute.".into(),
+            ("lambda_function_error", _) => {
+                "The model failed on this input. Try another input, or try again later.".into()
+            }
+            ("lambda_bad_payload", _) => "The model's answer could not be read. Try again later.".into(),
+            _ => sentence(&self.message),
+        }
+    }
+
+    /// For a script that shows errors to a person (`Accept: text/html` on the
+    /// translate API): the status and headers as ever, the body the words of
+    /// [`ApiError::for_people`] as plain text.
+    pub fn into_people_response(self) -> Response {
+        let words = self.for_people();
+        let mut response = self.into_response();
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        *response.body_mut() = axum::body::Body::from(words);
+        response
+    }
+}
+
+/// A message as a sentence: capital first letter (unless it starts with a name
+/// such as `n_best`), final full stop.
+pub fn sentence(message: &str) -> String {
+    let first = message.split(' ').next().unwrap_or("");
+    let mut out: String = if first.chars().all(|c| c.is_ascii_lowercase()) {
+        message.chars().take(1).flat_map(char::to_uppercase).chain(message.chars().skip(1)).collect()
+    } else {
+        message.to_string()
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();

@@ -313,7 +313,7 @@ pub async fn index_post(
         Ok(super::extract::StrictForm(f)) => f,
         Err(error) => {
             let mut page = index_page(&state, String::new(), c.default_beam, c.default_n_best);
-            page.error = Some(sentence(&error.message));
+            page.error = Some(super::error::sentence(&error.message));
             return (error.status, render(&page)).into_response();
         }
     };
@@ -340,7 +340,7 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
         (Ok(b), Ok(n)) => (b, n),
         (Err(e), _) | (_, Err(e)) => {
             let mut page = index_page(state, text, c.default_beam, c.default_n_best);
-            page.error = Some(sentence(&e.message));
+            page.error = Some(super::error::sentence(&e.message));
             return (e.status, render(&page)).into_response();
         }
     };
@@ -369,19 +369,10 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
             render(&page)
         }
         Err(e) => {
-            page.error = Some(friendly(&e));
+            page.error = Some(e.for_people());
             (e.status, render(&page)).into_response()
         }
     }
-}
-
-/// A message as a sentence: capital first letter, final full stop.
-fn sentence(message: &str) -> String {
-    let mut out: String = message.chars().take(1).flat_map(char::to_uppercase).chain(message.chars().skip(1)).collect();
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
 }
 
 #[derive(Template)]
@@ -427,7 +418,7 @@ pub async fn html_errors(
     let page = ErrorPage {
         shell: Shell::new(&state, ""),
         title,
-        message: sentence(&detail.public),
+        message: super::error::sentence(&detail.public),
         request_id: detail.request_id.as_deref(),
     };
     let (mut parts, _) = response.into_parts();
@@ -437,23 +428,6 @@ pub async fn html_errors(
         .headers
         .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/html; charset=utf-8"));
     Response::from_parts(parts, html.into_body())
-}
-
-/// The error in plain words for a person.
-pub fn friendly(e: &ApiError) -> String {
-    match (e.code, e.retry_after_secs()) {
-        ("overloaded" | "lambda_throttled", Some(s)) => {
-            format!("The model is busy. Try again in {s} s.")
-        }
-        ("lambda_timeout", _) => {
-            "The model did not answer in time. It may still be warming up after a quiet spell: try again in a minute."
-                .into()
-        }
-        ("lambda_unavailable", _) => "The model cannot be reached right now. Try again in a minute.".into(),
-        ("lambda_function_error", _) => "The model failed on this input. Try another input, or try again later.".into(),
-        ("lambda_bad_payload", _) => "The model's answer could not be read. Try again later.".into(),
-        _ => e.message.clone(),
-    }
 }
 
 /// `GET /about`.

@@ -39,7 +39,7 @@ async fn form_errors_render_inline_with_the_status() {
     let r = s.client.post(s.url("/")).form(&[("text", "CCO"), ("beam", "2"), ("n_best", "3")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
-    assert!(html.contains("role=\"alert\">n_best must be between 1 and the beam width (2), got 3</div>"), "{html}");
+    assert!(html.contains("role=\"alert\">n_best must be between 1 and the beam width (2), got 3.</div>"), "{html}");
     assert!(html.contains("<textarea"), "the page, not a bare error");
 }
 
@@ -52,6 +52,29 @@ async fn a_throttled_model_says_busy_with_the_wait_in_plain_words() {
     let html = r.text().await.unwrap();
     assert!(html.contains("The model is busy. Try again in 2 s."), "{html}");
     assert!(!html.contains("Demo backend"));
+}
+
+/// The translate page's script asks the API for HTML and shows its error words
+/// as they are: the same words as the page without a script, from one place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_script_gets_the_same_words_from_the_api() {
+    let emu = Emulator::start(Behavior { fault: Fault::ThrottleAlways, ..Default::default() }).await;
+    let s = server().lambda(&emu).env("LAMBDA_TIMEOUT", "2s").spawn();
+    let html = |body: serde_json::Value| {
+        s.client.post(s.url("/api/v1/translate")).header("accept", "text/html").json(&body).send()
+    };
+    let r = html(serde_json::json!({"text": "CCO"})).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "2");
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert_eq!(r.text().await.unwrap(), "The model is busy. Try again in 2 s.");
+    // An input error: its own message, as a sentence.
+    let r = html(serde_json::json!({"text": "CCO", "beam": 2, "n_best": 3})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.text().await.unwrap(), "n_best must be between 1 and the beam width (2), got 3.");
+    // Programs still get JSON.
+    let r = s.client.post(s.url("/api/v1/translate")).json(&serde_json::json!({"text": "CCO"})).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "lambda_throttled");
 }
 
 #[tokio::test]

@@ -332,7 +332,7 @@ mod tests {
         });
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn concurrent_requests_share_invocations_and_get_their_own_answers() {
         let (inner, c) = setup(20);
         let inputs: Vec<String> = (0..64).map(|i| format!("C C {i}")).collect();
@@ -341,8 +341,9 @@ mod tests {
             assert_eq!(a.unwrap().results[0], demo::hypotheses(i, P));
         }
         let calls = inner.calls.lock().unwrap().clone();
-        assert_eq!(calls.iter().sum::<usize>(), 64);
-        assert!(calls.len() <= 4, "far fewer than 64 invocations: {calls:?}");
+        // Paused time: exact. The first leaves alone; 50 queued behind it fill a
+        // group, which leaves; the other 13 leave at the 5 ms max wait.
+        assert_eq!(calls, vec![1, 50, 13]);
     }
 
     // Paused time: the clock moves only through timers, so an elapsed time
@@ -385,7 +386,7 @@ mod tests {
         assert!(mean >= 2.0, "groups of about 5 ms / 2 ms, not of one: {calls:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn different_parameters_are_never_grouped() {
         let (inner, c) = setup(20);
         // Another n_best: an answer made with the wrong parameters has the wrong length.
@@ -397,11 +398,14 @@ mod tests {
             assert_eq!(a.unwrap().results[0], demo::hypotheses(&format!("C {i}"), p));
         }
         let calls = inner.calls.lock().unwrap().clone();
-        assert!(calls.len() >= 2, "at least one invocation per parameter set: {calls:?}");
-        assert!(calls.iter().any(|n| *n > 1), "and those with equal parameters were grouped: {calls:?}");
+        // Paused time: exact. Per kind, the first leaves alone and the four
+        // queued behind it leave together at the max wait.
+        let mut sizes = calls.clone();
+        sizes.sort();
+        assert_eq!(sizes, vec![1, 1, 4, 4], "{calls:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_poisoned_input_fails_alone() {
         let (_inner, c) = setup(10);
         let inputs: Vec<String> = (0..16).map(|i| if i == 7 { "POISON".into() } else { format!("C {i}") }).collect();
@@ -410,7 +414,7 @@ mod tests {
         assert_eq!(failed, vec![7]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_leader_that_goes_away_mid_call_frees_its_slot() {
         let (inner, c) = setup(50);
         let gone = tokio::time::timeout(Duration::from_millis(10), c.invoke(req("C 0", P))).await;
@@ -420,7 +424,7 @@ mod tests {
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1, 1]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_caller_that_gives_up_does_not_hurt_the_others() {
         let (_inner, c) = setup(30);
         let first = c.invoke(req("C 0", P));

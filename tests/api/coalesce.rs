@@ -6,11 +6,11 @@ use serde_json::json;
 use translation_front::inference::{Params, demo};
 
 use crate::emulator::{Behavior, Emulator};
-use crate::helpers::{molecule as input, server};
+use crate::helpers::{Reply, Server, molecule as input, server};
 
 /// Waits until the emulator has `calls` calls in flight and the server's
 /// coalescer holds `queued` requests; a minute is a safety net, not a timing.
-async fn until_held(s: &crate::helpers::Server, emu: &Emulator, calls: usize, queued: f64) {
+async fn until_held(s: &Server, emu: &Emulator, calls: usize, queued: f64) {
     let state = async {
         while emu.in_flight() != calls || s.metric("coalesce_queued").await != queued {
             tokio::task::yield_now().await;
@@ -21,27 +21,43 @@ async fn until_held(s: &crate::helpers::Server, emu: &Emulator, calls: usize, qu
         .unwrap_or_else(|_| panic!("never saw {calls} calls in flight and {queued} requests queued"));
 }
 
+/// With the emulator holding calls: sends requests `0..firsts` and waits until
+/// they are in flight, sends `firsts..total`, waits until `in_flight` calls are
+/// out and the coalescer holds `queued` requests, then releases them all.
+/// The replies, in request order.
+async fn held_then_released(
+    s: &Server,
+    emu: &Emulator,
+    body: impl Fn(usize) -> serde_json::Value,
+    (firsts, total): (usize, usize),
+    (in_flight, queued): (usize, f64),
+) -> Vec<Reply> {
+    let send = |range: std::ops::Range<usize>| futures_util::future::join_all(range.map(|i| s.translate(body(i))));
+    emu.hold();
+    let rest = async {
+        while emu.in_flight() < firsts {
+            tokio::task::yield_now().await;
+        }
+        let held = async {
+            until_held(s, emu, in_flight, queued).await;
+            emu.release();
+        };
+        tokio::join!(send(firsts..total), held).0
+    };
+    let (mut replies, rest) = tokio::join!(send(0..firsts), rest);
+    replies.extend(rest);
+    replies
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_translations_share_invocations_and_each_gets_its_own_answer() {
     let emu = Emulator::start(Behavior::default()).await;
     // Groups leave when the call in flight returns or they are full (50 at beam 5).
     let s = server().lambda(&emu).env("COALESCE_MAX_WAIT", "3600s").spawn();
     let body = |i: usize| json!({"text": input(i), "beam": 5, "n_best": 3, "attention": false});
-    emu.hold();
-    let first = s.translate(body(0));
-    let rest = async {
-        while emu.in_flight() < 1 {
-            tokio::task::yield_now().await;
-        }
-        let held = async {
-            // 50 queued behind the first filled a group, which left; 13 wait.
-            until_held(&s, &emu, 2, 13.0).await;
-            emu.release();
-        };
-        tokio::join!(futures_util::future::join_all((1..64).map(|i| s.translate(body(i)))), held).0
-    };
-    let (first, rest) = tokio::join!(first, rest);
-    let replies: Vec<_> = std::iter::once(&first).chain(&rest).collect();
+    // The first is held in flight; 50 queued behind it fill a group, which
+    // leaves (and is held too); 13 wait.
+    let replies = held_then_released(&s, &emu, body, (1, 64), (2, 13.0)).await;
     let p = Params { beam: 5, n_best: 3, attention: false };
     for (i, r) in replies.iter().enumerate() {
         assert_eq!(r.status, 200, "{}", r.json);
@@ -70,20 +86,8 @@ async fn mixed_parameters_are_never_grouped() {
         json!({"text": input(i), "beam": beam, "n_best": 2, "attention": attention})
     };
     // One call of each kind held in flight; seven of each kind queue behind it.
-    emu.hold();
-    let firsts = futures_util::future::join_all((0..3).map(|i| s.translate(body(i))));
-    let rest = async {
-        while emu.in_flight() < 3 {
-            tokio::task::yield_now().await;
-        }
-        let held = async {
-            until_held(&s, &emu, 3, 21.0).await;
-            emu.release();
-        };
-        tokio::join!(futures_util::future::join_all((3..24).map(|i| s.translate(body(i)))), held).0
-    };
-    let (firsts, rest) = tokio::join!(firsts, rest);
-    assert!(firsts.iter().chain(&rest).all(|r| r.status == 200));
+    let replies = held_then_released(&s, &emu, body, (3, 24), (3, 21.0)).await;
+    assert!(replies.iter().all(|r| r.status == 200));
     let calls = emu.calls();
     for call in &calls {
         let (beam, attention) =
@@ -109,31 +113,12 @@ async fn one_poisoned_input_among_sixteen_fails_alone() {
         json!({"text": text, "beam": 2, "n_best": 1})
     };
     // One call is held in flight, the other fifteen queue behind it; then it returns.
-    emu.hold();
-    let first = s.translate(body(0));
-    let rest = async {
-        while emu.in_flight() < 1 {
-            tokio::task::yield_now().await;
-        }
-        let queued = async {
-            // A safety net, not a timing: the gauge reaches 15 within milliseconds.
-            let fifteen = async {
-                while s.metric("coalesce_queued").await < 15.0 {
-                    tokio::task::yield_now().await;
-                }
-            };
-            let seen = tokio::time::timeout(Duration::from_secs(60), fifteen).await;
-            emu.release();
-            seen.expect("coalesce_queued never showed the fifteen waiting requests");
-        };
-        tokio::join!(futures_util::future::join_all((1..16).map(|i| s.translate(body(i)))), queued).0
-    };
-    let (first, rest) = tokio::join!(first, rest);
-    let statuses: Vec<u16> = std::iter::once(&first).chain(&rest).map(|r| r.status.as_u16()).collect();
+    let replies = held_then_released(&s, &emu, body, (1, 16), (1, 15.0)).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     let mut want = vec![200; 16];
     want[9] = 502;
     assert_eq!(statuses, want);
-    assert_eq!(rest[8].code(), "lambda_function_error");
+    assert_eq!(replies[9].code(), "lambda_function_error");
     // It failed alone although it was sent in a group: the group was retried
     // input by input.
     let calls = emu.calls();

@@ -119,6 +119,22 @@ def wait_until(cond, limit):
     return None
 
 
+def drip(socks, byte):
+    """Sends `byte` on every socket once a second until the returned event is set."""
+    stop = threading.Event()
+
+    def run():
+        while not stop.is_set():
+            for x in socks:
+                try:
+                    x.sendall(byte)
+                except OSError:
+                    pass
+            time.sleep(1)
+
+    threading.Thread(target=run, daemon=True).start()
+    return stop
+
 def closed(sock):
     sock.setblocking(False)
     try:
@@ -182,18 +198,7 @@ def slowloris(emu):
     socks = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(200)]
     for x in socks:
         x.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-    stop = threading.Event()
-
-    def drip():
-        while not stop.is_set():
-            for x in socks:
-                try:
-                    x.sendall(b"X")
-                except OSError:
-                    pass
-            time.sleep(1)
-
-    threading.Thread(target=drip, daemon=True).start()
+    stop = drip(socks, b"X")
     others = s.healthy() and s.translate_ok()
     t = wait_until(lambda: all(closed(x) for x in socks), 40)
     stop.set()
@@ -211,18 +216,7 @@ def slow_bodies(emu):
         x.sendall(b"POST /api/v1/translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 1000000\r\n\r\n{")
         socks.append(x)
-    stop = threading.Event()
-
-    def drip():
-        while not stop.is_set():
-            for x in socks:
-                try:
-                    x.sendall(b" ")
-                except OSError:
-                    pass
-            time.sleep(1)
-
-    threading.Thread(target=drip, daemon=True).start()
+    stop = drip(socks, b" ")
     others = s.healthy() and s.translate_ok()
 
     def answered_408():

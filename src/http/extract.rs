@@ -111,26 +111,24 @@ pub async fn multipart<S: Send + Sync>(req: Request, state: &S) -> Result<axum::
 /// A failure while reading a multipart field: the size limit, the body timeout,
 /// or a malformed upload.
 pub fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::too_large("the upload is larger than MAX_BODY_BYTES")
-    } else if super::server::is_body_timeout(e) {
-        ApiError::request_timeout()
-    } else {
-        ApiError::invalid_input(format!("could not read the upload: {}", e.body_text()))
-    }
+    body_error(e.status(), e, "the upload", e.body_text())
 }
 
 /// Reads the whole body, mapping the size limit to `too_large`.
 pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large("the request body is larger than MAX_BODY_BYTES")
-        } else if super::server::is_body_timeout(&e) {
-            ApiError::request_timeout()
-        } else {
-            ApiError::invalid_input(format!("could not read the body: {e}"))
-        }
-    })
+    Bytes::from_request(req, state).await.map_err(|e| body_error(e.status(), &e, "the request body", e.to_string()))
+}
+
+/// A body that could not be read: past `MAX_BODY_BYTES` (413), past
+/// `BODY_READ_TIMEOUT` (408), or malformed (400).
+fn body_error(status: StatusCode, error: &(dyn std::error::Error + 'static), what: &str, detail: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("{what} is larger than MAX_BODY_BYTES"))
+    } else if super::server::is_body_timeout(error) {
+        ApiError::request_timeout()
+    } else {
+        ApiError::invalid_input(format!("could not read {what}: {detail}"))
+    }
 }
 
 #[cfg(test)]

@@ -328,12 +328,25 @@ impl<'a> Reader<'a> {
     pub(super) fn weight(&mut self) -> Result<f32, ProtocolError> {
         let n = self.decimal()?;
         let m = n.mantissa as f64;
-        let value = match n.exp10 {
+        let quick = match n.exp10 {
             0..=22 => m * POW10[n.exp10 as usize],
             -22..=-1 => m * NEG_POW10[(-n.exp10) as usize],
             -44..=-23 => m * NEG_POW10[22] * NEG_POW10[(-n.exp10 - 22) as usize],
-            _ => n.careful(self)?,
-        } as f32;
+            _ => f64::NAN,
+        };
+        // The quick product is off by a few f64 ulp: where that could move it
+        // across the midpoint between two f32s (or it is in the f32
+        // subnormals, whose precision is less), round the digits to an f32
+        // once, as `serde_json` does.
+        let below_f32 = quick.to_bits() & ((1 << 29) - 1);
+        let value = if quick.is_nan()
+            || below_f32.abs_diff(1 << 28) <= 8
+            || (quick != 0.0 && quick < f64::from(f32::MIN_POSITIVE))
+        {
+            n.careful_f32(self)?
+        } else {
+            quick as f32
+        };
         if !value.is_finite() {
             return Err(self.error("attention weight out of range"));
         }
@@ -430,5 +443,12 @@ impl Decimal {
     pub(super) fn careful(&self, r: &Reader<'_>) -> Result<f64, ProtocolError> {
         let text = std::str::from_utf8(&r.b[self.start..self.end]).map_err(|_| r.error("not UTF-8"))?;
         Ok(text.parse::<f64>().map_err(|_| r.error("bad number"))?.abs())
+    }
+
+    /// The number as an `f32` rounded once, from its digits (an `f64` first
+    /// and then an `f32` can round twice, the other way).
+    pub(super) fn careful_f32(&self, r: &Reader<'_>) -> Result<f32, ProtocolError> {
+        let text = std::str::from_utf8(&r.b[self.start..self.end]).map_err(|_| r.error("not UTF-8"))?;
+        Ok(text.parse::<f32>().map_err(|_| r.error("bad number"))?.abs())
     }
 }

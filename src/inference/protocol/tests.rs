@@ -349,6 +349,17 @@ mod properties {
         serde_json::from_slice(text).ok()
     }
 
+    /// Found by `damaged_answers_…`: 17 digits whose quick f64 product sat
+    /// a hair from the midpoint of two f32s and rounded the other way.
+    #[test]
+    fn weights_round_to_the_f32_serde_json_gives() {
+        for text in ["9.5483756065368652", "0.5483756065368652", "1.0000000596046448", "1e-40", "0.0", "0"] {
+            let json = format!("{{\"predictions\":[[\"a\"]],\"scores\":[[-1.0]],\"attention\":[[[[{text}]]]]}}");
+            let ours = Reader::new(json.as_bytes()).result(true).unwrap();
+            assert_eq!(Some(ours), serde(json.as_bytes()), "{text}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
 

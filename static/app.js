@@ -10,6 +10,129 @@ function boundTopKByBeam(beam, nBest) {
   if (Number(nBest.value) > b) nBest.value = String(b);
 }
 
+// Copies text. navigator.clipboard exists only in secure contexts (HTTPS or
+// localhost); over plain HTTP, as a cluster's NodePort serves, the older
+// execCommand path still works from a click. False when neither could.
+async function copyText(value) {
+  if (window.isSecureContext && navigator.clipboard) {
+    try {
+      await navigator.clipboard.writeText(value);
+      return true;
+    } catch (_) { /* fall through */ }
+  }
+  const active = document.activeElement;
+  const area = document.createElement('textarea');
+  area.value = value;
+  area.setAttribute('readonly', '');
+  area.className = 'copy-buffer';
+  document.body.appendChild(area);
+  area.select();
+  let ok = false;
+  try { ok = document.execCommand('copy'); } catch (_) { ok = false; }
+  area.remove();
+  if (active && active.focus) active.focus();
+  return ok;
+}
+
+// Attention heatmaps: the value of a cell under the pointer, at a tap, or at
+// the arrow keys' cursor, read out beside the map; "Full size" against
+// fit-to-width. The weights come with the map (zlib, base 64) and are
+// unpacked on first use.
+function heatmaps(root) {
+  const state = new WeakMap();
+  const weights = async (svg) => {
+    let s = state.get(svg);
+    if (!s) {
+      s = { row: 0, col: 0, data: null };
+      state.set(svg, s);
+    }
+    if (!s.data) {
+      const bytes = Uint8Array.from(atob(svg.dataset.values), (ch) => ch.charCodeAt(0));
+      const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate'));
+      s.data = new DataView(await new Response(stream).arrayBuffer());
+    }
+    return s;
+  };
+  const show = async (svg, row, col) => {
+    const rows = Number(svg.dataset.rows);
+    const cols = Number(svg.dataset.cols);
+    row = Math.max(0, Math.min(rows - 1, row));
+    col = Math.max(0, Math.min(cols - 1, col));
+    const s = await weights(svg);
+    s.row = row;
+    s.col = col;
+    const cell = Number(svg.dataset.cell);
+    const cursor = svg.querySelector('.cursor');
+    cursor.setAttribute('x', String(Number(svg.dataset.left) + col * cell));
+    cursor.setAttribute('y', String(Number(svg.dataset.top) + row * cell));
+    cursor.setAttribute('visibility', 'visible');
+    const value = s.data.getUint16(2 * (row * cols + col)) / 100;
+    const rowText = svg.querySelectorAll('.lbl.row')[row].textContent;
+    const colText = svg.querySelectorAll('.lbl.col')[col].textContent;
+    const readout = svg.closest('.attention').querySelector('.readout');
+    readout.textContent = `Result token ${row + 1} “${rowText}” → input token ${col + 1} “${colText}”: ${value.toFixed(1)}%`;
+    if (svg.parentElement.classList.contains('full')) cursor.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  };
+  const cellAt = (svg, event) => {
+    const matrix = svg.getScreenCTM();
+    if (!matrix) return null;
+    const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(matrix.inverse());
+    const cell = Number(svg.dataset.cell);
+    const col = Math.floor((p.x - Number(svg.dataset.left)) / cell);
+    const row = Math.floor((p.y - Number(svg.dataset.top)) / cell);
+    if (row < 0 || col < 0 || row >= Number(svg.dataset.rows) || col >= Number(svg.dataset.cols)) return null;
+    return [row, col];
+  };
+  const onPointer = (event) => {
+    const svg = event.target.closest && event.target.closest('svg.heatmap');
+    if (!svg) return;
+    const at = cellAt(svg, event);
+    if (at) show(svg, at[0], at[1]);
+  };
+  root.addEventListener('pointermove', (event) => { if (event.pointerType === 'mouse') onPointer(event); });
+  root.addEventListener('click', (event) => {
+    onPointer(event);
+    const zoom = event.target.closest('button.zoom');
+    if (!zoom) return;
+    const box = zoom.closest('.attention').querySelector('.heatmap-scroll');
+    const full = box.classList.toggle('full');
+    zoom.setAttribute('aria-pressed', String(full));
+  });
+  // "Full size" only where the map is shrunk to fit.
+  const fit = () => {
+    for (const box of root.querySelectorAll('details[open] > .heatmap-scroll')) {
+      const svg = box.querySelector('svg.heatmap');
+      const zoom = box.parentElement.querySelector('button.zoom');
+      zoom.hidden = !box.classList.contains('full') && svg.width.baseVal.value <= box.parentElement.clientWidth;
+    }
+  };
+  root.addEventListener('toggle', fit, true);
+  window.addEventListener('resize', fit);
+  root.heatmapsChanged = fit;
+  root.addEventListener('focusin', (event) => {
+    const box = event.target.closest && event.target.closest('.heatmap-scroll');
+    if (!box) return;
+    const svg = box.querySelector('svg.heatmap');
+    const s = state.get(svg);
+    show(svg, s ? s.row : 0, s ? s.col : 0);
+  });
+  root.addEventListener('keydown', (event) => {
+    const box = event.target.closest && event.target.closest('.heatmap-scroll');
+    if (!box) return;
+    const svg = box.querySelector('svg.heatmap');
+    const s = state.get(svg) || { row: 0, col: 0 };
+    const moves = {
+      ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1],
+      Home: [0, -Infinity], End: [0, Infinity], PageUp: [-10, 0], PageDown: [10, 0],
+    };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const clamp = (v) => (Number.isFinite(v) ? v : (v > 0 ? 1e9 : 0));
+    show(svg, clamp(s.row + move[0]), clamp(s.col + move[1]));
+  });
+}
+
 (() => {
   const $ = (sel, root = document) => root.querySelector(sel);
   const form = $('#translate');
@@ -42,16 +165,27 @@ function boundTopKByBeam(beam, nBest) {
     error.hidden = !message;
   };
 
+  // Screen readers hear the start and the end of a request, not every tick
+  // of the visible timer.
+  const announce = $('#announce');
+  const say = (words) => { announce.textContent = words; };
+
   let timer = null;
   const startSpinner = () => {
     const started = performance.now();
     status.hidden = false;
     results.setAttribute('aria-busy', 'true');
+    say('Translating…');
+    let warned = false;
     const tick = () => {
       const s = (performance.now() - started) / 1000;
       statusText.textContent = s < 4
         ? `Translating… ${s.toFixed(1)} s`
         : `Translating… ${s.toFixed(0)} s. The model may be starting up: the first request after a quiet period can take 10–30 s.`;
+      if (s >= 4 && !warned) {
+        warned = true;
+        say('Still translating. The model may be starting up: this can take up to 30 seconds.');
+      }
     };
     tick();
     timer = setInterval(tick, 200);
@@ -60,6 +194,19 @@ function boundTopKByBeam(beam, nBest) {
     clearInterval(timer);
     status.hidden = true;
     results.removeAttribute('aria-busy');
+  };
+
+  // Results on screen that are not the current input's: dimmed, labelled.
+  const markStale = (words) => {
+    if (!results.querySelector('.results-head')) return;
+    results.classList.add('stale');
+    let label = results.querySelector('.stale-label');
+    if (!label) {
+      label = document.createElement('p');
+      label.className = 'stale-label';
+      results.prepend(label);
+    }
+    label.textContent = words;
   };
 
   // The server words its errors for people (text/plain, same status); a
@@ -77,18 +224,27 @@ function boundTopKByBeam(beam, nBest) {
   };
 
   const enhance = () => {
-    for (const b of results.querySelectorAll('[data-copy], #copy-link')) b.hidden = false;
+    for (const b of results.querySelectorAll('[data-copy], #copy-link, .heatmap-tools')) b.hidden = false;
+    if (results.heatmapsChanged) results.heatmapsChanged();
   };
 
-  const copy = async (value, button) => {
+  const copy = async (value, button, fallbackSelect) => {
     const label = button.textContent;
-    try {
-      await navigator.clipboard.writeText(value);
+    const done = await copyText(value);
+    if (done) {
       button.textContent = 'Copied';
-    } catch (_) {
-      button.textContent = 'Copy failed';
+    } else {
+      // Nothing could write to the clipboard: select the text for Ctrl+C.
+      if (fallbackSelect) {
+        const range = document.createRange();
+        range.selectNodeContents(fallbackSelect);
+        const selection = getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+      }
+      button.textContent = 'Selected: press Ctrl+C';
     }
-    setTimeout(() => { button.textContent = label; }, 1500);
+    setTimeout(() => { button.textContent = label; }, 2500);
   };
 
   let inflight = null;
@@ -109,6 +265,7 @@ function boundTopKByBeam(beam, nBest) {
     const controller = new AbortController();
     inflight = controller;
     showError(null);
+    markStale('Translating your new input: the results below are for the previous one.');
     startSpinner();
     try {
       const response = await fetch('/api/v1/translate', {
@@ -125,16 +282,23 @@ function boundTopKByBeam(beam, nBest) {
       });
       if (response.ok) {
         results.innerHTML = await response.text();
+        results.classList.remove('stale');
         enhance();
+        const n = results.querySelectorAll('.prediction').length;
+        say(`${n} result${n === 1 ? '' : 's'} ready.`);
         // On small screens the results start below the fold: bring them up.
         if (results.getBoundingClientRect().top > window.innerHeight * 0.6) {
           results.scrollIntoView({ block: 'start', behavior: 'smooth' });
         }
       } else {
         showError(await describe(response));
+        markStale('The results below are for an earlier input, not for the one above.');
       }
     } catch (err) {
-      if (err.name !== 'AbortError') showError('The server could not be reached. Check the connection and try again.');
+      if (err.name !== 'AbortError') {
+        showError('The server could not be reached. Check the connection and try again.');
+        markStale('The results below are for an earlier input, not for the one above.');
+      }
     } finally {
       if (inflight === controller) {
         inflight = null;
@@ -165,6 +329,7 @@ function boundTopKByBeam(beam, nBest) {
     event.preventDefault();
     text.value = '';
     results.innerHTML = '';
+    results.classList.remove('stale');
     showError(null);
     updateCounter();
     text.focus();
@@ -174,14 +339,17 @@ function boundTopKByBeam(beam, nBest) {
     const target = event.target.closest('[data-copy], #copy-link');
     if (!target) return;
     if (target.id === 'copy-link') {
-      const query = new URLSearchParams({ text: text.value, beam: beam.value, n_best: nBest.value, run: '1' });
-      if (targetField && targetField.value.trim()) query.set('target', targetField.value);
-      copy(`${location.origin}/?${query}`, target);
+      // The link of the results on screen (text, beam, top-k, target), which
+      // translates when opened: not whatever the box holds now.
+      const share = target.closest('.results-head').dataset.share;
+      copy(`${location.origin}${share}`, target, null);
     } else {
-      copy(target.dataset.copy, target);
+      copy(target.dataset.copy, target, target.parentElement.querySelector('code'));
     }
   });
+  heatmaps(results);
 
+  $('#shortcut').hidden = false;
   boundTopK();
   updateCounter();
   enhance();
@@ -207,10 +375,18 @@ function boundTopKByBeam(beam, nBest) {
   const tableWrap = $('#table-wrap');
   const tbody = $('#table tbody');
   const pageLabel = $('#page');
+  const tools = $('#table-tools');
+  const failedOnly = $('#failed-only');
+  const failedCount = $('#failed-count');
+  const retry = $('#retry');
+  const progressCard = $('#progress');
   $('#nojs-hint').hidden = true;
+  failedOnly.addEventListener('change', () => { page = 0; draw(); });
 
   let rows = [];
   let total = 0;
+  // The beam and top-k of the run on screen (the selects may change since).
+  let runParams = { beam: Number(beam.value), n_best: Number(nBest.value) };
   let page = 0;
   // Rows whose full answer is open (by index).
   const opened = new Set();
@@ -278,6 +454,12 @@ function boundTopKByBeam(beam, nBest) {
     td.textContent = text;
     if (cls) td.className = cls;
     tr.appendChild(td);
+    return td;
+  };
+  const sentence = (m) => {
+    const s = String(m || '').trim();
+    const t = s.charAt(0).toUpperCase() + s.slice(1);
+    return /[.!?]$/.test(t) ? t : `${t}.`;
   };
 
   const depictUrl = (smiles) => `/api/v1/depict?smiles=${encodeURIComponent(smiles)}`;
@@ -309,7 +491,7 @@ function boundTopKByBeam(beam, nBest) {
     if (structures.childElementCount) box.appendChild(structures);
     if (r.target_error) box.appendChild(el('p', 'invalid-note', `The target cannot be compared: ${r.target_error}.`));
     // The full answer with attention heatmaps, rendered by the server.
-    const query = new URLSearchParams({ text: r.input, beam: beam.value, n_best: nBest.value, run: '1' });
+    const query = new URLSearchParams({ text: r.input, beam: runParams.beam, n_best: runParams.n_best, run: '1' });
     if (r.target != null && !r.target_error) query.set('target', r.target);
     const open = el('a', 'open-full', 'Open on the translate page, with attention heatmaps');
     open.href = `/?${query}`;
@@ -329,12 +511,15 @@ function boundTopKByBeam(beam, nBest) {
     return box;
   };
 
+  // The rows shown: all, or the failed ones only.
+  const shown = () => (failedOnly.checked ? rows.filter((r) => r.error) : rows);
   const draw = () => {
     drawPending = false;
-    const pages = Math.max(1, Math.ceil(Math.max(rows.length, 1) / PAGE));
+    const list = shown();
+    const pages = Math.max(1, Math.ceil(Math.max(list.length, 1) / PAGE));
     page = Math.min(page, pages - 1);
     tbody.replaceChildren();
-    for (const r of rows.slice(page * PAGE, page * PAGE + PAGE)) {
+    for (const r of list.slice(page * PAGE, page * PAGE + PAGE)) {
       const tr = document.createElement('tr');
       const first = el('td', 'num');
       if (r.error) {
@@ -351,18 +536,32 @@ function boundTopKByBeam(beam, nBest) {
         first.appendChild(toggle);
       }
       tr.appendChild(first);
-      cell(tr, r.input, 'mono');
+      cell(tr, r.input, 'mono').title = r.input;
       if (r.error) {
         tr.className = 'failed';
-        cell(tr, `Error: ${r.error.message} (${r.error.code})`);
-        cell(tr, '');
+        const why = el('td', 'why');
+        why.colSpan = 2;
+        why.append(el('strong', null, 'Failed: '), document.createTextNode(sentence(r.error.message)));
+        tr.appendChild(why);
       } else {
         const top = r.predictions[0];
-        cell(tr, top ? top.text + (top.canonical === null ? ' (not a molecule)' : '') : '', 'mono');
+        cell(tr, top ? top.text + (top.canonical === null ? ' (not a molecule)' : '') : '', 'mono').title = top ? top.text : '';
         cell(tr, top ? prob(top.probability) : '', 'num');
       }
-      cell(tr, r.target == null ? '' : r.target, 'mono');
-      cell(tr, r.target == null || r.error ? '' : (r.correct_rank ? `top-${r.correct_rank}` : (r.target_error ? 'target invalid' : 'no')));
+      cell(tr, r.target == null ? '' : r.target, 'mono').title = r.target || '';
+      const verdict = el('td');
+      if (r.target != null && !r.error) {
+        if (r.correct_rank) {
+          verdict.appendChild(el('span', 'mark good', `✓ top-${r.correct_rank}`));
+          tr.classList.add('correct');
+        } else if (r.target_error) {
+          verdict.appendChild(el('span', 'mark', 'target not readable'));
+        } else {
+          verdict.appendChild(el('span', 'mark bad', `✗ not in top-${r.predictions.length}`));
+          tr.classList.add('wrong');
+        }
+      }
+      tr.appendChild(verdict);
       tbody.appendChild(tr);
       if (opened.has(r.index) && !r.error) {
         const dtr = el('tr', 'details');
@@ -373,7 +572,16 @@ function boundTopKByBeam(beam, nBest) {
         tbody.appendChild(dtr);
       }
     }
-    pageLabel.textContent = `Page ${page + 1} of ${pages} · ${rows.length} of ${total} rows`;
+    const failed = rows.filter((r) => r.error).length;
+    tools.hidden = failed === 0;
+    failedCount.textContent = `${failed} failed row${failed === 1 ? '' : 's'}`;
+    retry.disabled = controller != null;
+    if (!list.length) {
+      pageLabel.textContent = rows.length ? 'No rows match' : 'No rows yet';
+    } else {
+      const of = failedOnly.checked ? `${list.length} failed rows` : `${rows.length} of ${total} rows`;
+      pageLabel.textContent = `Page ${page + 1} of ${pages} · ${of}`;
+    }
     $('#prev').disabled = page === 0;
     $('#next').disabled = page >= pages - 1;
   };
@@ -414,22 +622,39 @@ function boundTopKByBeam(beam, nBest) {
     summary.hidden = false;
   };
 
-  // Rows of a resumed request are numbered from where it resumed.
+  // Rows of a resumed request are numbered from where it resumed; rows of a
+  // retry take the places of the failed rows they retry.
   let offset = 0;
   let resumeFrom = null;
   let resumed = 0;
   let runStarted = 0;
+  let retrying = null;
   const handle = (msg) => {
     if (msg.type === 'start') {
+      if (retrying) {
+        progressText.textContent = `Retrying ${retrying.indices.length} failed rows…`;
+        return;
+      }
       if (!offset) total = msg.total;
       progressText.textContent = `${offset} of ${total} rows…`;
     } else if (msg.type === 'interrupted') {
       resumeFrom = offset + msg.resume_from;
     } else if (msg.type === 'result') {
+      if (retrying) {
+        msg.index = retrying.indices[msg.index];
+        rows[retrying.at.get(msg.index)] = msg;
+        scheduleDraw();
+        return;
+      }
       msg.index += offset;
       rows.push(msg);
       if (rows.length <= (page + 1) * PAGE) scheduleDraw();
     } else if (msg.type === 'progress') {
+      if (retrying) {
+        bar.value = msg.done / retrying.indices.length;
+        progressText.textContent = `Retrying: ${msg.done} of ${retrying.indices.length} rows`;
+        return;
+      }
       const done = offset + msg.done;
       bar.value = total ? done / total : 1;
       const left = msg.eta_ms == null ? '' : ` · about ${duration(msg.eta_ms)} left`;
@@ -437,18 +662,93 @@ function boundTopKByBeam(beam, nBest) {
       scheduleDraw();
     } else if (msg.type === 'summary') {
       bar.value = 1;
-      // After a resume the server's summary covers only its part: count all rows.
-      const s = resumed ? summaryOf(rows, performance.now() - runStarted) : msg;
+      // After a resume or a retry the server's summary covers only its part:
+      // count all rows.
+      const s = resumed || retrying ? summaryOf(rows, performance.now() - runStarted) : msg;
       const note = resumed ? ` (resumed ${resumed} time${resumed > 1 ? 's' : ''} on another server)` : '';
-      progressText.textContent = `Done: ${s.total} rows in ${duration(s.elapsed_ms)}${s.failed ? `, ${s.failed} failed` : ''}${note}.`;
+      if (!s.failed) {
+        progressText.textContent = `Done: ${s.total} rows in ${duration(s.elapsed_ms)}${note}.`;
+      } else if (s.failed === s.total) {
+        progressText.textContent = `Finished with errors: all ${s.total} rows failed${note}.`;
+      } else {
+        progressText.textContent = `Finished with errors: ${s.failed} of ${s.total} rows failed, ${s.succeeded} translated in ${duration(s.elapsed_ms)}${note}.`;
+      }
       showSummary(s);
+      reportFailures(s);
       scheduleDraw();
     }
   };
 
+  // Failed rows are failures on screen: a red bar, and when nothing was
+  // translated an alert with the reason most rows gave.
+  const reportFailures = (s) => {
+    progressCard.classList.toggle('failed', s.failed > 0);
+    if (!s.failed) {
+      showError(null);
+      return;
+    }
+    const counts = new Map();
+    for (const r of rows) if (r.error) counts.set(r.error.message, (counts.get(r.error.message) || 0) + 1);
+    const [reason, n] = [...counts].sort((a, b) => b[1] - a[1])[0];
+    const why = counts.size === 1 ? `Every failed row says: ${sentence(reason)}` : `${n} of them say: ${sentence(reason)}`;
+    if (s.failed === s.total) {
+      showError(`Nothing was translated: all ${s.total} rows failed. ${why} Use “Retry failed rows” to try them again.`);
+    } else {
+      showError(null);
+      const p = el('p', 'hint', `${s.failed} rows failed. ${why} “Failed rows only” shows them; “Retry failed rows” sends them again.`);
+      summary.appendChild(p);
+    }
+  };
+
+  // Sends the failed rows again, with the run's beam and top-k; their answers
+  // take their places in the table.
+  retry.addEventListener('click', async () => {
+    const failedRows = rows.filter((r) => r.error);
+    if (!failedRows.length || controller) return;
+    retrying = { indices: failedRows.map((r) => r.index), at: new Map(rows.map((r, i) => [r.index, i])) };
+    controller = new AbortController();
+    running(true);
+    showError(null);
+    progressCard.classList.remove('failed');
+    bar.value = 0;
+    runStarted = performance.now();
+    try {
+      const response = await fetch('/api/v1/translate/batch', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
+        body: JSON.stringify({
+          inputs: failedRows.map((r) => r.input),
+          targets: failedRows[0].target != null ? failedRows.map((r) => r.target) : undefined,
+          beam: runParams.beam,
+          n_best: runParams.n_best,
+        }),
+        signal: controller.signal,
+      });
+      if (!response.ok) {
+        showError(await batchError(response));
+      } else {
+        await stream(response);
+      }
+    } catch (err) {
+      showError(err.name === 'AbortError' ? null : 'The connection was lost during the retry. The rows that arrived are in the table.');
+      if (err.name === 'AbortError') progressText.textContent = 'Retry cancelled.';
+    } finally {
+      retrying = null;
+      controller = null;
+      running(false);
+      draw();
+    }
+  });
+
+  const batchError = async (response) => {
+    let message = `The server answered with status ${response.status}.`;
+    try { message = sentence((await response.json()).error.message); } catch (_) { /* keep the status */ }
+    return message;
+  };
+
   // The summary of every row received, as the server would write it.
   const summaryOf = (all, elapsed) => {
-    const k = Number(nBest.value);
+    const k = runParams.n_best;
     const failed = all.filter((r) => r.error).length;
     const evaluated = all.filter((r) => !r.error && r.target != null && !r.target_error);
     const accuracy = evaluated.length
@@ -457,13 +757,15 @@ function boundTopKByBeam(beam, nBest) {
     return { total: all.length, succeeded: all.length - failed, failed, evaluated: evaluated.length, top_k_accuracy: accuracy, elapsed_ms: elapsed };
   };
 
-  // The lines of a file as the server reads them: BOM, CRLF, final newline.
+  // The lines of a file as the server reads them: BOM, CRLF, blank lines at
+  // the end dropped.
   const fileLines = async (input) => {
     if (!input.files.length) return null;
     let text = await input.files[0].text();
     if (text.startsWith('\ufeff')) text = text.slice(1);
-    if (text.endsWith('\n')) text = text.slice(0, -1);
-    return text === '' ? [] : text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+    const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+    while (lines.length && !lines[lines.length - 1].trim()) lines.pop();
+    return lines;
   };
 
   // Streams one request's NDJSON into handle().
@@ -532,6 +834,8 @@ function boundTopKByBeam(beam, nBest) {
     total = 0;
     page = 0;
     opened.clear();
+    runParams = { beam: Number(beam.value), n_best: Number(nBest.value) };
+    progressCard.classList.remove('failed');
     showError(null);
     summary.hidden = true;
     progress.hidden = false;
@@ -559,9 +863,7 @@ function boundTopKByBeam(beam, nBest) {
       });
       for (;;) {
         if (!response.ok) {
-          let message = `The server answered with status ${response.status}.`;
-          try { message = (await response.json()).error.message; } catch (_) { /* keep the status */ }
-          showError(message.charAt(0).toUpperCase() + message.slice(1));
+          showError(await batchError(response));
           if (!rows.length) {
             progress.hidden = true;
             tableWrap.hidden = true;
@@ -582,8 +884,8 @@ function boundTopKByBeam(beam, nBest) {
           body: JSON.stringify({
             inputs: inputLines.slice(offset),
             targets: targetLines ? targetLines.slice(offset) : undefined,
-            beam: Number(beam.value),
-            n_best: Number(nBest.value),
+            beam: runParams.beam,
+            n_best: runParams.n_best,
           }),
           signal: controller.signal,
         });

@@ -27,14 +27,17 @@ pub async fn post_translate(
     let beam = input.beam.unwrap_or(state.config.default_beam);
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    let asked = wants_html.then(|| input.clone());
     let (view, request_id) = match prediction::predict(&state, input).await {
         Ok(done) => done,
         // The page's script shows the words as they are: it words nothing itself.
         Err(e) if wants_html => return Ok(e.into_people_response()),
         Err(e) => return Err(e),
     };
-    let mut response =
-        if wants_html { pages::render(&pages::ResultsFragment::new(view, beam)) } else { json::response(&view) };
+    let mut response = match asked {
+        Some(asked) => pages::render(&pages::ResultsFragment::new(view, &asked, beam)),
+        None => json::response(&view),
+    };
     if let Some(id) = request_id {
         response.extensions_mut().insert(LambdaRequestId(id));
     }

@@ -115,6 +115,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // (each chunk has its own deadline) and no compression (lines must flow).
     let bulk = Router::new()
         .route("/api/v1/translate/batch", post(batch::post_batch))
+        .route("/batch", post(batch::post_form))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let mut router = Router::new()

@@ -144,8 +144,13 @@ impl Structure {
 pub struct ResultsFragment {
     count: usize,
     beam: u32,
+    /// The query of a link that asks for these results again (`GET /?…&run=1`).
+    share: String,
     elapsed: String,
     source: Tokens,
+    /// Up to 60 tokens show as chips; more as one line of text, so a long
+    /// input does not become thousands of elements.
+    source_count: usize,
     input: Option<Structure>,
     target: Option<Structure>,
     /// The target was given and no prediction is it.
@@ -156,7 +161,21 @@ pub struct ResultsFragment {
 }
 
 impl ResultsFragment {
-    pub fn new(view: TranslationView, beam: u32) -> Self {
+    /// `asked` is the request as given: its text, target, beam, top-k and
+    /// folding go into the share link.
+    pub fn new(view: TranslationView, asked: &TranslateInput, beam: u32) -> Self {
+        let mut share = vec![("text", view.input.clone()), ("beam", beam.to_string())];
+        if let Some(n) = asked.n_best {
+            share.push(("n_best", n.to_string()));
+        }
+        if let Some(t) = asked.target.as_ref().filter(|t| !t.trim().is_empty()) {
+            share.push(("target", t.clone()));
+        }
+        if asked.fold_duplicates == Some(true) {
+            share.push(("fold", "1".into()));
+        }
+        share.push(("run", "1".into()));
+        let share = serde_urlencoded::to_string(&share).unwrap_or_default();
         let correct_rank = view.target.as_ref().and_then(|t| t.correct_rank);
         let sources: Vec<&str> = view.tokens.iter().collect();
         let items = view
@@ -195,11 +214,17 @@ impl ResultsFragment {
         ResultsFragment {
             count: items.len(),
             beam,
+            share,
             elapsed,
+            source_count: view.tokens.len(),
             source: view.tokens,
             input: view.canonical.as_deref().map(Structure::of),
             target_missed: view.target.is_some() && correct_rank.is_none(),
-            attention_omitted: view.attention_omitted_reason.clone(),
+            attention_omitted: view.attention_omitted.then(|| {
+                "this answer has more attention weights than this server shows at once; ask for fewer results \
+                 or a shorter input to see them"
+                    .to_string()
+            }),
             target,
             items,
         }
@@ -274,7 +299,7 @@ pub async fn index(
     super::extract::ApiQuery(q): super::extract::ApiQuery<Prefill>,
 ) -> Response {
     state.warm_on_visit();
-    if q.run.as_deref() == Some("1") && q.text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+    if q.run.as_deref() == Some("1") {
         let form =
             FormInput { text: q.text, target: q.target, fold: q.fold, beam: q.beam, n_best: q.n_best, example: None };
         return translate_and_render(&state, form).await;
@@ -303,7 +328,24 @@ pub struct FormInput {
     example: Option<String>,
 }
 
-/// `POST /`: the same page with results, for browsers without JavaScript.
+/// The form's beam and top-k checked as the API checks them, in the words of
+/// the form's own labels.
+fn choices_error(max_beam: u32, beam: u32, n_best: Option<u32>) -> Option<String> {
+    if !(1..=max_beam).contains(&beam) {
+        return Some(format!("Choose a beam width from 1 to {max_beam}."));
+    }
+    match n_best {
+        Some(0) => Some("Choose at least one result.".into()),
+        Some(n) if n > beam => Some(format!(
+            "The number of results ({n}) cannot exceed the beam width ({beam}): choose fewer results or a wider beam."
+        )),
+        _ => None,
+    }
+}
+
+/// `POST /`, the form of browsers without JavaScript: answered with a redirect
+/// to `GET /?…&run=1` (post/redirect/get), so the results page is a plain
+/// address that can be reloaded, bookmarked and shared without resubmitting.
 pub async fn index_post(
     State(state): State<Arc<AppState>>,
     form: Result<super::extract::StrictForm<FormInput>, ApiError>,
@@ -317,7 +359,16 @@ pub async fn index_post(
             return (error.status, render(&page)).into_response();
         }
     };
-    translate_and_render(&state, form).await
+    let text = form.example.or(form.text).unwrap_or_default();
+    let mut query = vec![("text", text)];
+    for (name, value) in [("target", form.target), ("beam", form.beam), ("n_best", form.n_best), ("fold", form.fold)] {
+        if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+            query.push((name, v));
+        }
+    }
+    query.push(("run", "1".into()));
+    let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+    axum::response::Redirect::to(&format!("/?{query}")).into_response()
 }
 
 /// Translates a form's fields and renders the page with the results (or the
@@ -356,9 +407,17 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
         target,
         fold_duplicates: Some(page.fold),
     };
+    let beam = beam.unwrap_or(c.default_beam);
+    if let Some(words) = choices_error(c.max_beam, beam, n_best)
+        .or_else(|| page.text.trim().is_empty().then(|| "Type something to translate first.".to_string()))
+    {
+        page.error = Some(words);
+        return (StatusCode::BAD_REQUEST, render(&page)).into_response();
+    }
+    let asked = input.clone();
     match prediction::predict(state, input).await {
         Ok((view, _)) => {
-            let fragment = ResultsFragment::new(view, beam.unwrap_or(c.default_beam));
+            let fragment = ResultsFragment::new(view, &asked, beam);
             match fragment.render() {
                 Ok(html) => page.results = Some(html),
                 Err(e) => {
@@ -423,7 +482,9 @@ pub async fn html_errors(
     };
     let (mut parts, _) = response.into_parts();
     let html = render(&page);
+    // The JSON body may have been compressed on its way out; the page is not.
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.remove(axum::http::header::CONTENT_ENCODING);
     parts
         .headers
         .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/html; charset=utf-8"));

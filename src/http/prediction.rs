@@ -51,8 +51,10 @@ pub struct TranslationView {
 pub fn attention_over_budget(cells: usize, budget: usize) -> Option<String> {
     (cells > budget).then(|| {
         format!(
-            "the attention weights of this answer ({cells} values) exceed this server's limit of {budget} \
-             (MAX_ATTENTION_CELLS); ask for fewer results or a shorter input to see them"
+            "this answer has {} attention weights, more than the {} this server sends; ask for fewer results \
+             or a shorter input to see them",
+            super::pages::thousands(cells),
+            super::pages::thousands(budget)
         )
     })
 }

@@ -11,14 +11,21 @@ const XSS: [&str; 2] = ["<script>alert(1)</script>", "\"><img src=x onerror=aler
 #[tokio::test]
 async fn the_form_posts_and_renders_ranked_results_with_heatmaps() {
     let s = server().spawn();
-    let r =
-        s.client.post(s.url("/")).form(&[("text", "CC(=O)O"), ("beam", "3"), ("n_best", "2")]).send().await.unwrap();
+    // Post/redirect/get: the form's answer is an address that translates.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = [("text", "CC(=O)O"), ("beam", "3"), ("n_best", "2")];
+    let r = no_redirects.post(s.url("/")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/?text=CC%28%3DO%29O&beam=3&n_best=2&run=1");
+    let r = s.client.post(s.url("/")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert_eq!(html.matches("<li class=\"prediction").count(), 2);
     assert!(html.contains("<code class=\"pred-text\">CC(=O)O</code>"));
     assert_eq!(html.matches("<svg class=\"heatmap\"").count(), 2);
-    assert!(html.contains("<title>C ← C:"), "cell values on hover");
+    assert_eq!(html.matches("<image class=\"grid\"").count(), 2, "each map's grid is one image");
+    assert!(html.contains("<details class=\"values\">"), "a small map's values as a table");
+    assert!(html.contains("Result token 1 “C” looked most at input token"), "the text alternative");
     assert!(html.contains("What is this plot?"));
     assert!(html.contains("Demo backend"), "the demo notice shows");
     // the selectors keep what was chosen
@@ -39,7 +46,8 @@ async fn form_errors_render_inline_with_the_status() {
     let r = s.client.post(s.url("/")).form(&[("text", "CCO"), ("beam", "2"), ("n_best", "3")]).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let html = r.text().await.unwrap();
-    assert!(html.contains("role=\"alert\">n_best must be between 1 and the beam width (2), got 3.</div>"), "{html}");
+    let words = "The number of results (3) cannot exceed the beam width (2): choose fewer results or a wider beam.";
+    assert!(html.contains(&format!("role=\"alert\">{words}</div>")), "{html}");
     assert!(html.contains("<textarea"), "the page, not a bare error");
 }
 

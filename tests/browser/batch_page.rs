@@ -132,7 +132,7 @@ async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
         }
         out
     };
-    assert_eq!(cells[5], "target invalid");
+    assert_eq!(cells[5], "target not readable");
     let toggle = b.client.find(Locator::Css("#table tbody tr:first-child .row-toggle")).await.unwrap();
     assert_eq!(toggle.attr("aria-expanded").await.unwrap().as_deref(), Some("false"));
     toggle.click().await.unwrap();

@@ -35,11 +35,14 @@ pub struct Options {
     pub height: u32,
     /// Pages see `prefers-color-scheme: dark`.
     pub dark: bool,
+    /// Chromium's `--host-resolver-rules`, e.g. `MAP app.test 127.0.0.1`: a
+    /// plain-HTTP origin that is not localhost (not a secure context).
+    pub host_rules: Option<&'static str>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { javascript: true, downloads: None, width: 1280, height: 900, dark: false }
+        Options { javascript: true, downloads: None, width: 1280, height: 900, dark: false, host_rules: None }
     }
 }
 
@@ -81,6 +84,9 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
     if options.dark {
         // Blink's preferred colour scheme: 0 is dark.
         args.push("--blink-settings=preferredColorScheme=0".into());
+    }
+    if let Some(rules) = options.host_rules {
+        args.push(format!("--host-resolver-rules={rules}"));
     }
     if options.width < 500 {
         args.push("--force-device-scale-factor=1".into());
@@ -143,6 +149,35 @@ impl Browser {
         let width = tokio::time::timeout(Duration::from_secs(15), loaded).await.expect("the image loads");
         let src = img.attr("src").await.unwrap().unwrap_or_default();
         assert!(width > 0, "{src} loaded as a picture");
+    }
+
+    /// Runs axe-core (the npm package; `.ci/run` installs it) on the page as
+    /// it is now, and returns its violations as `rule: target…` lines.
+    pub async fn axe(&self) -> Vec<String> {
+        let path = std::env::var("AXE_CORE_JS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/axe/node_modules/axe-core/axe.min.js").to_string()
+        });
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}: npm install --prefix target/axe axe-core (.ci/run installs it)"));
+        self.client.execute(&source, vec![]).await.unwrap();
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] })
+                   .then((r) => done(r.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)))
+                   .catch((e) => done([`axe failed: ${e}`]));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value(result).unwrap()
+    }
+
+    /// `document.documentElement.scrollWidth` and `innerWidth`.
+    pub async fn widths(&self) -> (f64, f64) {
+        let v = self.client.execute("return [document.documentElement.scrollWidth, innerWidth]", vec![]).await.unwrap();
+        (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
     }
 
     /// Ends the WebDriver session (the browser quits); `Drop` stops the driver.

@@ -10,3 +10,4 @@ mod batch_page;
 mod chemistry;
 mod driver;
 mod translate_page;
+mod ui;

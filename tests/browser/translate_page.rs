@@ -9,8 +9,14 @@ use crate::helpers::server;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-async fn results(b: &crate::driver::Browser) -> Vec<fantoccini::elements::Element> {
-    b.client.wait().at_most(WAIT).for_element(Locator::Css(".prediction")).await.expect("results appear");
+/// The results of the latest request (not the dimmed ones of an earlier input).
+pub async fn results(b: &crate::driver::Browser) -> Vec<fantoccini::elements::Element> {
+    b.client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#results:not(.stale):not([aria-busy]) .prediction"))
+        .await
+        .expect("results appear");
     b.client.find_all(Locator::Css(".prediction")).await.unwrap()
 }
 

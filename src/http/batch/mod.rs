@@ -105,6 +105,14 @@ pub struct Summary {
     pub top_k_accuracy: Option<Vec<f64>>,
 }
 
+/// `POST /batch`: the batch page's form without JavaScript. The same job,
+/// answered as a CSV download; its errors, like every page's, come back as a
+/// page in words for a browser (see `pages::html_errors`), not as JSON.
+pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Response, ApiError> {
+    let query = FormatQuery { format: Some("csv".into()), columns: None };
+    post_batch(state, super::extract::ApiQuery(query), req).await
+}
+
 pub async fn post_batch(
     State(state): State<Arc<AppState>>,
     super::extract::ApiQuery(query): super::extract::ApiQuery<FormatQuery>,
@@ -240,17 +248,19 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
     Ok(input)
 }
 
-/// The lines of an uploaded file: UTF-8, LF or CRLF, a final newline optional.
+/// The lines of an uploaded file: UTF-8, LF or CRLF. Blank lines at the end
+/// (an editor's final newline, or a few) are not rows; blank lines between
+/// rows are, so line numbers stay those of the file.
 pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         ApiError::invalid_input(format!("the {what} file is not valid UTF-8 (at byte {})", e.valid_up_to()))
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let text = text.strip_suffix('\n').unwrap_or(text);
-    if text.is_empty() {
-        return Ok(Vec::new());
+    let mut lines: Vec<String> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
     }
-    Ok(text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect())
+    Ok(lines)
 }
 
 /// A target as compared: its canonical form (SMILES mode) and its key, or why
@@ -279,9 +289,9 @@ impl Job {
         }
         if input.inputs.len() > c.max_batch_inputs {
             return Err(ApiError::too_large(format!(
-                "{} inputs; the limit is {} (MAX_BATCH_INPUTS)",
-                input.inputs.len(),
-                c.max_batch_inputs
+                "{} inputs; the limit is {} per request",
+                super::pages::thousands(input.inputs.len()),
+                super::pages::thousands(c.max_batch_inputs)
             )));
         }
         if let Some(targets) = &input.targets

@@ -8,6 +8,8 @@ fn lines_accept_lf_crlf_bom_and_a_missing_final_newline() {
     assert_eq!(lines(b"a\nb", "x").unwrap(), vec!["a", "b"]);
     assert_eq!(lines("\u{feff}a\n\nb\n".as_bytes(), "x").unwrap(), vec!["a", "", "b"]);
     assert!(lines(b"", "x").unwrap().is_empty());
+    assert_eq!(lines(b"a\n\nb\r\n\r\n \n\n", "x").unwrap(), vec!["a", "", "b"], "blank lines at the end are not rows");
+    assert!(lines(b"\n\n", "x").unwrap().is_empty());
     assert!(lines(b"\xff\n", "x").is_err());
 }
 

@@ -161,3 +161,34 @@ async fn the_about_page_explains_the_system() {
         assert!(html.contains(needle), "{needle}");
     }
 }
+
+/// WCAG 1.4.11: focus rings and the borders of controls at least 3:1 against
+/// the page and the cards, in both themes (axe-core checks the text; it does
+/// not check these).
+#[test]
+fn focus_rings_and_control_borders_have_three_to_one_contrast_in_both_themes() {
+    let css = include_str!("../../static/app.css");
+    let dark_at = css.find("@media (prefers-color-scheme: dark)").unwrap();
+    let var = |block: &str, name: &str| -> [f64; 3] {
+        let at = block.find(&format!("--{name}: #")).unwrap_or_else(|| panic!("--{name}"));
+        let hex = &block[at + name.len() + 5..at + name.len() + 11];
+        let c = |i: usize| f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+        [c(0), c(2), c(4)]
+    };
+    let luminance = |[r, g, b]: [f64; 3]| {
+        let f = |c: f64| if c <= 0.03928 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) };
+        0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b)
+    };
+    let ratio = |a: [f64; 3], b: [f64; 3]| {
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    };
+    for (theme, block) in [("light", &css[..dark_at]), ("dark", &css[dark_at..])] {
+        for fg in ["focus", "control"] {
+            for bg in ["bg", "card"] {
+                let r = ratio(var(block, fg), var(block, bg));
+                assert!(r >= 3.0, "{theme}: --{fg} on --{bg} is {r:.2}:1");
+            }
+        }
+    }
+}

@@ -188,6 +188,14 @@ pub struct Config {
     #[arg(long, env = "COALESCE_MAX_WAIT", default_value = "2ms", value_parser = parse_duration, global = true)]
     pub coalesce_max_wait: Duration,
 
+    /// Result cache budget, in estimated bytes of answers held (0 = no cache).
+    #[arg(long, env = "CACHE_MAX_BYTES", default_value = "32MiB", value_parser = parse_bytes, global = true)]
+    pub cache_max_bytes: usize,
+
+    /// How long an answer is served from the result cache (0 = no cache).
+    #[arg(long, env = "CACHE_TTL", default_value = "1h", value_parser = parse_duration, global = true)]
+    pub cache_ttl: Duration,
+
     /// Interval of the per-pod keep-warm pinger (0 = off; prefer one CronJob per cluster).
     #[arg(long, env = "LAMBDA_WARMUP_INTERVAL", default_value = "0", value_parser = parse_duration, global = true)]
     pub lambda_warmup_interval: Duration,

@@ -69,6 +69,7 @@ pub async fn run(config: Config, args: TranslateArgs) -> ExitCode {
             n_best: args.n_best,
             attention: false,
             fold_duplicates: args.fold_duplicates,
+            bypass_cache: false,
         })
     })() {
         Ok(input) => input,

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::inference::Translator;
+use crate::inference::cache::Cached;
 use crate::inference::coalesce::{Coalescer, Coalescing};
 use crate::inference::demo::DemoBackend;
 use crate::inference::keep_warm;
@@ -137,8 +138,9 @@ pub fn app_state(config: Config) -> Arc<AppState> {
     })
 }
 
-/// The backend the settings ask for, behind the pod-wide in-flight limit and
-/// (unless `COALESCE_MAX_WAIT` is 0) the coalescer.
+/// The backend the settings ask for, behind the pod-wide in-flight limit,
+/// (unless `COALESCE_MAX_WAIT` is 0) the coalescer and (unless `CACHE_TTL` or
+/// `CACHE_MAX_BYTES` is 0) the result cache.
 pub fn translator(config: &Config, metrics: &Metrics, activity: Arc<keep_warm::OnVisit>) -> Arc<dyn Translator> {
     let backend: Arc<dyn Translator> = match &config.translation_function {
         Some(function) => Arc::new(LambdaBackend::new(lambda_settings(config, function), metrics.clone())),
@@ -146,11 +148,20 @@ pub fn translator(config: &Config, metrics: &Metrics, activity: Arc<keep_warm::O
     };
     let limited: Arc<dyn Translator> =
         Arc::new(Limited::new(backend, config.max_inflight_invocations, metrics.clone(), activity));
-    if config.coalesce_max_wait.is_zero() {
+    let coalesced: Arc<dyn Translator> = if config.coalesce_max_wait.is_zero() {
         limited
     } else {
         Arc::new(Coalescing(Coalescer::new(limited, config.coalesce_max_wait, metrics.clone())))
+    };
+    if config.cache_max_bytes == 0 || config.cache_ttl.is_zero() {
+        return coalesced;
     }
+    let function = match (&config.translation_function, &config.translation_qualifier) {
+        (Some(f), Some(q)) => format!("{f}:{q}"),
+        (Some(f), None) => f.clone(),
+        (None, _) => "demo".into(),
+    };
+    Arc::new(Cached::new(coalesced, config.cache_max_bytes as u64, config.cache_ttl, &function, metrics.clone()))
 }
 
 fn lambda_settings(config: &Config, function: &str) -> LambdaSettings {

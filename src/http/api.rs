@@ -22,9 +22,12 @@ use super::prediction::{self, TranslateInput};
 pub async fn post_translate(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    ApiJson(input): ApiJson<TranslateInput>,
+    ApiJson(mut input): ApiJson<TranslateInput>,
 ) -> Result<Response, ApiError> {
     let beam = input.beam.unwrap_or(state.config.default_beam);
+    if asks_no_cache(&headers) {
+        input.cache = Some(false);
+    }
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
     let asked = wants_html.then(|| input.clone());
@@ -34,14 +37,27 @@ pub async fn post_translate(
         Err(e) if wants_html => return Ok(e.into_people_response()),
         Err(e) => return Err(e),
     };
+    let cached = view.cached;
     let mut response = match asked {
         Some(asked) => pages::render(&pages::ResultsFragment::new(view, &asked, beam)),
         None => json::response(&view),
     };
+    let x_cache = if cached { "hit" } else { "miss" };
+    response.headers_mut().insert("x-cache", header::HeaderValue::from_static(x_cache));
     if let Some(id) = request_id {
         response.extensions_mut().insert(LambdaRequestId(id));
     }
     Ok(response)
+}
+
+/// `Cache-Control: no-cache` (or `no-store`, or `max-age=0`): the client wants
+/// a fresh answer from the model.
+pub fn asks_no_cache(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',')
+            .map(|d| d.trim().to_ascii_lowercase())
+            .any(|d| d == "no-cache" || d == "no-store" || d == "max-age=0")
+    })
 }
 
 pub async fn config(State(state): State<Arc<AppState>>) -> Response {
@@ -65,6 +81,12 @@ pub async fn config(State(state): State<Arc<AppState>>) -> Response {
             "lambda_timeout_ms": c.lambda_timeout.as_millis() as u64,
         },
         "examples": c.examples,
+        // Whether repeated requests are answered without an invocation.
+        "cache": if c.cache_max_bytes == 0 || c.cache_ttl.is_zero() {
+            serde_json::Value::Null
+        } else {
+            json!({"max_bytes": c.cache_max_bytes, "ttl_s": c.cache_ttl.as_secs()})
+        },
     }))
     .into_response()
 }

@@ -146,6 +146,8 @@ pub struct ResultsFragment {
     beam: u32,
     /// The query of a link that asks for these results again (`GET /?…&run=1`).
     share: String,
+    /// Answered from the result cache.
+    cached: bool,
     elapsed: String,
     source: Tokens,
     /// Up to 60 tokens show as chips; more as one line of text, so a long
@@ -215,6 +217,7 @@ impl ResultsFragment {
             count: items.len(),
             beam,
             share,
+            cached: view.cached,
             elapsed,
             source_count: view.tokens.len(),
             source: view.tokens,
@@ -298,12 +301,13 @@ pub async fn index(
     State(state): State<Arc<AppState>>,
     super::extract::ApiQuery(q): super::extract::ApiQuery<Prefill>,
 ) -> Response {
-    state.warm_on_visit();
     if q.run.as_deref() == Some("1") {
         let form =
             FormInput { text: q.text, target: q.target, fold: q.fold, beam: q.beam, n_best: q.n_best, example: None };
         return translate_and_render(&state, form).await;
     }
+    // A visit (not a translation, which calls the function anyway) warms it.
+    state.warm_on_visit();
     let c = &state.config;
     let number = |s: Option<String>| s.and_then(|v| v.trim().parse::<u32>().ok());
     let mut page = index_page(
@@ -406,6 +410,7 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
         attention: Some(true),
         target,
         fold_duplicates: Some(page.fold),
+        cache: None,
     };
     let beam = beam.unwrap_or(c.default_beam);
     if let Some(words) = choices_error(c.max_beam, beam, n_best)

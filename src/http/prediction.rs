@@ -13,7 +13,7 @@ use crate::chem;
 use crate::config::InputFormat;
 use crate::inference::Matrix;
 use crate::inference::tokenize::{Tokenizer, Tokens};
-use crate::inference::{Admission, Hypothesis, Params, Request};
+use crate::inference::{Admission, CacheUse, Hypothesis, Params, Request};
 
 /// The body of `POST /api/v1/translate` and the fields of the translate form.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,6 +27,9 @@ pub struct TranslateInput {
     /// SMILES mode: predictions that are the same molecule become one, their
     /// probabilities summed (see [`fold_duplicates`]).
     pub fold_duplicates: Option<bool>,
+    /// `false`: ask the model even if the result cache holds the answer (as
+    /// `Cache-Control: no-cache` does).
+    pub cache: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +47,8 @@ pub struct TranslationView {
     pub attention_omitted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_omitted_reason: Option<String>,
+    /// Answered from the result cache, without an invocation.
+    pub cached: bool,
     pub elapsed_ms: f64,
 }
 
@@ -264,8 +269,10 @@ pub async fn predict(
         params,
         deadline: started + state.config.lambda_timeout,
         admission: Admission::FailFast,
+        cache: if input.cache == Some(false) { CacheUse::Bypass } else { CacheUse::Use },
     };
     let invocation = state.translator.invoke(request).await?;
+    let cached = invocation.was_cached(0);
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
     let mut view = cpu_bound(|| view(state.reading(), input.text, prepared, hypotheses, started));
     if omitted.is_none() {
@@ -276,6 +283,7 @@ pub async fn predict(
     }
     view.attention_omitted = omitted.is_some();
     view.attention_omitted_reason = omitted;
+    view.cached = cached;
     if input.fold_duplicates == Some(true) {
         view.predictions = fold_duplicates(view.predictions);
     }
@@ -332,6 +340,7 @@ pub fn view(
         predictions,
         attention_omitted: false,
         attention_omitted_reason: None,
+        cached: false,
         elapsed_ms: (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::fanout::chunk_size_for_beam;
-use super::{Admission, BoxFuture, Hypothesis, InferenceError, Invocation, Params, Request, Translator};
+use super::{Admission, BoxFuture, CacheUse, Hypothesis, InferenceError, Invocation, Params, Request, Translator};
 use crate::telemetry::Metrics;
 
 type Answer = Result<(Vec<Hypothesis>, Option<String>), InferenceError>;
@@ -129,17 +129,31 @@ impl Coalescer {
     async fn invoke_group(self: &Arc<Self>, params: Params, members: Vec<Waiter>) {
         self.observe(&members);
         let deadline = members.iter().map(|m| m.deadline).max().unwrap_or_else(Instant::now);
-        let request = Request {
-            inputs: members.iter().map(|m| m.input.clone()).collect(),
-            params,
-            deadline,
-            admission: Admission::FailFast,
-        };
+        // The same input twice in a group (two users, one molecule) is sent
+        // once; both get its answer.
+        let mut inputs: Vec<String> = Vec::with_capacity(members.len());
+        let at: Vec<usize> = members
+            .iter()
+            .map(|m| {
+                inputs.iter().position(|i| *i == m.input).unwrap_or_else(|| {
+                    inputs.push(m.input.clone());
+                    inputs.len() - 1
+                })
+            })
+            .collect();
+        let sent = inputs.len();
+        let request = Request { inputs, params, deadline, admission: Admission::FailFast, cache: CacheUse::Use };
         match self.inner.invoke(request).await {
-            Ok(invocation) => {
+            Ok(invocation) if invocation.results.len() == sent => {
                 let id = invocation.request_id;
-                for (m, hyps) in members.into_iter().zip(invocation.results) {
-                    let _ = m.reply.send(Ok((hyps, id.clone())));
+                for (m, j) in members.into_iter().zip(at) {
+                    let _ = m.reply.send(Ok((invocation.results[j].clone(), id.clone())));
+                }
+            }
+            Ok(_) => {
+                let e = InferenceError::BadPayload("the answer does not match the request".into());
+                for m in members {
+                    let _ = m.reply.send(Err(e.clone()));
                 }
             }
             // One input may have broken the model: retry each member alone so the
@@ -153,6 +167,7 @@ impl Coalescer {
                             params,
                             deadline: m.deadline,
                             admission: Admission::FailFast,
+                            cache: CacheUse::Use,
                         };
                         let answer = inner.invoke(request).await.and_then(|inv| {
                             let id = inv.request_id;
@@ -216,7 +231,7 @@ impl Coalescer {
         match tokio::time::timeout_at(deadline, answer).await {
             Err(_) => Err(InferenceError::Timeout),
             Ok(Err(_)) => Err(InferenceError::Unavailable("the invocation was abandoned".into())),
-            Ok(Ok(Ok((hyps, request_id)))) => Ok(Invocation { results: vec![hyps], request_id }),
+            Ok(Ok(Ok((hyps, request_id)))) => Ok(Invocation { results: vec![hyps], request_id, cached: Vec::new() }),
             Ok(Ok(Err(e))) => Err(e),
         }
     }
@@ -280,7 +295,7 @@ mod tests {
                     return Err(InferenceError::FunctionError { error_type: "E".into(), message: "poisoned".into() });
                 }
                 let results = request.inputs.iter().map(|i| demo::hypotheses(i, request.params)).collect();
-                Ok(Invocation { results, request_id: None })
+                Ok(Invocation { results, request_id: None, cached: Vec::new() })
             })
         }
         fn warmup(&self, _: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
@@ -309,6 +324,7 @@ mod tests {
             params,
             deadline: Instant::now() + Duration::from_secs(5),
             admission: Admission::FailFast,
+            cache: CacheUse::Use,
         }
     }
 
@@ -344,6 +360,19 @@ mod tests {
         // Paused time: exact. The first leaves alone; 50 queued behind it fill a
         // group, which leaves; the other 13 leave at the 5 ms max wait.
         assert_eq!(calls, vec![1, 50, 13]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_input_twice_in_a_group_is_sent_once() {
+        let (inner, c) = setup(20);
+        // One leaves alone; the next six (three inputs, twice each) queue
+        // behind it and leave as one group of three.
+        let inputs = ["C 0", "C 1", "C 2", "C 1", "C 2", "C 3", "C 3"];
+        let answers = futures_util::future::join_all(inputs.iter().map(|i| c.invoke(req(i, P)))).await;
+        for (i, a) in inputs.iter().zip(answers) {
+            assert_eq!(a.unwrap().results[0], demo::hypotheses(i, P));
+        }
+        assert_eq!(inner.calls.lock().unwrap().clone(), vec![1, 3]);
     }
 
     // Paused time: the clock moves only through timers, so an elapsed time

@@ -19,7 +19,7 @@ pub struct DemoBackend;
 impl Translator for DemoBackend {
     fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         let results = request.inputs.iter().map(|input| hypotheses(input, request.params)).collect();
-        Box::pin(async move { Ok(Invocation { results, request_id: None }) })
+        Box::pin(async move { Ok(Invocation { results, request_id: None, cached: Vec::new() }) })
     }
 
     fn warmup(&self, _deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::time::Instant;
 
-use super::{Admission, Hypothesis, InferenceError, Params, Request, Translator};
+use super::{Admission, CacheUse, Hypothesis, InferenceError, Params, Request, Translator};
 
 /// Stay well under Lambda's 6 MB synchronous limit, for the event and for the
 /// expected answer alike (a gzipped body grows by a third in base64).
@@ -73,8 +73,9 @@ pub fn plan(rows: &[Row], params: Params, max_inputs: usize, max_bytes: usize) -
     chunks
 }
 
-/// One finished chunk: its row range and the n-best lists of its valid rows.
-pub type ChunkResult = (Range<usize>, Result<Vec<Vec<Hypothesis>>, InferenceError>);
+/// One finished chunk: its row range, and the n-best lists of its valid rows
+/// with how many of them came from the result cache.
+pub type ChunkResult = (Range<usize>, Result<(Vec<Vec<Hypothesis>>, usize), InferenceError>);
 
 /// Invokes the chunks with at most `fan_out` in flight and yields them in order
 /// (a chunk that finishes early waits in the buffer). Dropping the stream stops
@@ -86,6 +87,7 @@ pub fn run(
     params: Params,
     fan_out: usize,
     timeout: Duration,
+    cache: CacheUse,
 ) -> impl Stream<Item = ChunkResult> + Send {
     stream::iter(chunks)
         .map(move |range| {
@@ -100,11 +102,14 @@ pub fn run(
                     })
                     .collect();
                 if inputs.is_empty() {
-                    return (range, Ok(Vec::new()));
+                    return (range, Ok((Vec::new(), 0)));
                 }
-                let request =
-                    Request { inputs, params, deadline: Instant::now() + timeout, admission: Admission::Wait };
-                let result = translator.invoke(request).await.map(|inv| inv.results);
+                let deadline = Instant::now() + timeout;
+                let request = Request { inputs, params, deadline, admission: Admission::Wait, cache };
+                let result = translator.invoke(request).await.map(|inv| {
+                    let hits = inv.cached.iter().filter(|&&c| c).count();
+                    (inv.results, hits)
+                });
                 (range, result)
             }
         })

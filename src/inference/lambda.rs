@@ -352,7 +352,7 @@ impl Translator for LambdaBackend {
             let (payload, request_id) = self.inner.call(event, request.deadline).await?;
             let results = protocol::decode_result(&payload, request.inputs.len(), p.n_best, p.attention)
                 .map_err(protocol_error)?;
-            Ok(Invocation { results, request_id })
+            Ok(Invocation { results, request_id, cached: Vec::new() })
         })
     }
 

@@ -4,6 +4,7 @@
 //! HTTP status codes; `http::error` maps [`InferenceError`] to statuses.
 
 pub mod answer;
+pub mod cache;
 pub mod coalesce;
 pub mod demo;
 pub mod fanout;
@@ -40,6 +41,17 @@ pub enum Admission {
     Wait,
 }
 
+/// Whether a request may be answered from the result cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheUse {
+    #[default]
+    Use,
+    /// Ask the model even when the cache holds the answer (`Cache-Control:
+    /// no-cache`, `"cache": false`, the load generator). The fresh answer is
+    /// still kept.
+    Bypass,
+}
+
 /// One translation request: tokenized inputs sent together in one invocation.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -47,6 +59,7 @@ pub struct Request {
     pub params: Params,
     pub deadline: Instant,
     pub admission: Admission,
+    pub cache: CacheUse,
 }
 
 /// What one invocation returned: the n-best list of each input, in input order.
@@ -55,6 +68,15 @@ pub struct Invocation {
     pub results: Vec<Vec<Hypothesis>>,
     /// The Lambda request id, for logs and support tickets.
     pub request_id: Option<String>,
+    /// For each input: answered from the result cache. Empty when nothing was.
+    pub cached: Vec<bool>,
+}
+
+impl Invocation {
+    /// Whether input `i` was answered from the cache.
+    pub fn was_cached(&self, i: usize) -> bool {
+        self.cached.get(i).copied().unwrap_or(false)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

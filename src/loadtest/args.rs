@@ -74,6 +74,11 @@ pub struct LoadtestArgs {
     /// HPA target CPU utilization, percent.
     #[arg(long, default_value_t = 75.0)]
     pub target_utilization: f64,
+    /// Let the service answer from its result cache. Off by default: every
+    /// request is sent with `Cache-Control: no-cache`, so a load test drives
+    /// the Lambda (and the autoscaler) however often its inputs repeat.
+    #[arg(long, default_value_t = false)]
+    pub use_cache: bool,
     /// Print the final report as JSON.
     #[arg(long, default_value_t = false)]
     pub json: bool,

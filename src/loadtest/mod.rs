@@ -50,6 +50,8 @@ struct Template {
     method: Method,
     uri: String,
     bodies: Vec<Bytes>,
+    /// Without it, requests carry `Cache-Control: no-cache`.
+    use_cache: bool,
 }
 
 fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
@@ -62,6 +64,7 @@ fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
         fields.insert("n_best".into(), n.into());
     }
     fields.insert("attention".into(), args.attention.into());
+    let use_cache = args.use_cache;
     match args.mode {
         LoadMode::Translate => Template {
             method: Method::POST,
@@ -74,6 +77,7 @@ fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
                     Bytes::from(serde_json::to_vec(&body).expect("JSON"))
                 })
                 .collect(),
+            use_cache,
         },
         LoadMode::Batch => {
             let batch: Vec<&String> = inputs.iter().cycle().take(args.batch_size.max(1)).collect();
@@ -83,10 +87,11 @@ fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
                 method: Method::POST,
                 uri: format!("{base}/api/v1/translate/batch"),
                 bodies: vec![Bytes::from(serde_json::to_vec(&body).expect("JSON"))],
+                use_cache,
             }
         }
         LoadMode::Page => {
-            Template { method: Method::GET, uri: format!("{base}{}", args.path), bodies: vec![Bytes::new()] }
+            Template { method: Method::GET, uri: format!("{base}{}", args.path), bodies: vec![Bytes::new()], use_cache }
         }
     }
 }
@@ -101,12 +106,12 @@ async fn fire(
     timeout: Duration,
 ) {
     let body = t.bodies[i % t.bodies.len()].clone();
-    let request = Request::builder()
-        .method(t.method.clone())
-        .uri(&t.uri)
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .expect("a valid request");
+    let mut request =
+        Request::builder().method(t.method.clone()).uri(&t.uri).header("content-type", "application/json");
+    if !t.use_cache {
+        request = request.header("cache-control", "no-cache");
+    }
+    let request = request.body(Full::new(body)).expect("a valid request");
     let outcome = tokio::time::timeout(timeout, async {
         let response = client.request(request).await.map_err(|_| "connection".to_string())?;
         let status = response.status();

@@ -66,6 +66,13 @@ pub struct Metrics {
     pub coalesce_queued: IntGauge,
     /// Open client connections on the UI/API listener.
     pub connections_open: IntGauge,
+    /// The result cache: inputs answered from it, inputs it did not hold,
+    /// entries it dropped to stay in its byte budget, and its size.
+    pub cache_hits: prometheus::IntCounter,
+    pub cache_misses: prometheus::IntCounter,
+    pub cache_evictions: prometheus::IntCounter,
+    pub cache_bytes: IntGauge,
+    pub cache_entries: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] =
@@ -139,8 +146,28 @@ impl Metrics {
 
         let connections_open =
             IntGauge::new("http_connections_open", "Open client connections on the UI/API listener").unwrap();
+        let cache_hits =
+            prometheus::IntCounter::new("translation_cache_hits_total", "Inputs answered from the result cache")
+                .unwrap();
+        let cache_misses = prometheus::IntCounter::new(
+            "translation_cache_misses_total",
+            "Inputs the result cache did not hold (sent to the model)",
+        )
+        .unwrap();
+        let cache_evictions = prometheus::IntCounter::new(
+            "translation_cache_evictions_total",
+            "Entries dropped from the result cache to keep within CACHE_MAX_BYTES",
+        )
+        .unwrap();
+        let cache_bytes = IntGauge::new("translation_cache_bytes", "Estimated bytes held by the result cache").unwrap();
+        let cache_entries = IntGauge::new("translation_cache_entries", "Entries in the result cache").unwrap();
         for c in [
-            Box::new(connections_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cache_hits.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(cache_misses.clone()),
+            Box::new(cache_evictions.clone()),
+            Box::new(cache_bytes.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(connections_open.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(invocations.clone()),
@@ -176,6 +203,11 @@ impl Metrics {
             coalesce_wait,
             coalesce_queued,
             connections_open,
+            cache_hits,
+            cache_misses,
+            cache_evictions,
+            cache_bytes,
+            cache_entries,
         }
     }
 

@@ -51,10 +51,24 @@ async fn a_file_of_reactions_becomes_a_csv_with_accuracy_through_the_lambda() {
     // The demo answers each mixture with its largest component first: acetic
     // acid, written here as CC(O)=O.
     assert!(stderr.contains("accuracy over 120 rows with a target: top-1 100.0%, top-2 100.0%"), "{stderr}");
-    let mut sizes: Vec<usize> =
-        emu.calls().iter().filter(|c| c.event["warmup"] != true).map(|c| c.inputs.len()).collect();
-    sizes.sort_unstable();
-    assert_eq!(sizes, [60, 60]);
+    // Four mixtures, repeated: each is sent once (the first chunk's repeats
+    // once, the second chunk's from the result cache). Without the cache, two
+    // chunks of 60, as the batch route sends them.
+    let sizes = |emu: &Emulator| {
+        let mut sizes: Vec<usize> =
+            emu.calls().iter().filter(|c| c.event["warmup"] != true).map(|c| c.inputs.len()).collect();
+        sizes.sort_unstable();
+        sizes
+    };
+    assert_eq!(sizes(&emu), [4]);
+    let uncached = Emulator::start(Behavior::default()).await;
+    let again = dir.join("again.csv");
+    let mut args: Vec<String> =
+        args.map(|a| if a == out.to_str().unwrap() { again.to_str().unwrap() } else { a }).map(String::from).to_vec();
+    args.extend(["--cache-ttl".into(), "0".into()]);
+    assert_eq!(translate(args, uncached.url()).await.status.code(), Some(0));
+    assert_eq!(sizes(&uncached), [60, 60]);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), std::fs::read_to_string(&out).unwrap());
     let csv = std::fs::read_to_string(&out).unwrap();
     assert!(csv.starts_with("id,source,rank,prediction,canonical,probability,target,correct,error\r\n"));
     assert_eq!(csv.lines().count(), 1 + 120 * 2);

@@ -186,14 +186,15 @@ async fn without_credentials_the_server_is_ready_at_once_and_requests_fail_fast(
 async fn past_the_in_flight_cap_requests_get_503_overloaded_at_once() {
     let emu = Emulator::start(Behavior { latency: Duration::from_millis(800), ..Default::default() }).await;
     let s = server().lambda(&emu).env("MAX_INFLIGHT_INVOCATIONS", "2").spawn();
-    let slow = (0..2).map(|_| s.translate(json!({"text": "CCO"})));
+    // Three different inputs: the same one would share an invocation.
+    let slow = ["CCO", "CCN"].map(|text| s.translate(json!({"text": text})));
     let slow = futures_util::future::join_all(slow);
     let probe = async {
         // Both slots taken (the two slow calls are at the function)...
         while emu.in_flight() < 2 {
             tokio::task::yield_now().await;
         }
-        let r = s.translate(json!({"text": "CCO"})).await;
+        let r = s.translate(json!({"text": "CCC"})).await;
         // ...and still taken when the answer came: it was refused, not queued.
         (r, emu.in_flight())
     };
@@ -202,14 +203,14 @@ async fn past_the_in_flight_cap_requests_get_503_overloaded_at_once() {
     assert_eq!((r.status.as_u16(), r.code()), (503, "overloaded"), "{}", r.json);
     assert!(r.headers.contains_key("retry-after"));
     assert_eq!(busy, 2, "refused at once, while the slots were still held");
-    assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200, "recovers");
+    assert_eq!(s.translate(json!({"text": "CCCC"})).await.status, 200, "recovers");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_invocations_and_the_process() {
     let (_emu, s) = setup(Behavior::default()).await;
-    for _ in 0..3 {
-        assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200);
+    for text in ["CCO", "CCN", "CCC"] {
+        assert_eq!(s.translate(json!({"text": text})).await.status, 200);
     }
     assert_eq!(s.translate(json!({"text": ""})).await.status, 400);
     let text = s.metrics().await;

@@ -8,6 +8,7 @@ mod helpers;
 
 mod abuse;
 mod batch;
+mod cache;
 mod chemistry;
 mod cli;
 mod coalesce;

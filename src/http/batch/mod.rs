@@ -27,7 +27,7 @@ use super::error::ApiError;
 use super::extract::{self, ApiJson};
 use super::prediction::{self, Prepared};
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
-use crate::inference::{InferenceError, Params};
+use crate::inference::{CacheUse, InferenceError, Params};
 
 /// Progress lines at least this often, so proxies with idle timeouts keep the
 /// connection open while a slow chunk runs.
@@ -41,6 +41,7 @@ struct BatchJson {
     n_best: Option<u32>,
     attention: Option<bool>,
     fold_duplicates: Option<bool>,
+    cache: Option<bool>,
 }
 
 /// How a streamed batch ended, for the request logger: `(rows, rows failed)`,
@@ -75,6 +76,8 @@ pub struct BatchInput {
     pub n_best: Option<u32>,
     pub attention: bool,
     pub fold_duplicates: bool,
+    /// Ask the model even for inputs the result cache holds.
+    pub bypass_cache: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,7 +139,9 @@ pub async fn post_batch(
             return Err(ApiError::invalid_input(format!("unknown columns '{other}' (use standard or classic)")));
         }
     }
-    let input = parse(&state, req).await?;
+    let no_cache = super::api::asks_no_cache(req.headers());
+    let mut input = parse(&state, req).await?;
+    input.bypass_cache |= no_cache;
     // Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
     let job = {
         let state = state.clone();
@@ -205,6 +210,7 @@ async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiErr
         n_best: json.n_best,
         attention: json.attention.unwrap_or(false),
         fold_duplicates: json.fold_duplicates.unwrap_or(false),
+        bypass_cache: json.cache == Some(false),
     })
 }
 
@@ -277,6 +283,7 @@ struct Job {
     chunks: Vec<std::ops::Range<usize>>,
     params: Params,
     fold_duplicates: bool,
+    cache: CacheUse,
 }
 
 impl Job {
@@ -340,6 +347,7 @@ impl Job {
             chunks,
             params,
             fold_duplicates: input.fold_duplicates,
+            cache: if input.bypass_cache { CacheUse::Bypass } else { CacheUse::Use },
         })
     }
 
@@ -368,6 +376,7 @@ impl Job {
             self.params,
             state.config.lambda_fan_out,
             state.config.lambda_batch_timeout,
+            self.cache,
         ));
         let mut heartbeat = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut stopping = state.stopping.subscribe();
@@ -394,7 +403,10 @@ impl Job {
                         tracing::warn!(rows = range.len(), first_row = range.start, error = %e, "batch chunk failed");
                     }
                     let mut hypotheses = match result {
-                        Ok(h) => Ok(h.into_iter()),
+                        Ok((h, from_cache)) => {
+                            out.cached += from_cache;
+                            Ok(h.into_iter())
+                        }
                         Err(e) => Err(e),
                     };
                     // Canonicalizing a chunk's predictions is CPU work.

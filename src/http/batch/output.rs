@@ -66,6 +66,8 @@ pub(super) struct Output {
     /// Rows whose target could not be compared (left out of the accuracy).
     pub(super) targets_invalid: usize,
     hits: Vec<usize>,
+    /// Rows answered from the result cache.
+    pub(super) cached: usize,
     pub(super) fold_duplicates: bool,
     /// Targets were given (classic CSV then has its Targets and Correct columns).
     pub(super) with_targets: bool,
@@ -82,6 +84,7 @@ impl Output {
             evaluated: 0,
             targets_invalid: 0,
             hits: vec![0; n_best],
+            cached: 0,
             fold_duplicates: false,
             with_targets: false,
         }
@@ -306,7 +309,7 @@ impl Output {
             self.line(&serde_json::json!({
                 "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
                 "failed_indices": failed, "evaluated": self.evaluated, "targets_invalid": self.targets_invalid,
-                "top_k_accuracy": accuracy,
+                "top_k_accuracy": accuracy, "cached": self.cached,
                 "elapsed_ms": elapsed_ms,
             }));
         }

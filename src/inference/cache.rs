@@ -1,0 +1,443 @@
+//! The result cache: the model is deterministic for an input and its
+//! decoding parameters (beam search), so an answer can be given again without
+//! an invocation. Per pod, in memory, bounded by an estimate of its bytes
+//! (`CACHE_MAX_BYTES`) and by age (`CACHE_TTL`).
+//!
+//! It sits above the coalescer and the in-flight limit: a hit costs no slot
+//! and no invocation. For a request of several inputs (a batch chunk) only the
+//! misses are sent. Concurrent requests for the same missing input share one
+//! invocation: the first asks, the others wait for its answer (and ask
+//! themselves if it goes away or fails). Only answers that decoded and match
+//! the request's shape are kept; errors never are.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::notification::RemovalCause;
+use moka::sync::Cache;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{BoxFuture, CacheUse, Hypothesis, InferenceError, Invocation, Params, Request, Translator};
+use crate::telemetry::Metrics;
+
+/// What one input's answer is kept under. The function (and qualifier) is
+/// part of it: a pod serves one, but two configurations must never share.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    function: Arc<str>,
+    input: Box<str>,
+    params: Params,
+}
+
+type Answer = Arc<Vec<Hypothesis>>;
+/// An in-flight miss: `None` until its owner has the answer (or gave up).
+type Pending = watch::Receiver<Option<Result<Answer, InferenceError>>>;
+
+/// Bytes an entry is counted as: its key, tokens, scores and attention, plus
+/// the cache's own bookkeeping per entry (measured order of magnitude).
+fn weight(key: &Key, answer: &Answer) -> u32 {
+    const PER_ENTRY: usize = 160;
+    const PER_HYPOTHESIS: usize = std::mem::size_of::<Hypothesis>() + 16;
+    let hyps: usize = answer
+        .iter()
+        .map(|h| PER_HYPOTHESIS + h.tokens.len() + h.attention.as_ref().map_or(0, |m| m.rows() * m.cols() * 4))
+        .sum();
+    u32::try_from(PER_ENTRY + key.input.len() + hyps).unwrap_or(u32::MAX)
+}
+
+pub struct Cached {
+    inner: Arc<dyn Translator>,
+    cache: Cache<Key, Answer>,
+    pending: Mutex<HashMap<Key, Pending>>,
+    function: Arc<str>,
+    metrics: Metrics,
+}
+
+impl Cached {
+    /// `function` names what answers: the Lambda function and qualifier, or
+    /// the demo backend.
+    pub fn new(inner: Arc<dyn Translator>, max_bytes: u64, ttl: Duration, function: &str, metrics: Metrics) -> Self {
+        let evictions = metrics.cache_evictions.clone();
+        let cache = Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(weight)
+            .time_to_live(ttl)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
+            .build();
+        Cached { inner, cache, pending: Mutex::default(), function: function.into(), metrics }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Pending>> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn key(&self, input: &str, params: Params) -> Key {
+        Key { function: self.function.clone(), input: input.into(), params }
+    }
+
+    /// Settles the size gauges after a change (and lets the cache evict what
+    /// is over its budget now, not at some later call).
+    fn settle(&self) {
+        self.cache.run_pending_tasks();
+        self.metrics.cache_bytes.set(i64::try_from(self.cache.weighted_size()).unwrap_or(i64::MAX));
+        self.metrics.cache_entries.set(i64::try_from(self.cache.entry_count()).unwrap_or(i64::MAX));
+    }
+
+    async fn invoke_cached(&self, request: Request) -> Result<Invocation, InferenceError> {
+        let Request { inputs, params, deadline, admission, cache } = request;
+        let n = inputs.len();
+        let mut cached = vec![false; n];
+        // Inputs this request asks the model for (each once; with a sender when
+        // others may wait on it), the inputs that wait on another request's
+        // invocation, and where each input's answer comes from.
+        let mut asked: Vec<(Key, Option<Publish>)> = Vec::new();
+        let mut waiting: Vec<(Key, Pending)> = Vec::new();
+        let mut source: Vec<Source> = Vec::with_capacity(n);
+        for (i, input) in inputs.iter().enumerate() {
+            if let Some(j) = inputs[..i].iter().position(|x| x == input) {
+                source.push(Source::Same(j));
+                continue;
+            }
+            let key = self.key(input, params);
+            if cache == CacheUse::Bypass {
+                self.metrics.cache_misses.inc();
+                asked.push((key, None));
+                source.push(Source::Asked(asked.len() - 1));
+                continue;
+            }
+            if let Some(hit) = self.cache.get(&key) {
+                self.metrics.cache_hits.inc();
+                cached[i] = true;
+                source.push(Source::Hit(hit));
+                continue;
+            }
+            self.metrics.cache_misses.inc();
+            let mut pending = self.pending();
+            if let Some(rx) = pending.get(&key) {
+                waiting.push((key, rx.clone()));
+                source.push(Source::Waiting(waiting.len() - 1));
+            } else {
+                let (tx, rx) = watch::channel(None);
+                pending.insert(key.clone(), rx);
+                asked.push((key, Some(tx)));
+                source.push(Source::Asked(asked.len() - 1));
+            }
+        }
+        // However this ends (even by this future being dropped), the pending
+        // entries this request owns go; waiters then have the answer, or see
+        // the sender gone and ask for themselves.
+        let _owned =
+            Owned { cache: self, keys: asked.iter().filter(|(_, tx)| tx.is_some()).map(|(k, _)| k.clone()).collect() };
+        let mut request_id = None;
+        let mut fresh: Vec<Answer> = Vec::with_capacity(asked.len());
+        if !asked.is_empty() {
+            let keys: Vec<&Key> = asked.iter().map(|(k, _)| k).collect();
+            let (answers, id) = self.ask(&keys, params, deadline, admission, cache).await.inspect_err(|e| {
+                for (_, tx) in &asked {
+                    if let Some(tx) = tx {
+                        tx.send_replace(Some(Err(e.clone())));
+                    }
+                }
+            })?;
+            for ((_, tx), answer) in asked.iter().zip(&answers) {
+                if let Some(tx) = tx {
+                    tx.send_replace(Some(Ok(answer.clone())));
+                }
+            }
+            fresh = answers;
+            request_id = id;
+        }
+        let mut shared: Vec<Answer> = Vec::with_capacity(waiting.len());
+        for (key, mut rx) in waiting {
+            let got = match tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await {
+                Err(_) => return Err(InferenceError::Timeout),
+                Ok(Ok(value)) => value.clone(),
+                Ok(Err(_)) => None,
+            };
+            let answer = match got {
+                Some(answer) => answer?,
+                // Its owner went away without an answer: ask here.
+                None => self.ask(&[&key], params, deadline, admission, cache).await?.0.remove(0),
+            };
+            shared.push(answer);
+        }
+        let mut results: Vec<Vec<Hypothesis>> = Vec::with_capacity(n);
+        for (i, s) in source.into_iter().enumerate() {
+            let answer = match s {
+                Source::Hit(answer) => (*answer).clone(),
+                Source::Asked(a) => (*fresh[a]).clone(),
+                Source::Waiting(w) => (*shared[w]).clone(),
+                Source::Same(j) => {
+                    cached[i] = cached[j];
+                    results[j].clone()
+                }
+            };
+            results.push(answer);
+        }
+        let cached = if cached.contains(&true) { cached } else { Vec::new() };
+        Ok(Invocation { results, request_id, cached })
+    }
+
+    /// One invocation for `keys`; keeps the answers when they fit the request.
+    async fn ask(
+        &self,
+        keys: &[&Key],
+        params: Params,
+        deadline: Instant,
+        admission: super::Admission,
+        cache: CacheUse,
+    ) -> Result<(Vec<Answer>, Option<String>), InferenceError> {
+        let request =
+            Request { inputs: keys.iter().map(|k| k.input.to_string()).collect(), params, deadline, admission, cache };
+        let inv = self.inner.invoke(request).await?;
+        if !fits(&inv, keys.len(), params) {
+            return Err(InferenceError::BadPayload("the answer does not match the request".into()));
+        }
+        let answers: Vec<Answer> = inv.results.into_iter().map(Arc::new).collect();
+        for (key, answer) in keys.iter().zip(&answers) {
+            self.cache.insert((*key).clone(), answer.clone());
+        }
+        self.settle();
+        Ok((answers, inv.request_id))
+    }
+}
+
+type Publish = watch::Sender<Option<Result<Answer, InferenceError>>>;
+
+/// Where an input's answer comes from.
+enum Source {
+    /// The cache.
+    Hit(Answer),
+    /// This request's invocation (its index among the asked inputs).
+    Asked(usize),
+    /// Another request's invocation (its index among the waited ones).
+    Waiting(usize),
+    /// The same input earlier in this request.
+    Same(usize),
+}
+
+/// An answer is kept only if it has a result for every input asked and the
+/// n-best lists are not longer than asked.
+fn fits(inv: &Invocation, inputs: usize, params: Params) -> bool {
+    inv.results.len() == inputs && inv.results.iter().all(|h| h.len() <= params.n_best as usize)
+}
+
+/// Removes this request's pending entries when it is done (or dropped): the
+/// waiters then have the answer, or see the sender gone and ask themselves.
+struct Owned<'a> {
+    cache: &'a Cached,
+    keys: Vec<Key>,
+}
+
+impl Drop for Owned<'_> {
+    fn drop(&mut self) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let mut pending = self.cache.pending();
+        for k in &self.keys {
+            pending.remove(k);
+        }
+    }
+}
+
+impl Translator for Cached {
+    fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+        Box::pin(self.invoke_cached(request))
+    }
+
+    fn warmup(&self, deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
+        self.inner.warmup(deadline)
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::inference::{Admission, demo};
+
+    const P: Params = Params { beam: 3, n_best: 2, attention: true };
+
+    /// Records the inputs of every call; answers as the demo does; fails
+    /// inputs containing "FAIL"; answers "SHORT" with no result; waits for a
+    /// permit when gated.
+    #[derive(Default)]
+    struct Model {
+        calls: Mutex<Vec<Vec<String>>>,
+        gate: Option<Semaphore>,
+        entered: AtomicUsize,
+    }
+
+    impl Translator for Model {
+        fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push(request.inputs.clone());
+                self.entered.fetch_add(1, Ordering::SeqCst);
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.unwrap().forget();
+                }
+                if request.inputs.iter().any(|i| i.contains("FAIL")) {
+                    return Err(InferenceError::FunctionError { error_type: "E".into(), message: "m".into() });
+                }
+                let mut results: Vec<_> = request.inputs.iter().map(|i| demo::hypotheses(i, request.params)).collect();
+                if request.inputs.iter().any(|i| i.contains("SHORT")) {
+                    results.pop();
+                }
+                Ok(Invocation { results, request_id: Some("r".into()), cached: Vec::new() })
+            })
+        }
+        fn warmup(&self, _: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn backend(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn cached(model: Arc<Model>, max_bytes: u64) -> (Arc<Cached>, Metrics) {
+        let metrics = Metrics::new();
+        (Arc::new(Cached::new(model, max_bytes, Duration::from_secs(3600), "f", metrics.clone())), metrics)
+    }
+
+    fn req(inputs: &[&str], cache: CacheUse) -> Request {
+        Request {
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            params: P,
+            deadline: Instant::now() + Duration::from_secs(10),
+            admission: Admission::FailFast,
+            cache,
+        }
+    }
+
+    fn calls(model: &Model) -> Vec<Vec<String>> {
+        model.calls.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn a_repeated_input_is_answered_without_an_invocation_unless_bypassed() {
+        let model = Arc::new(Model::default());
+        let (c, metrics) = cached(model.clone(), 1 << 20);
+        let first = c.invoke(req(&["C C O"], CacheUse::Use)).await.unwrap();
+        assert!(!first.was_cached(0));
+        let again = c.invoke(req(&["C C O"], CacheUse::Use)).await.unwrap();
+        assert!(again.was_cached(0));
+        assert_eq!(again.results, first.results);
+        assert_eq!(calls(&model).len(), 1);
+        let fresh = c.invoke(req(&["C C O"], CacheUse::Bypass)).await.unwrap();
+        assert!(!fresh.was_cached(0));
+        assert_eq!(calls(&model).len(), 2, "a bypass always asks the model");
+        assert_eq!((metrics.cache_hits.get(), metrics.cache_misses.get()), (1, 2));
+        // Other parameters are other answers.
+        let other = Request { params: Params { n_best: 1, ..P }, ..req(&["C C O"], CacheUse::Use) };
+        c.invoke(other).await.unwrap();
+        assert_eq!(calls(&model).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn only_the_misses_of_a_request_are_sent_each_once() {
+        let model = Arc::new(Model::default());
+        let (c, _) = cached(model.clone(), 1 << 20);
+        c.invoke(req(&["A", "B"], CacheUse::Use)).await.unwrap();
+        let inv = c.invoke(req(&["B", "C", "A", "C", "D"], CacheUse::Use)).await.unwrap();
+        assert_eq!(calls(&model), vec![vec!["A", "B"], vec!["C", "D"]]);
+        assert_eq!(inv.cached, vec![true, false, true, false, false]);
+        for (input, result) in ["B", "C", "A", "C", "D"].iter().zip(&inv.results) {
+            assert_eq!(*result, demo::hypotheses(input, P), "{input}");
+        }
+    }
+
+    #[tokio::test]
+    async fn errors_and_answers_that_do_not_fit_are_never_kept() {
+        let model = Arc::new(Model::default());
+        let (c, _) = cached(model.clone(), 1 << 20);
+        for _ in 0..2 {
+            assert!(c.invoke(req(&["FAIL"], CacheUse::Use)).await.is_err());
+            let short = c.invoke(req(&["SHORT", "X"], CacheUse::Use)).await;
+            assert!(matches!(short, Err(InferenceError::BadPayload(_))), "{short:?}");
+        }
+        assert_eq!(calls(&model).len(), 4, "every failing request asked again");
+        assert_eq!(c.cache.entry_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_misses_share_one_invocation() {
+        let model = Arc::new(Model { gate: Some(Semaphore::new(0)), ..Default::default() });
+        let (c, metrics) = cached(model.clone(), 1 << 20);
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.invoke(req(&["C C N"], CacheUse::Use)).await })
+            })
+            .collect();
+        // All five missed (each then asks or waits, before its first await),
+        // and the one that asks is in the model.
+        while metrics.cache_misses.get() < 5 || model.entered.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        model.gate.as_ref().unwrap().add_permits(1);
+        for t in tasks {
+            // A bound for failure only (a second invocation would wait forever).
+            let answer =
+                tokio::time::timeout(Duration::from_secs(10), t).await.expect("answered by the one invocation");
+            assert_eq!(answer.unwrap().unwrap().results[0], demo::hypotheses("C C N", P));
+        }
+        assert_eq!(calls(&model).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn when_the_asking_request_goes_away_a_waiter_asks_itself() {
+        let model = Arc::new(Model { gate: Some(Semaphore::new(0)), ..Default::default() });
+        let (c, metrics) = cached(model.clone(), 1 << 20);
+        let owner = {
+            let c = c.clone();
+            tokio::spawn(async move { c.invoke(req(&["C O"], CacheUse::Use)).await })
+        };
+        while model.entered.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let waiter = {
+            let c = c.clone();
+            tokio::spawn(async move { c.invoke(req(&["C O"], CacheUse::Use)).await })
+        };
+        while metrics.cache_misses.get() < 2 {
+            tokio::task::yield_now().await;
+        }
+        owner.abort();
+        let _ = owner.await;
+        model.gate.as_ref().unwrap().add_permits(1);
+        assert_eq!(waiter.await.unwrap().unwrap().results[0], demo::hypotheses("C O", P));
+        assert_eq!(calls(&model).len(), 2);
+        assert!(c.pending().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_cache_never_holds_more_than_its_byte_budget() {
+        let model = Arc::new(Model::default());
+        let budget = 64 * 1024;
+        let (c, metrics) = cached(model.clone(), budget);
+        for i in 0..400 {
+            let input = format!("C C C C C C C C C C C C O {i}");
+            c.invoke(req(&[&input], CacheUse::Use)).await.unwrap();
+            assert!(c.cache.weighted_size() <= budget, "{} bytes after {i}", c.cache.weighted_size());
+        }
+        assert!(metrics.cache_evictions.get() > 0);
+        assert!(metrics.cache_bytes.get() as u64 <= budget && metrics.cache_bytes.get() > budget as i64 / 2);
+        // An entry is counted with its attention: 14 x 14 weights per result.
+        let one = weight(&c.key("x", P), &Arc::new(demo::hypotheses("C C C C C C C C C C C C C O", P)));
+        assert!(one > 2 * 14 * 14 * 4, "{one}");
+    }
+}

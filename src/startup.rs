@@ -135,6 +135,7 @@ pub fn app_state(config: Config) -> Arc<AppState> {
         ready: Arc::new(AtomicBool::new(true)),
         stopping: watch::channel(false).0,
         preflight: std::sync::Mutex::new(None),
+        openapi: std::sync::OnceLock::new(),
     })
 }
 

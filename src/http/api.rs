@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use super::openapi::ErrorBody;
+use super::prediction::TranslationView;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
@@ -16,6 +17,29 @@ use super::metrics::LambdaRequestId;
 use super::pages;
 use super::prediction::{self, TranslateInput};
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/translate",
+    tag = "translate",
+    summary = "Translate one input: its n-best results with probabilities and attention",
+    description = "The answer is JSON; with `Accept: text/html` it is the results fragment the translate page shows \
+        (and errors are the sentence a person should read, as text/plain). Repeated requests are answered from the \
+        result cache (`cached`, `X-Cache`) unless `Cache-Control: no-cache` or `\"cache\": false`.",
+    request_body(content = TranslateInput, content_type = "application/json"),
+    params(("Cache-Control" = Option<String>, Header, description = "`no-cache`: ask the model even if the answer is cached")),
+    responses(
+        (status = 200, description = "The n-best list", headers(("X-Cache" = String, description = "hit or miss")),
+            content((TranslationView = "application/json"), (String = "text/html"))),
+        (status = 400, description = "invalid_input: malformed, out of bounds, or (SMILES mode) not a molecule", body = ErrorBody),
+        (status = 408, description = "request_timeout", body = ErrorBody),
+        (status = 413, description = "too_large", body = ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After)", body = ErrorBody),
+        (status = 500, description = "internal_error", body = ErrorBody),
+        (status = 502, description = "lambda_function_error, lambda_bad_payload, lambda_unavailable", body = ErrorBody),
+        (status = 503, description = "overloaded, lambda_throttled (Retry-After)", body = ErrorBody),
+        (status = 504, description = "lambda_timeout", body = ErrorBody),
+    )
+)]
 /// JSON by default; with `Accept: text/html`, the rendered results fragment
 /// (what the translate page inserts, so the page and the API share one renderer)
 /// or, on an error, its words for people as plain text.
@@ -60,35 +84,88 @@ pub fn asks_no_cache(headers: &HeaderMap) -> bool {
     })
 }
 
-pub async fn config(State(state): State<Arc<AppState>>) -> Response {
+/// The settings a client needs (`GET /api/v1/config`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConfigView {
+    /// `lambda` or `demo`.
+    backend: &'static str,
+    /// The start-up check of the function: `ok`, `pending`, or what failed;
+    /// null on the demo backend.
+    preflight: Option<&'static str>,
+    /// `smiles` or `text`.
+    input_format: &'static str,
+    tokenizer: &'static str,
+    version: &'static str,
+    defaults: Defaults,
+    limits: Limits,
+    examples: Vec<String>,
+    /// The result cache, or null when it is off.
+    cache: Option<CacheSettings>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Defaults {
+    beam: u32,
+    n_best: u32,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Limits {
+    max_beam: u32,
+    max_input_chars: usize,
+    max_batch_inputs: usize,
+    max_body_bytes: usize,
+    lambda_timeout_ms: u64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct CacheSettings {
+    max_bytes: usize,
+    ttl_s: u64,
+}
+
+pub fn config_view(state: &AppState) -> ConfigView {
     let c = &state.config;
-    Json(json!({
-        "backend": state.translator.backend(),
+    ConfigView {
+        backend: state.translator.backend(),
         // The outcome only: the details (function, region, role) are in the log.
-        "preflight": match state.translator.backend() {
-            "demo" => serde_json::Value::Null,
-            _ => json!(state.preflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map_or("pending", |p| p.name())),
+        preflight: match state.translator.backend() {
+            "demo" => None,
+            _ => Some(
+                state
+                    .preflight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .map_or("pending", |p| p.name()),
+            ),
         },
-        "input_format": c.input_format.name(),
-        "tokenizer": state.tokenizer.name(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "defaults": {"beam": c.default_beam, "n_best": c.default_n_best},
-        "limits": {
-            "max_beam": c.max_beam,
-            "max_input_chars": c.max_input_chars,
-            "max_batch_inputs": c.max_batch_inputs,
-            "max_body_bytes": c.max_body_bytes,
-            "lambda_timeout_ms": c.lambda_timeout.as_millis() as u64,
+        input_format: c.input_format.name(),
+        tokenizer: state.tokenizer.name(),
+        version: env!("CARGO_PKG_VERSION"),
+        defaults: Defaults { beam: c.default_beam, n_best: c.default_n_best },
+        limits: Limits {
+            max_beam: c.max_beam,
+            max_input_chars: c.max_input_chars,
+            max_batch_inputs: c.max_batch_inputs,
+            max_body_bytes: c.max_body_bytes,
+            lambda_timeout_ms: c.lambda_timeout.as_millis() as u64,
         },
-        "examples": c.examples,
+        examples: c.examples.clone(),
         // Whether repeated requests are answered without an invocation.
-        "cache": if c.cache_max_bytes == 0 || c.cache_ttl.is_zero() {
-            serde_json::Value::Null
-        } else {
-            json!({"max_bytes": c.cache_max_bytes, "ttl_s": c.cache_ttl.as_secs()})
-        },
-    }))
-    .into_response()
+        cache: (c.cache_max_bytes > 0 && !c.cache_ttl.is_zero())
+            .then(|| CacheSettings { max_bytes: c.cache_max_bytes, ttl_s: c.cache_ttl.as_secs() }),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/config",
+    tag = "service",
+    summary = "This server's settings: backend, input format, defaults, limits, examples, cache",
+    responses((status = 200, description = "The settings", body = ConfigView))
+)]
+pub async fn config(State(state): State<Arc<AppState>>) -> Response {
+    Json(config_view(&state)).into_response()
 }
 
 pub async fn not_found() -> ApiError {

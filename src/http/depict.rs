@@ -50,6 +50,24 @@ pub fn url(smiles: &str) -> String {
     out
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/depict",
+    tag = "translate",
+    summary = "A structure drawing of a SMILES string, as SVG",
+    params(
+        ("smiles" = String, Query, description = "The molecule(s), as SMILES", min_length = 1),
+        ("width" = Option<u32>, Query, description = "Pixels, 50 to 1200 (default 300)", minimum = 50, maximum = 1200),
+        ("height" = Option<u32>, Query, description = "Pixels, 50 to 1200 (default 220)", minimum = 50, maximum = 1200),
+    ),
+    responses(
+        (status = 200, description = "The drawing (transparent, recoloured in dark mode)", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "invalid_input: missing, not a molecule, or a size out of bounds", body = super::openapi::ErrorBody),
+        (status = 413, description = "too_large: more atoms than this server draws", body = super::openapi::ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After)", body = super::openapi::ErrorBody),
+        (status = 503, description = "overloaded: drawing is busy (Retry-After)", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn depict(
     State(state): State<Arc<AppState>>,
     super::extract::ApiQuery(q): super::extract::ApiQuery<DepictQuery>,

@@ -2,6 +2,7 @@
 //! the [`Translator`], render. Only [`error`] turns errors into statuses.
 
 pub mod api;
+pub mod api_page;
 pub mod assets;
 pub mod batch;
 pub mod depict;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod heatmap;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod prediction;
 pub mod ratelimit;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub rate_limiter: Option<ratelimit::Limiter>,
     /// Whether the function has been idle: a page visit then warms it.
     pub warmth: Arc<crate::inference::keep_warm::OnVisit>,
+    /// The OpenAPI document, made on first use (`openapi::document`).
+    pub openapi: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl AppState {
@@ -125,6 +129,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/static/{file}", get(assets::serve))
         .route("/api/v1/translate", post(api::post_translate))
         .route("/api/v1/config", get(api::config))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/api", get(api_page::api_page))
         .route("/api/v1/depict", get(depict::depict))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::ApiError;
@@ -16,28 +17,58 @@ use crate::inference::tokenize::{Tokenizer, Tokens};
 use crate::inference::{Admission, CacheUse, Hypothesis, Params, Request};
 
 /// The body of `POST /api/v1/translate` and the fields of the translate form.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct TranslateInput {
+    /// The input: in SMILES mode all reactants and reagents as SMILES,
+    /// separated by `.` (any valid spelling; it is canonicalized), in text
+    /// mode the text to translate. Not blank.
     pub text: String,
+    /// Beam width (default 5). A whole number; `5.0` is read as 5.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<u32>)]
     pub beam: Option<u32>,
+    /// How many of the best results to return (default 5, at most the beam).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<u32>)]
     pub n_best: Option<u32>,
+    /// Return each result's attention matrix (default true).
     pub attention: Option<bool>,
     /// The expected answer, to see at which rank the model finds it.
     pub target: Option<String>,
     /// SMILES mode: predictions that are the same molecule become one, their
-    /// probabilities summed (see [`fold_duplicates`]).
+    /// probabilities summed.
     pub fold_duplicates: Option<bool>,
     /// `false`: ask the model even if the result cache holds the answer (as
     /// `Cache-Control: no-cache` does).
     pub cache: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A whole number that JSON may write as `5` or `5.0` (JSON Schema's
+/// `integer` allows both), within `u32`; `null` is absent.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return u32::try_from(u).map(Some).map_err(|_| D::Error::custom(format!("{n} is too large")));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => Ok(Some(f as u32)),
+        _ => Err(D::Error::custom(format!("expected a whole number from 0, got {n}"))),
+    }
+}
+
+/// The answer of `POST /api/v1/translate`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TranslationView {
+    /// The input as given.
     pub input: String,
     /// The input as the model read it (SMILES mode: RDKit's canonical form).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canonical: Option<String>,
+    /// The input's tokens, as the model saw them.
+    #[schema(value_type = Vec<String>)]
     pub tokens: Tokens,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetView>,
@@ -45,10 +76,12 @@ pub struct TranslationView {
     /// Attention was asked for but left out: it would exceed MAX_ATTENTION_CELLS.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub attention_omitted: bool,
+    /// Why attention was left out, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_omitted_reason: Option<String>,
     /// Answered from the result cache, without an invocation.
     pub cached: bool,
+    /// Time spent on this request in the service, in milliseconds.
     pub elapsed_ms: f64,
 }
 
@@ -69,32 +102,46 @@ pub fn attention_cells(predictions: &[PredictionView]) -> usize {
     predictions.iter().filter_map(|p| p.attention.as_ref()).map(|m| m.rows() * m.cols()).sum()
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The expected answer and where the model found it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TargetView {
+    /// The target as given.
     pub text: String,
+    /// SMILES mode: its canonical form.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub canonical: Option<String>,
     /// The rank of the first prediction that is the target, if any.
     pub correct_rank: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One result of the n-best list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PredictionView {
+    /// 1 for the best.
+    #[schema(minimum = 1)]
     pub rank: usize,
+    /// The result, its tokens joined.
     pub text: String,
+    #[schema(value_type = Vec<String>)]
     pub tokens: Tokens,
+    /// The model's log-probability of this result.
     pub score: f64,
+    /// `exp(score)`, from 0 to 1.
+    #[schema(minimum = 0, maximum = 1)]
     pub probability: f64,
     /// SMILES mode only: the canonical SMILES, or `null` when the prediction is
     /// not a molecule. Absent in text mode.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub canonical: Option<Option<String>>,
     /// When duplicates were folded into this prediction: the ranks (in the
     /// model's own order) of every prediction it stands for, its own first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_ranks: Option<Vec<usize>>,
-    /// Written with 4 decimals (see [`super::json`]).
+    /// Result tokens x input tokens, each row adding up to 1; weights with
+    /// 4 decimals (see [`super::json`]).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Vec<f32>>>)]
     pub attention: Option<Matrix>,
 }
 

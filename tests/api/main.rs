@@ -18,6 +18,7 @@ mod drain;
 mod lambda;
 mod lifecycle;
 mod loadtest;
+mod openapi;
 mod pages;
 mod reactions;
 mod translate;

@@ -128,7 +128,7 @@ async fn axe_core_finds_nothing_on_any_page_in_either_theme() {
             return;
         };
         let at = format!("{width} px, {}", if dark { "dark" } else { "light" });
-        for path in ["/", "/about", "/batch", "/no-such-page"] {
+        for path in ["/", "/about", "/batch", "/api", "/no-such-page"] {
             b.client.goto(&s.url(path)).await.unwrap();
             assert_axe_clean(&b, &format!("{path} at {at}")).await;
         }

@@ -37,7 +37,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 struct BatchJson {
     inputs: Vec<String>,
     targets: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "prediction::whole_number")]
     beam: Option<u32>,
+    #[serde(default, deserialize_with = "prediction::whole_number")]
     n_best: Option<u32>,
     attention: Option<bool>,
     fold_duplicates: Option<bool>,
@@ -116,6 +118,36 @@ pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Resp
     post_batch(state, super::extract::ApiQuery(query), req).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/translate/batch",
+    tag = "translate",
+    summary = "Translate many inputs, streamed as NDJSON or CSV",
+    description = "Rows are chunked and invoked with bounded fan-out; the answer streams as rows finish: NDJSON \
+        (`application/x-ndjson`, the default: one `BatchLine` per line) or CSV (`?format=csv` or `Accept: text/csv`; \
+        columns `id,source,rank,prediction,canonical,probability,target,correct,error`, one line per prediction, \
+        RFC 4180 quoting, cells a spreadsheet would run as a formula prefixed with `'`; `?columns=classic` gives the \
+        original app's columns). A row that fails is an error row; the others are translated. Rows the result cache \
+        holds are not sent to the model unless `Cache-Control: no-cache` or `\"cache\": false`.",
+    params(
+        ("format" = Option<String>, Query, description = "`ndjson` (default) or `csv`", pattern = "^(ndjson|csv)$"),
+        ("columns" = Option<String>, Query, description = "`standard` (default) or `classic` (CSV only)", pattern = "^(standard|classic)$"),
+        ("Cache-Control" = Option<String>, Header, description = "`no-cache`: ask the model for every row"),
+    ),
+    request_body(content(
+        (super::openapi::BatchRequest = "application/json"),
+        (super::openapi::BatchUpload = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, description = "The rows, as they finish",
+            content((super::openapi::BatchLine = "application/x-ndjson"), (String = "text/csv"))),
+        (status = 400, description = "invalid_input: malformed, out of bounds, or targets not one per input", body = super::openapi::ErrorBody),
+        (status = 408, description = "request_timeout", body = super::openapi::ErrorBody),
+        (status = 413, description = "too_large: more inputs than this server takes", body = super::openapi::ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After)", body = super::openapi::ErrorBody),
+        (status = 500, description = "internal_error", body = super::openapi::ErrorBody),
+    )
+)]
 pub async fn post_batch(
     State(state): State<Arc<AppState>>,
     super::extract::ApiQuery(query): super::extract::ApiQuery<FormatQuery>,

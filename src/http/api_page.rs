@@ -1,0 +1,207 @@
+//! `GET /api`: the OpenAPI document, read by people. Rendered by the server
+//! from the same document programs read (no assets from another origin, no
+//! JavaScript): each operation with its parameters, body fields and
+//! constraints, and its responses.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::AppState;
+use super::pages::{Shell, render};
+
+#[derive(Template)]
+#[template(path = "api.html")]
+struct ApiPage {
+    shell: Shell,
+    version: String,
+    operations: Vec<Operation>,
+}
+
+struct Operation {
+    anchor: String,
+    method: String,
+    path: String,
+    summary: String,
+    description: String,
+    params: Vec<Field>,
+    bodies: Vec<Body>,
+    responses: Vec<Reply>,
+}
+
+struct Body {
+    content_type: String,
+    fields: Vec<Field>,
+}
+
+struct Field {
+    name: String,
+    kind: String,
+    required: bool,
+    rules: String,
+    description: String,
+}
+
+struct Reply {
+    status: String,
+    description: String,
+    content_types: String,
+}
+
+/// `components.schemas.X` for `{"$ref": "#/components/schemas/X"}`.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/")) {
+        Some(name) => &doc["components"]["schemas"][name],
+        None => schema,
+    }
+}
+
+/// `integer`, `string`, `array of string`, a schema's name; "or null" dropped
+/// (optional fields say so in their own column).
+fn kind(doc: &Value, schema: &Value) -> String {
+    if let Some(name) = schema.get("$ref").and_then(Value::as_str) {
+        return name.rsplit('/').next().unwrap_or(name).to_string();
+    }
+    if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
+        let kinds: Vec<String> = alternatives.iter().map(|a| kind(doc, a)).filter(|k| k != "null").collect();
+        return kinds.join(" or ");
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).filter(|t| *t != "null").collect(),
+        _ => vec![],
+    };
+    match types.first() {
+        Some(&"array") => format!("array of {}", kind(doc, &schema["items"])),
+        Some(t) => t.to_string(),
+        None => "any".into(),
+    }
+}
+
+/// The constraints a value must meet, in short words.
+fn rules(schema: &Value) -> String {
+    let mut out = Vec::new();
+    let n = |k: &str| schema.get(k).filter(|v| v.is_number()).map(|v| v.to_string());
+    match (n("minimum"), n("maximum")) {
+        (Some(a), Some(b)) => out.push(format!("{a} to {b}")),
+        (Some(a), None) => out.push(format!("at least {a}")),
+        (None, Some(b)) => out.push(format!("at most {b}")),
+        _ => {}
+    }
+    match (n("minLength"), n("maxLength")) {
+        (Some(a), Some(b)) => out.push(format!("{a} to {b} characters")),
+        (None, Some(b)) => out.push(format!("at most {b} characters")),
+        (Some(a), None) => out.push(format!("at least {a} characters")),
+        _ => {}
+    }
+    match (n("minItems"), n("maxItems")) {
+        (Some(a), Some(b)) => out.push(format!("{a} to {b} items")),
+        (None, Some(b)) => out.push(format!("at most {b} items")),
+        _ => {}
+    }
+    if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
+        out.push(format!("matches {p}"));
+    }
+    if let Some(m) = schema.get("contentMediaType").and_then(Value::as_str) {
+        out.push(format!("a {m} file"));
+    }
+    out.join("; ")
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}
+
+fn fields(doc: &Value, schema: &Value) -> Vec<Field> {
+    let schema = resolve(doc, schema);
+    let required: Vec<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let Some(properties) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    properties
+        .iter()
+        .map(|(name, p)| Field {
+            name: name.clone(),
+            kind: kind(doc, p),
+            required: required.contains(&name.as_str()),
+            rules: rules(p),
+            description: text(&p["description"]),
+        })
+        .collect()
+}
+
+fn operations(doc: &Value) -> Vec<Operation> {
+    let mut out = Vec::new();
+    let Some(paths) = doc["paths"].as_object() else {
+        return out;
+    };
+    for (path, item) in paths {
+        let Some(methods) = item.as_object() else { continue };
+        for (method, op) in methods {
+            let params = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| Field {
+                            name: format!("{} ({})", text(&p["name"]), text(&p["in"])),
+                            kind: kind(doc, &p["schema"]),
+                            required: p["required"] == true,
+                            rules: rules(&p["schema"]),
+                            description: text(&p["description"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let bodies = op["requestBody"]["content"]
+                .as_object()
+                .map(|c| {
+                    c.iter()
+                        .map(|(content_type, m)| Body {
+                            content_type: content_type.clone(),
+                            fields: fields(doc, &m["schema"]),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let responses = op["responses"]
+                .as_object()
+                .map(|rs| {
+                    rs.iter()
+                        .map(|(status, r)| Reply {
+                            status: status.clone(),
+                            description: text(&r["description"]),
+                            content_types: r["content"]
+                                .as_object()
+                                .map(|c| c.keys().cloned().collect::<Vec<_>>().join(", "))
+                                .unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Operation {
+                anchor: format!("{method}-{}", path.trim_matches('/').replace(['/', '.'], "-")),
+                method: method.to_uppercase(),
+                path: path.clone(),
+                summary: text(&op["summary"]),
+                description: text(&op["description"]),
+                params,
+                bodies,
+                responses,
+            });
+        }
+    }
+    out
+}
+
+pub async fn api_page(State(state): State<Arc<AppState>>) -> Response {
+    let doc = state.openapi();
+    render(&ApiPage {
+        shell: Shell::new(&state, "api"),
+        version: text(&doc["info"]["version"]),
+        operations: operations(doc),
+    })
+}

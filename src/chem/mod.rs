@@ -16,6 +16,31 @@ mod rdkit;
 #[error("failed to convert to a molecular structure ({0})")]
 pub struct ChemError(pub String);
 
+/// Parsing is most of the CPU a translation costs here (about 0.1 ms a SMILES,
+/// six or more a request) and gives the same answer every time: the pod keeps
+/// recent answers, bounded by their bytes. Repeated inputs (cache hits, the
+/// page's examples) and the predictions they bring skip RDKit.
+const MEMO_BYTES: u64 = 4 << 20;
+
+fn memo<V: Clone + Send + Sync + 'static>(weight: fn(&String, &V) -> u32) -> moka::sync::Cache<String, V> {
+    moka::sync::Cache::builder().max_capacity(MEMO_BYTES).weigher(weight).build()
+}
+
+static PREPARED: std::sync::LazyLock<moka::sync::Cache<String, Result<String, ChemError>>> =
+    std::sync::LazyLock::new(|| {
+        memo(|k, v: &Result<String, ChemError>| {
+            let v = match v {
+                Ok(s) => s.len(),
+                Err(e) => e.0.len(),
+            };
+            u32::try_from(96 + k.len() + v).unwrap_or(u32::MAX)
+        })
+    });
+
+static CANONICAL: std::sync::LazyLock<moka::sync::Cache<String, Option<String>>> = std::sync::LazyLock::new(|| {
+    memo(|k, v: &Option<String>| u32::try_from(96 + k.len() + v.as_ref().map_or(0, String::len)).unwrap_or(u32::MAX))
+});
+
 /// Atoms above which a structure is not drawn (the drawing's time and size grow
 /// with it; reaction mixtures of the model's kind stay far below).
 pub const MAX_DRAW_ATOMS: u32 = 250;
@@ -25,6 +50,10 @@ pub const MAX_DRAW_ATOMS: u32 = 250;
 /// `>` between reactants and reagents read as `.`, then parsed and written in
 /// RDKit's canonical form with stereochemistry removed.
 pub fn prepare(text: &str) -> Result<String, ChemError> {
+    PREPARED.get_with_by_ref(text, || prepare_uncached(text))
+}
+
+fn prepare_uncached(text: &str) -> Result<String, ChemError> {
     let joined: String = text.split_whitespace().collect();
     if joined.is_empty() {
         return Err(ChemError("there is no SMILES to read".into()));
@@ -46,6 +75,10 @@ pub fn prepare(text: &str) -> Result<String, ChemError> {
 /// The canonical form of a predicted SMILES (tokens joined, stereochemistry
 /// kept as predicted), or `None` when it is not a molecule.
 pub fn canonical(smiles: &str) -> Option<String> {
+    CANONICAL.get_with_by_ref(smiles, || canonical_uncached(smiles))
+}
+
+fn canonical_uncached(smiles: &str) -> Option<String> {
     let joined: String = smiles.split_whitespace().collect();
     if joined.is_empty() || joined.chars().any(char::is_control) {
         return None;
@@ -163,6 +196,17 @@ mod tests {
     }
 
     #[test]
+    fn repeated_parses_give_the_same_answers_as_rdkit() {
+        for text in ["OCC", "C1CC", "CC(C)(C)(C)C", "N#Cc1ccccc1", "a>>b"] {
+            assert_eq!(prepare(text), prepare_uncached(text), "{text}");
+            assert_eq!(prepare(text), prepare_uncached(text), "{text}, remembered");
+            assert_eq!(canonical(text), canonical_uncached(text), "{text}");
+            assert_eq!(canonical(text), canonical_uncached(text), "{text}, remembered");
+        }
+        assert!(PREPARED.contains_key("OCC") && CANONICAL.contains_key("N#Cc1ccccc1"));
+    }
+
+    #[test]
     fn parses_on_many_threads_keep_their_own_reasons() {
         // Both reasons come from RDKit's error log, which is process-wide.
         let handles: Vec<_> = (0..8)
@@ -171,7 +215,7 @@ mod tests {
                     let (input, want) =
                         if i % 2 == 0 { ("C1CC", "unclosed ring") } else { ("CC)C", "extra close parentheses") };
                     for _ in 0..300 {
-                        assert_eq!(prepare(input).unwrap_err().0, want);
+                        assert_eq!(prepare_uncached(input).unwrap_err().0, want);
                     }
                 })
             })

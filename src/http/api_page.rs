@@ -61,12 +61,12 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 
 /// `integer`, `string`, `array of string`, a schema's name; "or null" dropped
 /// (optional fields say so in their own column).
-fn kind(doc: &Value, schema: &Value) -> String {
+fn kind(schema: &Value) -> String {
     if let Some(name) = schema.get("$ref").and_then(Value::as_str) {
         return name.rsplit('/').next().unwrap_or(name).to_string();
     }
     if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
-        let kinds: Vec<String> = alternatives.iter().map(|a| kind(doc, a)).filter(|k| k != "null").collect();
+        let kinds: Vec<String> = alternatives.iter().map(kind).filter(|k| k != "null").collect();
         return kinds.join(" or ");
     }
     let types: Vec<&str> = match &schema["type"] {
@@ -75,7 +75,7 @@ fn kind(doc: &Value, schema: &Value) -> String {
         _ => vec![],
     };
     match types.first() {
-        Some(&"array") => format!("array of {}", kind(doc, &schema["items"])),
+        Some(&"array") => format!("array of {}", kind(&schema["items"])),
         Some(t) => t.to_string(),
         None => "any".into(),
     }
@@ -126,7 +126,7 @@ fn fields(doc: &Value, schema: &Value) -> Vec<Field> {
         .iter()
         .map(|(name, p)| Field {
             name: name.clone(),
-            kind: kind(doc, p),
+            kind: kind(p),
             required: required.contains(&name.as_str()),
             rules: rules(p),
             description: text(&p["description"]),
@@ -148,7 +148,7 @@ fn operations(doc: &Value) -> Vec<Operation> {
                     ps.iter()
                         .map(|p| Field {
                             name: format!("{} ({})", text(&p["name"]), text(&p["in"])),
-                            kind: kind(doc, &p["schema"]),
+                            kind: kind(&p["schema"]),
                             required: p["required"] == true,
                             rules: rules(&p["schema"]),
                             description: text(&p["description"]),

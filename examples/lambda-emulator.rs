@@ -25,6 +25,10 @@ struct Args {
     /// Added latency per invocation, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Added latency per input of an invocation, in milliseconds (fractions
+    /// allowed): a model's time grows with its batch.
+    #[arg(long, default_value_t = 0.0)]
+    per_input_ms: f64,
     /// A function error for any input containing this text.
     #[arg(long)]
     poison: Option<String>,
@@ -38,6 +42,7 @@ async fn main() {
     let args = Args::parse();
     let behavior = emulator::Behavior {
         latency: Duration::from_millis(args.latency_ms),
+        per_input: Duration::from_secs_f64(args.per_input_ms / 1e3),
         poison: args.poison,
         throttle_next: args.throttle_first,
         forget_calls: true,

@@ -184,7 +184,8 @@ pub struct Config {
     #[arg(long, env = "MAX_INFLIGHT_INVOCATIONS", default_value_t = 64, global = true)]
     pub max_inflight_invocations: usize,
 
-    /// Longest wait to group concurrent translations into one invocation (0 = off).
+    /// Longest wait to group concurrent translations into one invocation, taken
+    /// only when a partner is likely within it (0 = off).
     #[arg(long, env = "COALESCE_MAX_WAIT", default_value = "2ms", value_parser = parse_duration, global = true)]
     pub coalesce_max_wait: Duration,
 

@@ -2,11 +2,16 @@
 //! parameters share one invocation.
 //!
 //! Adaptive, not a fixed delay: when no invocation of that kind is in flight a
-//! request leaves at once (idle latency unchanged). While one is in flight, new
-//! requests queue and leave together as soon as it returns, or the group is
-//! full (the batch table's chunk size), or the first of them has waited
-//! `COALESCE_MAX_WAIT`. Each caller keeps its own deadline and may go away
-//! without affecting the others. A function error or bad payload of a shared
+//! request leaves at once (idle latency unchanged). While one is in flight, a
+//! request waits only when a partner is likely to come within
+//! `COALESCE_MAX_WAIT`: the mean gap between requests of its kind (weighted
+//! towards recent ones) says so when `max_wait >= mean_gap x ln 2` (arrivals
+//! as a Poisson process: even odds of one more within the wait). Otherwise it
+//! leaves at once, so ordinary rates with a slow model pay no wait for a
+//! partner that does not come. Waiting requests leave together as soon as the
+//! invocations in flight return, or the group is full (the batch table's chunk
+//! size), or the first of them has waited `COALESCE_MAX_WAIT`. Each caller
+//! keeps its own deadline and may go away without affecting the others. A function error or bad payload of a shared
 //! invocation is retried member by member, so only the input that breaks the
 //! model gets the error.
 
@@ -42,12 +47,32 @@ pub struct Coalescer {
     inner: Arc<dyn Translator>,
     max_wait: Duration,
     groups: Mutex<HashMap<Params, Group>>,
+    /// How often requests of each kind arrive (at most one entry per
+    /// parameter set the server accepts: a bounded map).
+    arrivals: Mutex<HashMap<Params, Arrivals>>,
     metrics: Metrics,
 }
 
+/// The arrival rate of one kind of request: the last arrival and the mean gap
+/// between arrivals, each new gap weighted `GAP_WEIGHT`.
+#[derive(Clone, Copy)]
+struct Arrivals {
+    last: Option<Instant>,
+    /// Seconds; infinite until a second request came.
+    mean_gap: f64,
+}
+
+const GAP_WEIGHT: f64 = 0.2;
+
 impl Coalescer {
     pub fn new(inner: Arc<dyn Translator>, max_wait: Duration, metrics: Metrics) -> Arc<Self> {
-        Arc::new(Coalescer { inner, max_wait, groups: Mutex::new(HashMap::new()), metrics })
+        Arc::new(Coalescer {
+            inner,
+            max_wait,
+            groups: Mutex::new(HashMap::new()),
+            arrivals: Mutex::new(HashMap::new()),
+            metrics,
+        })
     }
 
     /// The groups, even after a panic elsewhere poisoned the lock: every
@@ -190,6 +215,20 @@ impl Coalescer {
         }
     }
 
+    /// Records an arrival of `params`; whether another is likely within the
+    /// max wait (at least even odds, arrivals taken as a Poisson process).
+    fn partner_likely(&self, params: Params) -> bool {
+        let now = Instant::now();
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let a = arrivals.entry(params).or_insert(Arrivals { last: None, mean_gap: f64::INFINITY });
+        if let Some(last) = a.last {
+            let gap = now.duration_since(last).as_secs_f64();
+            a.mean_gap = if a.mean_gap.is_finite() { GAP_WEIGHT * gap + (1.0 - GAP_WEIGHT) * a.mean_gap } else { gap };
+        }
+        a.last = Some(now);
+        self.max_wait.as_secs_f64() >= a.mean_gap * std::f64::consts::LN_2
+    }
+
     fn arm_timer(self: &Arc<Self>, params: Params) {
         let this = self.clone();
         let wait = self.max_wait;
@@ -206,16 +245,18 @@ impl Coalescer {
         deadline: Instant,
     ) -> Result<Invocation, InferenceError> {
         let (reply, answer) = oneshot::channel();
+        let wait = self.partner_likely(params);
         let arm = {
             let mut groups = self.groups();
             let group = groups.entry(params).or_default();
             group.queue.push(Waiter { input, deadline, queued: Instant::now(), reply });
             self.metrics.coalesce_queued.inc();
-            let arm = group.in_flight > 0 && !group.timer;
+            let arm = wait && group.in_flight > 0 && !group.timer;
             group.timer |= arm;
             arm
         };
-        match self.take(params, false) {
+        // No partner likely: leave now, with whoever is already waiting.
+        match self.take(params, !wait) {
             // Alone and nothing in flight: carry the invocation in this task. No
             // task hand-off means no cross-thread wake-up, which is most of the
             // cost of a request at low load. The slot guard frees the slot even
@@ -386,6 +427,32 @@ mod tests {
             assert!(started.elapsed() < Duration::from_millis(5), "no added wait");
         }
         assert_eq!(inner.calls.lock().unwrap().clone(), vec![1; 5]);
+    }
+
+    // A slow function (100 ms) and requests 10 ms apart, against a 5 ms max
+    // wait: a partner within the wait is unlikely, so though invocations are
+    // always in flight, each request leaves at once (paused time: exactly the
+    // function's 100 ms, no more). 1 ms apart, they wait and share.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_only_when_a_partner_is_likely() {
+        for (gap_ms, grouped) in [(10, false), (1, true)] {
+            let (inner, c) = setup(100);
+            let c = &c;
+            let requests = (0..20u64).map(|i| async move {
+                tokio::time::sleep(Duration::from_millis(i * gap_ms)).await;
+                let started = Instant::now();
+                c.invoke(req(&format!("C {i}"), P)).await.unwrap();
+                started.elapsed()
+            });
+            let took = futures_util::future::join_all(requests).await;
+            let calls = inner.calls.lock().unwrap().clone();
+            if grouped {
+                assert!(calls.len() < 10, "{calls:?}");
+            } else {
+                assert_eq!(calls, vec![1; 20]);
+                assert!(took.iter().all(|t| *t == Duration::from_millis(100)), "{took:?}");
+            }
+        }
     }
 
     // A slow function (100 ms) and a steady stream (one request every 2 ms): many

@@ -68,7 +68,11 @@ pub enum Format {
 
 #[derive(Debug, Clone, Default)]
 pub struct Behavior {
+    /// Time per invocation, whatever it holds.
     pub latency: Duration,
+    /// Time per input on top of `latency`, as a model's time grows with its
+    /// batch.
+    pub per_input: Duration,
     /// Throttle this many calls (HTTP 429), then behave.
     pub throttle_next: usize,
     /// Answer this many calls with HTTP 500 ServiceException, then behave.
@@ -239,8 +243,9 @@ async fn invoke(
     let _ = state.held.subscribe().wait_for(|held| !*held).await;
     // A zero sleep still waits for the timer's next tick (up to 1 ms): "0 ms"
     // must mean no wait at all.
-    if !behavior.latency.is_zero() {
-        tokio::time::sleep(behavior.latency).await;
+    let busy = behavior.latency + behavior.per_input * inputs.len() as u32;
+    if !busy.is_zero() {
+        tokio::time::sleep(busy).await;
     }
 
     if behavior.throttle_next > 0 || behavior.fault == Fault::ThrottleAlways {

@@ -158,7 +158,9 @@ pub fn fold_duplicates(predictions: Vec<PredictionView>) -> Vec<PredictionView> 
         };
         match same {
             Some(q) => {
-                q.probability += p.probability;
+                // A probability, whatever the model's scores add up to (the
+                // demo's n-best lists, a miscalibrated model): at most 1.
+                q.probability = (q.probability + p.probability).min(1.0);
                 q.score = q.probability.ln();
                 q.merged_ranks.get_or_insert_with(|| vec![q.rank]).push(p.rank);
             }
@@ -424,6 +426,18 @@ mod tests {
         assert_eq!(folded[0].merged_ranks, Some(vec![1, 3]));
         assert!((folded[0].score - 0.6f64.ln()).abs() < 1e-12);
         assert_eq!(folded[1].merged_ranks, None, "invalid predictions never fold");
+    }
+
+    /// Found by schemathesis: the demo's scores of one molecule added up to
+    /// more than 1 (probability 1.54, score 0.43).
+    #[test]
+    fn folded_probabilities_stay_probabilities() {
+        let folded = fold_duplicates(vec![
+            prediction(1, Some(Some("O")), 0.9),
+            prediction(2, Some(Some("O")), 0.4),
+            prediction(3, Some(Some("O")), 0.3),
+        ]);
+        assert_eq!((folded.len(), folded[0].probability, folded[0].score), (1, 1.0, 0.0));
     }
 
     #[test]

@@ -53,6 +53,16 @@ pub fn prepare(text: &str) -> Result<String, ChemError> {
     PREPARED.get_with_by_ref(text, || prepare_uncached(text))
 }
 
+/// Whether [`prepare`] of `text` is a lookup now (no RDKit work).
+pub fn prepared_already(text: &str) -> bool {
+    PREPARED.contains_key(text)
+}
+
+/// Whether [`canonical`] of `smiles` is a lookup now (no RDKit work).
+pub fn canonical_already(smiles: &str) -> bool {
+    CANONICAL.contains_key(smiles)
+}
+
 fn prepare_uncached(text: &str) -> Result<String, ChemError> {
     let joined: String = text.split_whitespace().collect();
     if joined.is_empty() {

@@ -280,6 +280,24 @@ pub fn correct_rank(state: &AppState, predictions: &[PredictionView], key: &str)
     predictions.iter().find(|p| answer_key(p, state).as_deref() == Some(key)).map(|p| p.rank)
 }
 
+/// Runs `f` here when it is cheap (text mode, or RDKit's answers remembered),
+/// else as [`cpu_bound`]: handing the worker's queue over costs thread
+/// wake-ups that a lookup does not need.
+fn cpu_bound_unless<T>(cheap: bool, f: impl FnOnce() -> T) -> T {
+    if cheap { f() } else { cpu_bound(f) }
+}
+
+/// Whether preparing these texts needs no RDKit work now.
+fn preparation_is_cheap(state: &AppState, texts: &[&str]) -> bool {
+    state.config.input_format == InputFormat::Text || texts.iter().all(|t| chem::prepared_already(t))
+}
+
+/// Whether the view of these hypotheses needs no RDKit work now.
+fn view_is_cheap(state: &AppState, hypotheses: &[Hypothesis]) -> bool {
+    state.config.input_format == InputFormat::Text
+        || hypotheses.iter().all(|h| chem::canonical_already(&state.tokenizer.detokenize(&h.tokens)))
+}
+
 /// Runs CPU-bound chemistry without stalling the runtime's other tasks: on a
 /// multi-threaded runtime this worker hands its queue to another first.
 pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
@@ -298,7 +316,8 @@ pub async fn predict(
     let started = Instant::now();
     let mut params = params(state, input.beam, input.n_best, input.attention.unwrap_or(true))?;
     let target = input.target.as_deref().filter(|t| !t.trim().is_empty());
-    let (prepared, target_prepared) = cpu_bound(|| {
+    let texts: Vec<&str> = std::iter::once(input.text.as_str()).chain(target).collect();
+    let (prepared, target_prepared) = cpu_bound_unless(preparation_is_cheap(state, &texts), || {
         let prepared = prepare(state, &input.text, "text")?;
         let target = target.map(|t| prepare(state, t, "target")).transpose()?;
         Ok::<_, ApiError>((prepared, target))
@@ -323,7 +342,8 @@ pub async fn predict(
     let invocation = state.translator.invoke(request).await?;
     let cached = invocation.was_cached(0);
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
-    let mut view = cpu_bound(|| view(state.reading(), input.text, prepared, hypotheses, started));
+    let cheap = view_is_cheap(state, &hypotheses);
+    let mut view = cpu_bound_unless(cheap, || view(state.reading(), input.text, prepared, hypotheses, started));
     if omitted.is_none() {
         omitted = attention_over_budget(attention_cells(&view.predictions), budget);
         if omitted.is_some() {

@@ -16,8 +16,9 @@
 //!                predict, view), shared by the API, the page and batch rows;
 //!                extract: the body/query/form extractors;
 //!                error: maps every error to a status and a body, in one place;
-//!                batch/ is the streamed bulk route (mod: parsing and the job;
-//!                output: the NDJSON and CSV encoders);
+//!                batch/ is the streamed bulk route (mod: the job; input: the
+//!                JSON and multipart bodies; output: the NDJSON and CSV encoders);
+//!                openapi: the generated API document, api_page: its page;
 //!                server.rs is the accept loop and its bounds
 //! inference/     the Translator trait and its backends:
 //!   answer       the model's answer: Hypothesis, Matrix (attention), probability
@@ -27,6 +28,7 @@
 //!   lambda       the aws-sdk-lambda backend: deadlines, retries, error mapping,
 //!                the preflight
 //!   demo         a deterministic in-process backend for use without AWS
+//!   cache        the per-pod result cache above the coalescer
 //!   limit        the pod-wide cap on invocations in flight
 //!   coalesce     groups concurrent single translations into shared invocations
 //!   fanout       bulk chunking and bounded concurrency

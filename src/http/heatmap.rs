@@ -79,15 +79,24 @@ impl Heatmap {
         let mut levels = Vec::with_capacity(n_rows * n_cols);
         let mut values = Vec::with_capacity(n_rows * n_cols * 2);
         let mut strongest = Vec::with_capacity(n_rows.min(SUMMARY_TOKENS));
+        let mut table: Option<Vec<Vec<String>>> = (n_rows * n_cols <= TABLE_LIMIT).then(Vec::new);
         for (r, row) in matrix.iter_rows().take(n_rows).enumerate() {
             let mut best = (0usize, f32::MIN);
+            let mut cells = Vec::new();
             for (c, &v) in row.iter().take(n_cols).enumerate() {
                 let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
                 if v > best.1 {
                     best = (c, v);
                 }
                 levels.push((v * 255.0).round() as u8);
-                values.extend_from_slice(&((v * 10_000.0).round() as u16).to_be_bytes());
+                let weight = (v * 10_000.0).round() as u16;
+                values.extend_from_slice(&weight.to_be_bytes());
+                if table.is_some() {
+                    cells.push(format!("{:.1}%", f32::from(weight) / 100.0));
+                }
+            }
+            if let Some(t) = table.as_mut() {
+                t.push(cells);
             }
             if r < SUMMARY_TOKENS {
                 strongest.push(format!(
@@ -106,21 +115,6 @@ impl Heatmap {
         };
         let summary =
             format!("{n_rows} result tokens by {n_cols} input tokens. {}{more}.", sentence_case(&strongest.join("; ")));
-        let table = (n_rows * n_cols <= TABLE_LIMIT).then(|| {
-            levels
-                .chunks(n_cols)
-                .enumerate()
-                .map(|(r, _)| {
-                    (0..n_cols)
-                        .map(|c| {
-                            let at = 2 * (r * n_cols + c);
-                            let v = u16::from_be_bytes([values[at], values[at + 1]]);
-                            format!("{:.1}%", f32::from(v) / 100.0)
-                        })
-                        .collect()
-                })
-                .collect()
-        });
         let cols = sources
             .iter()
             .take(n_cols)

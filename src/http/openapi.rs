@@ -67,28 +67,6 @@ pub enum ErrorCode {
     MethodNotAllowed,
 }
 
-/// The JSON body of `POST /api/v1/translate/batch`.
-#[derive(Serialize, ToSchema)]
-pub struct BatchRequest {
-    /// The inputs, one per row. A row that cannot be translated (blank, too
-    /// long, not a molecule) is an error row; the others are translated.
-    pub inputs: Vec<String>,
-    /// Expected answers, one per input (the same number), for top-k accuracy.
-    pub targets: Option<Vec<String>>,
-    /// Beam width (default 5).
-    #[schema(value_type = Option<u32>)]
-    pub beam: Option<u32>,
-    /// Results per row (default 5, at most the beam).
-    #[schema(value_type = Option<u32>)]
-    pub n_best: Option<u32>,
-    /// Include attention matrices (default false).
-    pub attention: Option<bool>,
-    /// SMILES mode: fold results that are the same molecule.
-    pub fold_duplicates: Option<bool>,
-    /// `false`: ask the model even for rows the result cache holds.
-    pub cache: Option<bool>,
-}
-
 /// The multipart form of `POST /api/v1/translate/batch` (what the batch page
 /// sends): UTF-8 text files, one input (or target) per line.
 #[derive(Serialize, ToSchema)]
@@ -199,7 +177,7 @@ pub struct BatchSummary {
         ErrorBody,
         ErrorInfo,
         ErrorCode,
-        BatchRequest,
+        super::batch::BatchJson,
         BatchUpload,
         BatchLine,
         BatchRow,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -18,13 +18,14 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+mod input;
 mod output;
 
+pub use input::{BatchJson, lines};
 use output::Output;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{self, ApiJson};
 use super::prediction::{self, Prepared};
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
 use crate::inference::{CacheUse, InferenceError, Params};
@@ -32,19 +33,6 @@ use crate::inference::{CacheUse, InferenceError, Params};
 /// Progress lines at least this often, so proxies with idle timeouts keep the
 /// connection open while a slow chunk runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Deserialize)]
-struct BatchJson {
-    inputs: Vec<String>,
-    targets: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "prediction::whole_number")]
-    beam: Option<u32>,
-    #[serde(default, deserialize_with = "prediction::whole_number")]
-    n_best: Option<u32>,
-    attention: Option<bool>,
-    fold_duplicates: Option<bool>,
-    cache: Option<bool>,
-}
 
 /// How a streamed batch ended, for the request logger: `(rows, rows failed)`,
 /// or `None` when its reader went away first. A sender dropped without a word
@@ -135,7 +123,7 @@ pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Resp
         ("Cache-Control" = Option<String>, Header, description = "`no-cache`: ask the model for every row"),
     ),
     request_body(content(
-        (super::openapi::BatchRequest = "application/json"),
+        (BatchJson = "application/json"),
         (super::openapi::BatchUpload = "multipart/form-data"),
     )),
     responses(
@@ -172,7 +160,7 @@ pub async fn post_batch(
         }
     }
     let no_cache = super::api::asks_no_cache(req.headers());
-    let mut input = parse(&state, req).await?;
+    let mut input = input::parse(&state, req).await?;
     input.bypass_cache |= no_cache;
     // Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
     let job = {
@@ -226,79 +214,6 @@ pub async fn post_batch(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.extensions_mut().insert(StreamEnd::new(ended_rx));
     Ok(response)
-}
-
-/// JSON (`{"inputs": [...]}`) or multipart (an `inputs` file, optional `targets`).
-async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiError> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.starts_with("multipart/form-data") {
-        return parse_multipart(extract::multipart(req, state).await?).await;
-    }
-    let ApiJson(json) = ApiJson::<BatchJson>::from_request(req, state).await?;
-    Ok(BatchInput {
-        inputs: json.inputs,
-        targets: json.targets,
-        beam: json.beam,
-        n_best: json.n_best,
-        attention: json.attention.unwrap_or(false),
-        fold_duplicates: json.fold_duplicates.unwrap_or(false),
-        bypass_cache: json.cache == Some(false),
-    })
-}
-
-async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiError> {
-    let mut input = BatchInput::default();
-    let mut saw_inputs = false;
-    loop {
-        let field = match multipart.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return Err(extract::multipart_error(&e)),
-        };
-        let name = field.name().unwrap_or("").to_string();
-        let bytes = field.bytes().await.map_err(|e| extract::multipart_error(&e))?;
-        let number = |what: &str| -> Result<Option<u32>, ApiError> {
-            let text = String::from_utf8_lossy(&bytes);
-            let text = text.trim();
-            if text.is_empty() {
-                return Ok(None);
-            }
-            text.parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid_input(format!("{what} must be a number, got '{text}'")))
-        };
-        match name.as_str() {
-            "inputs" => {
-                input.inputs = lines(&bytes, "inputs")?;
-                saw_inputs = true;
-            }
-            "targets" if !bytes.is_empty() => input.targets = Some(lines(&bytes, "targets")?),
-            "beam" => input.beam = number("beam")?,
-            "n_best" => input.n_best = number("n_best")?,
-            "attention" => input.attention = matches!(&bytes[..], b"true" | b"on" | b"1"),
-            "fold_duplicates" => input.fold_duplicates = matches!(&bytes[..], b"true" | b"on" | b"1"),
-            _ => {}
-        }
-    }
-    if !saw_inputs {
-        return Err(ApiError::invalid_input("the upload has no 'inputs' file"));
-    }
-    Ok(input)
-}
-
-/// The lines of an uploaded file: UTF-8, LF or CRLF. Blank lines at the end
-/// (an editor's final newline, or a few) are not rows; blank lines between
-/// rows are, so line numbers stay those of the file.
-pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        ApiError::invalid_input(format!("the {what} file is not valid UTF-8 (at byte {})", e.valid_up_to()))
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines: Vec<String> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect();
-    while lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    Ok(lines)
 }
 
 /// A target as compared: its canonical form (SMILES mode) and its key, or why

@@ -1,0 +1,112 @@
+//! What a batch request came in as: a JSON body, or a multipart upload of
+//! text files (the batch page's form), read into a [`BatchInput`].
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header;
+use serde::Deserialize;
+
+use super::BatchInput;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{self, ApiJson};
+use crate::http::prediction;
+
+/// The JSON body of `POST /api/v1/translate/batch`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = BatchRequest)]
+pub struct BatchJson {
+    /// The inputs, one per row. A row that cannot be translated (blank, too
+    /// long, not a molecule) is an error row; the others are translated.
+    inputs: Vec<String>,
+    /// Expected answers, one per input (the same number), for top-k accuracy.
+    targets: Option<Vec<String>>,
+    /// Beam width (default 5).
+    #[serde(default, deserialize_with = "prediction::whole_number")]
+    #[schema(value_type = Option<u32>)]
+    beam: Option<u32>,
+    /// Results per row (default 5, at most the beam).
+    #[serde(default, deserialize_with = "prediction::whole_number")]
+    #[schema(value_type = Option<u32>)]
+    n_best: Option<u32>,
+    /// Include attention matrices (default false).
+    attention: Option<bool>,
+    /// SMILES mode: fold results that are the same molecule.
+    fold_duplicates: Option<bool>,
+    /// `false`: ask the model even for rows the result cache holds.
+    cache: Option<bool>,
+}
+
+/// JSON (`{"inputs": [...]}`) or multipart (an `inputs` file, optional `targets`).
+pub(super) async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchInput, ApiError> {
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("multipart/form-data") {
+        return parse_multipart(extract::multipart(req, state).await?).await;
+    }
+    let ApiJson(json) = ApiJson::<BatchJson>::from_request(req, state).await?;
+    Ok(BatchInput {
+        inputs: json.inputs,
+        targets: json.targets,
+        beam: json.beam,
+        n_best: json.n_best,
+        attention: json.attention.unwrap_or(false),
+        fold_duplicates: json.fold_duplicates.unwrap_or(false),
+        bypass_cache: json.cache == Some(false),
+    })
+}
+
+async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiError> {
+    let mut input = BatchInput::default();
+    let mut saw_inputs = false;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(extract::multipart_error(&e)),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let bytes = field.bytes().await.map_err(|e| extract::multipart_error(&e))?;
+        let number = |what: &str| -> Result<Option<u32>, ApiError> {
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_input(format!("{what} must be a number, got '{text}'")))
+        };
+        match name.as_str() {
+            "inputs" => {
+                input.inputs = lines(&bytes, "inputs")?;
+                saw_inputs = true;
+            }
+            "targets" if !bytes.is_empty() => input.targets = Some(lines(&bytes, "targets")?),
+            "beam" => input.beam = number("beam")?,
+            "n_best" => input.n_best = number("n_best")?,
+            "attention" => input.attention = matches!(&bytes[..], b"true" | b"on" | b"1"),
+            "fold_duplicates" => input.fold_duplicates = matches!(&bytes[..], b"true" | b"on" | b"1"),
+            _ => {}
+        }
+    }
+    if !saw_inputs {
+        return Err(ApiError::invalid_input("the upload has no 'inputs' file"));
+    }
+    Ok(input)
+}
+
+/// The lines of an uploaded file: UTF-8, LF or CRLF. Blank lines at the end
+/// (an editor's final newline, or a few) are not rows; blank lines between
+/// rows are, so line numbers stay those of the file.
+pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::invalid_input(format!("the {what} file is not valid UTF-8 (at byte {})", e.valid_up_to()))
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines: Vec<String> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    Ok(lines)
+}

@@ -3,6 +3,8 @@
 //! A leaf module. Labels are low-cardinality by construction: route templates,
 //! status codes and fixed outcome names, never user text, paths or addresses.
 
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -73,7 +75,12 @@ pub struct Metrics {
     pub cache_evictions: prometheus::IntCounter,
     pub cache_bytes: IntGauge,
     pub cache_entries: IntGauge,
+    /// Run before each render: gauges whose value is cheaper to read when
+    /// asked than to keep current on every request (the cache's size).
+    refreshers: Arc<Mutex<Vec<Refresher>>>,
 }
+
+type Refresher = Box<dyn Fn() + Send + Sync>;
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -208,11 +215,29 @@ impl Metrics {
             cache_evictions,
             cache_bytes,
             cache_entries,
+            refreshers: Arc::default(),
         }
+    }
+
+    /// Runs `refresh` before every render (and [`Metrics::refresh`]).
+    pub fn on_render(&self, refresh: impl Fn() + Send + Sync + 'static) {
+        self.refreshers().push(Box::new(refresh));
+    }
+
+    /// Brings the gauges kept by [`Metrics::on_render`] up to date.
+    pub fn refresh(&self) {
+        for r in self.refreshers().iter() {
+            r();
+        }
+    }
+
+    fn refreshers(&self) -> std::sync::MutexGuard<'_, Vec<Refresher>> {
+        self.refreshers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
+        self.refresh();
         let mut buf = Vec::with_capacity(8 * 1024);
         // Encoding into a Vec cannot fail on I/O; a failure would be a bug in a collector.
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("metrics encode");

@@ -96,7 +96,7 @@ def cpu_per_hit():
 
 def memory_at_budget(budget_mib=32):
     emu = b.Emulator(latency_ms=0)
-    svc = b.Service(emu, CACHE_MAX_BYTES=f"{budget_mib}MiB", MALLOC_ARENA_MAX="2")
+    svc = b.Service(emu, CACHE_MAX_BYTES=f"{budget_mib}MiB")
     try:
         idle = b.status_kb(svc.pid, "VmRSS")
         # 40-character mixtures, five results with attention: the largest

@@ -136,6 +136,7 @@ pub fn app_state(config: Config) -> Arc<AppState> {
         stopping: watch::channel(false).0,
         preflight: std::sync::Mutex::new(None),
         openapi: std::sync::OnceLock::new(),
+        batch_chemistry: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
     })
 }
 

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub coalesce_wait: Histogram,
     /// Single translations queued behind an invocation of their kind, not yet sent.
     pub coalesce_queued: IntGauge,
+    /// Batches (and their chunks) waiting for their turn at chemistry.
+    pub batch_chemistry_waiting: IntGauge,
     /// Open client connections on the UI/API listener.
     pub connections_open: IntGauge,
     /// The result cache: inputs answered from it, inputs it did not hold,
@@ -151,6 +153,12 @@ impl Metrics {
         )
         .unwrap();
 
+        let batch_chemistry_waiting = IntGauge::new(
+            "batch_chemistry_waiting",
+            "Batches and batch chunks waiting for their turn at chemistry (one turn per core)",
+        )
+        .unwrap();
+
         let connections_open =
             IntGauge::new("http_connections_open", "Open client connections on the UI/API listener").unwrap();
         let cache_hits =
@@ -187,6 +195,7 @@ impl Metrics {
             Box::new(coalesce_group_size.clone()),
             Box::new(coalesce_wait.clone()),
             Box::new(coalesce_queued.clone()),
+            Box::new(batch_chemistry_waiting.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -209,6 +218,7 @@ impl Metrics {
             coalesce_group_size,
             coalesce_wait,
             coalesce_queued,
+            batch_chemistry_waiting,
             connections_open,
             cache_hits,
             cache_misses,

@@ -278,3 +278,31 @@ async fn bulk_inputs_are_counted_apart_from_single_translations() {
     assert_eq!(s.metric("translated_inputs_total{path=\"batch\"}").await, 7.0);
     assert_eq!(s.metric("translated_inputs_total{path=\"single\"}").await, 1.0);
 }
+
+/// A batch's chemistry (preparing its rows, canonicalizing its predictions)
+/// takes turns, one per core: batches opened together wait for a turn instead
+/// of each taking a thread, and all of them finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_take_turns_at_chemistry() {
+    let s = server().spawn();
+    let turns = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let body = json!({"inputs": inputs(10_000), "beam": 1, "n_best": 1, "attention": false});
+    let batches: Vec<_> = (0..turns + 2)
+        .map(|_| {
+            let request = s.client.post(s.url("/api/v1/translate/batch")).json(&body);
+            tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    let someone_waits = async {
+        while s.metric("batch_chemistry_waiting").await < 1.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), someone_waits).await.expect("no batch waited for its turn");
+    for b in batches {
+        let text = b.await.unwrap();
+        let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(10_000), Some(0)), "{summary}");
+    }
+    assert_eq!(s.metric("batch_chemistry_waiting").await, 0.0);
+}

@@ -162,13 +162,7 @@ pub async fn post_batch(
     let no_cache = super::api::asks_no_cache(req.headers());
     let mut input = input::parse(&state, req).await?;
     input.bypass_cache |= no_cache;
-    // Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
-    let job = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || Job::new(&state, input))
-            .await
-            .map_err(|_| ApiError::internal("the batch could not be prepared"))??
-    };
+    let job = prepare(&state, input).await?;
     // Two encoded chunks between the job and the socket: enough to keep the
     // socket busy, little to hold for a client that stops reading.
     let (tx, rx) = mpsc::channel::<Bytes>(2);
@@ -356,7 +350,8 @@ impl Job {
                         }
                         Err(e) => Err(e),
                     };
-                    // Canonicalizing a chunk's predictions is CPU work.
+                    // Canonicalizing a chunk's predictions is CPU work, at its turn.
+                    let _turn = chemistry_turn(&state).await;
                     prediction::cpu_bound(|| {
                         for i in range {
                             let target = self.targets.as_ref().map(|t| (t[i].0.as_str(), &t[i].1));
@@ -404,13 +399,40 @@ pub async fn run_job(
     tx: mpsc::Sender<Bytes>,
     progress: watch::Sender<usize>,
 ) -> Result<Option<Summary>, ApiError> {
-    let job = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || Job::new(&state, input))
-            .await
-            .map_err(|_| ApiError::internal("the batch could not be prepared"))??
-    };
+    let job = prepare(&state, input).await?;
     Ok(job.run(state, format, tx, Some(progress)).await)
+}
+
+/// Waits for a turn at chemistry, counted in `batch_chemistry_waiting` while
+/// it waits (and no longer if the wait is abandoned).
+async fn chemistry_turn(state: &AppState) -> tokio::sync::SemaphorePermit<'_> {
+    let gauge = state.metrics.batch_chemistry_waiting.clone();
+    gauge.inc();
+    let _waiting = scopeguard(move || gauge.dec());
+    state.batch_chemistry.acquire().await.expect("the semaphore is never closed")
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers,
+/// at its turn (`AppState::batch_chemistry`).
+async fn prepare(state: &Arc<AppState>, input: BatchInput) -> Result<Job, ApiError> {
+    let _turn = chemistry_turn(state).await;
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || Job::new(&state, input))
+        .await
+        .map_err(|_| ApiError::internal("the batch could not be prepared"))?
 }
 
 fn error_of(e: &InferenceError) -> (&'static str, String) {

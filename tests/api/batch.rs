@@ -267,7 +267,13 @@ async fn the_background_pinger_pings_on_its_interval_and_counts() {
         }
     };
     tokio::time::timeout(Duration::from_secs(10), rounds).await.expect("the pinger pings again and again");
-    assert!(s.metric("lambda_warmup_pings_total{outcome=\"ok\"}").await >= 4.0);
+    // The emulator saw the fourth ping before the service read its answer.
+    let counted = async {
+        while s.metric("lambda_warmup_pings_total{outcome=\"ok\"}").await < 4.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), counted).await.expect("every ping is counted");
 }
 
 #[tokio::test]
@@ -286,7 +292,7 @@ async fn bulk_inputs_are_counted_apart_from_single_translations() {
 async fn batches_take_turns_at_chemistry() {
     let s = server().spawn();
     let turns = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let body = json!({"inputs": inputs(10_000), "beam": 1, "n_best": 1, "attention": false});
+    let body = json!({"inputs": inputs(4000), "beam": 1, "n_best": 1, "attention": false});
     let batches: Vec<_> = (0..turns + 2)
         .map(|_| {
             let request = s.client.post(s.url("/api/v1/translate/batch")).json(&body);
@@ -302,7 +308,7 @@ async fn batches_take_turns_at_chemistry() {
     for b in batches {
         let text = b.await.unwrap();
         let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(10_000), Some(0)), "{summary}");
+        assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(4000), Some(0)), "{summary}");
     }
     assert_eq!(s.metric("batch_chemistry_waiting").await, 0.0);
 }

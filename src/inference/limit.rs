@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::keep_warm::OnVisit;
 use super::{Admission, BoxFuture, InferenceError, Invocation, Request, Translator};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Held, Metrics};
 
 /// How long a client refused for overload is told to wait.
 const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -36,22 +36,6 @@ impl Limited {
     }
 }
 
-/// Keeps the in-flight gauge right even when the caller's future is dropped.
-struct InFlight<'a>(&'a Metrics);
-
-impl<'a> InFlight<'a> {
-    fn enter(metrics: &'a Metrics) -> Self {
-        metrics.invocations_in_flight.inc();
-        Self(metrics)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.invocations_in_flight.dec();
-    }
-}
-
 impl Translator for Limited {
     fn invoke(&self, request: Request) -> BoxFuture<'_, Result<Invocation, InferenceError>> {
         Box::pin(async move {
@@ -67,7 +51,7 @@ impl Translator for Limited {
                     }
                 }
             };
-            let _in_flight = InFlight::enter(&self.metrics);
+            let _in_flight = Held::enter(&self.metrics.invocations_in_flight);
             self.activity.touch();
             let started = Instant::now();
             let inputs = request.inputs.len() as u64;

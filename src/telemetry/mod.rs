@@ -255,6 +255,23 @@ impl Metrics {
     }
 }
 
+/// One more in a gauge while this lives: the gauge stays right even when the
+/// future holding it is dropped halfway (a client gone, a timeout).
+pub struct Held<'a>(&'a IntGauge);
+
+impl<'a> Held<'a> {
+    pub fn enter(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Held(gauge)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

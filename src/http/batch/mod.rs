@@ -406,23 +406,8 @@ pub async fn run_job(
 /// Waits for a turn at chemistry, counted in `batch_chemistry_waiting` while
 /// it waits (and no longer if the wait is abandoned).
 async fn chemistry_turn(state: &AppState) -> tokio::sync::SemaphorePermit<'_> {
-    let gauge = state.metrics.batch_chemistry_waiting.clone();
-    gauge.inc();
-    let _waiting = scopeguard(move || gauge.dec());
+    let _waiting = crate::telemetry::Held::enter(&state.metrics.batch_chemistry_waiting);
     state.batch_chemistry.acquire().await.expect("the semaphore is never closed")
-}
-
-/// Runs `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 /// Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers,

@@ -119,6 +119,14 @@ impl Application {
 /// subcommand runs its bulk job on. Never waits on AWS.
 pub fn app_state(config: Config) -> Arc<AppState> {
     let metrics = Metrics::new();
+    let chemistry = crate::chem::pool::pool();
+    let (queued, running, memo) =
+        (metrics.chemistry_queued.clone(), metrics.chemistry_running.clone(), metrics.chemistry_memo_bytes.clone());
+    metrics.on_render(move || {
+        queued.set(chemistry.queued() as i64);
+        running.set(chemistry.running() as i64);
+        memo.set(crate::chem::memo_bytes() as i64);
+    });
     let warmth = Arc::new(keep_warm::OnVisit::new(config.lambda_warm_on_visit));
     let translator = translator(&config, &metrics, warmth.clone());
     let tokenizer = config.tokenizer;
@@ -136,7 +144,7 @@ pub fn app_state(config: Config) -> Arc<AppState> {
         stopping: watch::channel(false).0,
         preflight: std::sync::Mutex::new(None),
         openapi: std::sync::OnceLock::new(),
-        batch_chemistry: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        chemistry,
     })
 }
 

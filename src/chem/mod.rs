@@ -16,30 +16,27 @@ mod rdkit;
 #[error("failed to convert to a molecular structure ({0})")]
 pub struct ChemError(pub String);
 
+mod memo;
+pub mod pool;
+
+use memo::Memo;
+
 /// Parsing is most of the CPU a translation costs here (about 0.1 ms a SMILES,
 /// six or more a request) and gives the same answer every time: the pod keeps
-/// recent answers, bounded by their bytes. Repeated inputs (cache hits, the
-/// page's examples) and the predictions they bring skip RDKit.
-const MEMO_BYTES: u64 = 4 << 20;
+/// recent answers, bounded by the bytes they really take (`memo`). Repeated
+/// inputs (cache hits, the page's examples) and the predictions they bring
+/// skip RDKit.
+pub const MEMO_BYTES: usize = 4 << 20;
 
-fn memo<V: Clone + Send + Sync + 'static>(weight: fn(&String, &V) -> u32) -> moka::sync::Cache<String, V> {
-    moka::sync::Cache::builder().max_capacity(MEMO_BYTES).weigher(weight).build()
+static PREPARED: std::sync::LazyLock<Memo<Result<Box<str>, Box<str>>>> =
+    std::sync::LazyLock::new(|| Memo::new(MEMO_BYTES));
+
+static CANONICAL: std::sync::LazyLock<Memo<Option<Box<str>>>> = std::sync::LazyLock::new(|| Memo::new(MEMO_BYTES));
+
+/// Bytes the two memos hold now (each at most [`MEMO_BYTES`]).
+pub fn memo_bytes() -> usize {
+    PREPARED.bytes() + CANONICAL.bytes()
 }
-
-static PREPARED: std::sync::LazyLock<moka::sync::Cache<String, Result<String, ChemError>>> =
-    std::sync::LazyLock::new(|| {
-        memo(|k, v: &Result<String, ChemError>| {
-            let v = match v {
-                Ok(s) => s.len(),
-                Err(e) => e.0.len(),
-            };
-            u32::try_from(96 + k.len() + v).unwrap_or(u32::MAX)
-        })
-    });
-
-static CANONICAL: std::sync::LazyLock<moka::sync::Cache<String, Option<String>>> = std::sync::LazyLock::new(|| {
-    memo(|k, v: &Option<String>| u32::try_from(96 + k.len() + v.as_ref().map_or(0, String::len)).unwrap_or(u32::MAX))
-});
 
 /// Atoms above which a structure is not drawn (the drawing's time and size grow
 /// with it; reaction mixtures of the model's kind stay far below).
@@ -50,17 +47,25 @@ pub const MAX_DRAW_ATOMS: u32 = 250;
 /// `>` between reactants and reagents read as `.`, then parsed and written in
 /// RDKit's canonical form with stereochemistry removed.
 pub fn prepare(text: &str) -> Result<String, ChemError> {
-    PREPARED.get_with_by_ref(text, || prepare_uncached(text))
+    let answer = match PREPARED.get(text) {
+        Some(answer) => answer,
+        None => {
+            let answer = prepare_uncached(text).map(String::into_boxed_str).map_err(|e| e.0.into_boxed_str());
+            PREPARED.insert(text, answer.clone());
+            answer
+        }
+    };
+    answer.map(String::from).map_err(|e| ChemError(e.into()))
 }
 
 /// Whether [`prepare`] of `text` is a lookup now (no RDKit work).
 pub fn prepared_already(text: &str) -> bool {
-    PREPARED.contains_key(text)
+    PREPARED.contains(text)
 }
 
 /// Whether [`canonical`] of `smiles` is a lookup now (no RDKit work).
 pub fn canonical_already(smiles: &str) -> bool {
-    CANONICAL.contains_key(smiles)
+    CANONICAL.contains(smiles)
 }
 
 fn prepare_uncached(text: &str) -> Result<String, ChemError> {
@@ -85,7 +90,12 @@ fn prepare_uncached(text: &str) -> Result<String, ChemError> {
 /// The canonical form of a predicted SMILES (tokens joined, stereochemistry
 /// kept as predicted), or `None` when it is not a molecule.
 pub fn canonical(smiles: &str) -> Option<String> {
-    CANONICAL.get_with_by_ref(smiles, || canonical_uncached(smiles))
+    if let Some(answer) = CANONICAL.get(smiles) {
+        return answer.map(String::from);
+    }
+    let answer = canonical_uncached(smiles);
+    CANONICAL.insert(smiles, answer.as_deref().map(Into::into));
+    answer
 }
 
 fn canonical_uncached(smiles: &str) -> Option<String> {
@@ -213,7 +223,7 @@ mod tests {
             assert_eq!(canonical(text), canonical_uncached(text), "{text}");
             assert_eq!(canonical(text), canonical_uncached(text), "{text}, remembered");
         }
-        assert!(PREPARED.contains_key("OCC") && CANONICAL.contains_key("N#Cc1ccccc1"));
+        assert!(PREPARED.contains("OCC") && CANONICAL.contains("N#Cc1ccccc1"));
     }
 
     #[test]

@@ -2,32 +2,25 @@
 //!
 //! Drawing is CPU work in RDKit's C++ that cannot be interrupted, so it is
 //! bounded before it starts: the text by `MAX_INPUT_CHARS`, the molecule by
-//! `chem::MAX_DRAW_ATOMS`, and the pod by `DRAWERS` drawings at a time,
-//! waiting at most `QUEUE_WAIT` for a turn. The same SMILES always gives the
-//! same picture, so browsers and CDNs may keep it.
+//! `chem::MAX_DRAW_ATOMS`, and the pod by its chemistry threads (`chem::pool`),
+//! where drawings take turns with the rest of the chemistry. The same SMILES
+//! always gives the same picture, so browsers and CDNs may keep it.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::chem;
 
-/// Drawings in progress at once per pod (the pod has about this many cores).
-const DRAWERS: usize = 2;
-/// How long a request waits for a turn before it is told the server is busy.
-const QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// The default size, and the bounds of a requested one, in pixels.
 const DEFAULT_SIZE: (u32, u32) = (300, 220);
 const SIZES: std::ops::RangeInclusive<u32> = 50..=1200;
-
-static TURNS: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(DRAWERS));
 
 #[derive(Debug, Deserialize)]
 pub struct DepictQuery {
@@ -65,7 +58,7 @@ pub fn url(smiles: &str) -> String {
         (status = 400, description = "invalid_input: missing, not a molecule, or a size out of bounds", body = super::openapi::ErrorBody),
         (status = 413, description = "too_large: more atoms than this server draws", body = super::openapi::ErrorBody),
         (status = 429, description = "rate_limited (Retry-After)", body = super::openapi::ErrorBody),
-        (status = 503, description = "overloaded: drawing is busy (Retry-After)", body = super::openapi::ErrorBody),
+        (status = 503, description = "overloaded: chemistry is busy (Retry-After)", body = super::openapi::ErrorBody),
     )
 )]
 pub async fn depict(
@@ -90,15 +83,16 @@ pub async fn depict(
             SIZES.end()
         )));
     }
-    let Ok(Ok(turn)) = tokio::time::timeout(QUEUE_WAIT, TURNS.acquire()).await else {
-        return Err(ApiError::busy("too many drawings in progress; try again shortly", Duration::from_secs(1)));
-    };
-    let drawn = tokio::task::spawn_blocking(move || {
-        let _turn = turn;
-        chem::depict(&smiles, width, height).map_err(|e| (smiles, e))
-    })
-    .await
-    .map_err(|_| ApiError::internal("the structure could not be drawn"))?;
+    let drawn = state
+        .chemistry
+        .run(0, chem::pool::Admission::FailFast, move || chem::depict(&smiles, width, height).map_err(|e| (smiles, e)))
+        .await
+        .map_err(|e| match e {
+            chem::pool::PoolError::Busy => {
+                ApiError::busy("too many drawings in progress; try again shortly", Duration::from_secs(1))
+            }
+            chem::pool::PoolError::Failed => ApiError::internal("the structure could not be drawn"),
+        })?;
     match drawn {
         Ok(svg) => {
             let mut response = svg.into_response();

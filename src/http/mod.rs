@@ -58,11 +58,9 @@ pub struct AppState {
     pub warmth: Arc<crate::inference::keep_warm::OnVisit>,
     /// The OpenAPI document, made on first use (`openapi::document`).
     pub openapi: std::sync::OnceLock<serde_json::Value>,
-    /// Turns at a batch's chemistry (preparing its rows, canonicalizing a
-    /// chunk's predictions), one per core: more threads would not finish the
-    /// work sooner, and without the bound every batch a client opens takes a
-    /// thread of its own (and the allocator's memory for it).
-    pub batch_chemistry: tokio::sync::Semaphore,
+    /// The chemistry threads every RDKit call runs on (`chem::pool`): one
+    /// per core, jobs taken in turns per client.
+    pub chemistry: &'static crate::chem::pool::Pool,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 //! the server-rendered page and each row of a batch.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiError;
 use crate::chem;
+use crate::chem::pool::{self, PoolError};
 use crate::config::InputFormat;
 use crate::inference::Matrix;
 use crate::inference::tokenize::{Tokenizer, Tokens};
@@ -280,13 +282,6 @@ pub fn correct_rank(state: &AppState, predictions: &[PredictionView], key: &str)
     predictions.iter().find(|p| answer_key(p, state).as_deref() == Some(key)).map(|p| p.rank)
 }
 
-/// Runs `f` here when it is cheap (text mode, or RDKit's answers remembered),
-/// else as [`cpu_bound`]: handing the worker's queue over costs thread
-/// wake-ups that a lookup does not need.
-fn cpu_bound_unless<T>(cheap: bool, f: impl FnOnce() -> T) -> T {
-    if cheap { f() } else { cpu_bound(f) }
-}
-
 /// Whether preparing these texts needs no RDKit work now.
 fn preparation_is_cheap(state: &AppState, texts: &[&str]) -> bool {
     state.config.input_format == InputFormat::Text || texts.iter().all(|t| chem::prepared_already(t))
@@ -298,14 +293,29 @@ fn view_is_cheap(state: &AppState, hypotheses: &[Hypothesis]) -> bool {
         || hypotheses.iter().all(|h| chem::canonical_already(&state.tokenizer.detokenize(&h.tokens)))
 }
 
-/// Runs CPU-bound chemistry without stalling the runtime's other tasks: on a
-/// multi-threaded runtime this worker hands its queue to another first.
-pub fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
+/// Runs `f` now when it is cheap (text mode, or RDKit's answers remembered),
+/// else on the chemistry threads at this client's turn (`chem::pool`): the
+/// async workers keep serving, and no thread is made for the occasion. When
+/// the pool's queue is full the request is told the server is busy.
+async fn chemistry<T: Send + 'static>(
+    state: &AppState,
+    cheap: bool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if cheap {
+        return Ok(f());
     }
+    state.chemistry.run(ANYONE, pool::Admission::FailFast, f).await.map_err(|e| match e {
+        PoolError::Busy => {
+            ApiError::busy("the server has too much chemistry waiting; try again shortly", Duration::from_secs(1))
+        }
+        PoolError::Failed => ApiError::internal("the chemistry of this request failed"),
+    })
 }
+
+/// Chemistry's turns are per client; until requests say who sent them, all
+/// share one turn.
+const ANYONE: chem::pool::ClientKey = 0;
 
 /// Validates, translates one text, and builds its view. Also returns the Lambda
 /// request id for the log.
@@ -317,11 +327,14 @@ pub async fn predict(
     let mut params = params(state, input.beam, input.n_best, input.attention.unwrap_or(true))?;
     let target = input.target.as_deref().filter(|t| !t.trim().is_empty());
     let texts: Vec<&str> = std::iter::once(input.text.as_str()).chain(target).collect();
-    let (prepared, target_prepared) = cpu_bound_unless(preparation_is_cheap(state, &texts), || {
-        let prepared = prepare(state, &input.text, "text")?;
-        let target = target.map(|t| prepare(state, t, "target")).transpose()?;
+    let cheap = preparation_is_cheap(state, &texts);
+    let (job_state, text, job_target) = (state.clone(), input.text.clone(), target.map(String::from));
+    let (prepared, target_prepared) = chemistry(state, cheap, move || {
+        let prepared = prepare(&job_state, &text, "text")?;
+        let target = job_target.map(|t| prepare(&job_state, &t, "target")).transpose()?;
         Ok::<_, ApiError>((prepared, target))
-    })?;
+    })
+    .await??;
     // The output's length is unknown before the answer: estimate it as the
     // input's (products are rarely longer than their reactants), and do not
     // even ask for attention that would not fit.
@@ -343,7 +356,9 @@ pub async fn predict(
     let cached = invocation.was_cached(0);
     let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
     let cheap = view_is_cheap(state, &hypotheses);
-    let mut view = cpu_bound_unless(cheap, || view(state.reading(), input.text, prepared, hypotheses, started));
+    let reading = state.reading();
+    let text = input.text;
+    let mut view = chemistry(state, cheap, move || view(reading, text, prepared, hypotheses, started)).await?;
     if omitted.is_none() {
         omitted = attention_over_budget(attention_cells(&view.predictions), budget);
         if omitted.is_some() {

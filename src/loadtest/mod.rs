@@ -7,6 +7,7 @@
 //! due past that cap is counted as not sent on time.
 
 mod args;
+pub mod molecules;
 pub mod report;
 pub mod schedule;
 

@@ -66,8 +66,11 @@ pub struct Metrics {
     pub coalesce_wait: Histogram,
     /// Single translations queued behind an invocation of their kind, not yet sent.
     pub coalesce_queued: IntGauge,
-    /// Batches (and their chunks) waiting for their turn at chemistry.
-    pub batch_chemistry_waiting: IntGauge,
+    /// Chemistry jobs waiting for a chemistry thread, and running on one;
+    /// bytes held by the memos of RDKit's answers (read at render).
+    pub chemistry_queued: IntGauge,
+    pub chemistry_running: IntGauge,
+    pub chemistry_memo_bytes: IntGauge,
     /// Open client connections on the UI/API listener.
     pub connections_open: IntGauge,
     /// The result cache: inputs answered from it, inputs it did not hold,
@@ -153,9 +156,16 @@ impl Metrics {
         )
         .unwrap();
 
-        let batch_chemistry_waiting = IntGauge::new(
-            "batch_chemistry_waiting",
-            "Batches and batch chunks waiting for their turn at chemistry (one turn per core)",
+        let chemistry_queued = IntGauge::new(
+            "chemistry_queued",
+            "Chemistry jobs (a request's RDKit work, a batch's rows or chunk) waiting for a chemistry thread",
+        )
+        .unwrap();
+        let chemistry_running =
+            IntGauge::new("chemistry_running", "Chemistry jobs running (at most one per chemistry thread)").unwrap();
+        let chemistry_memo_bytes = IntGauge::new(
+            "chemistry_memo_bytes",
+            "Bytes held by the memos of RDKit's answers (canonical forms of inputs and predictions)",
         )
         .unwrap();
 
@@ -195,7 +205,9 @@ impl Metrics {
             Box::new(coalesce_group_size.clone()),
             Box::new(coalesce_wait.clone()),
             Box::new(coalesce_queued.clone()),
-            Box::new(batch_chemistry_waiting.clone()),
+            Box::new(chemistry_queued.clone()),
+            Box::new(chemistry_running.clone()),
+            Box::new(chemistry_memo_bytes.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -218,7 +230,9 @@ impl Metrics {
             coalesce_group_size,
             coalesce_wait,
             coalesce_queued,
-            batch_chemistry_waiting,
+            chemistry_queued,
+            chemistry_running,
+            chemistry_memo_bytes,
             connections_open,
             cache_hits,
             cache_misses,

@@ -286,29 +286,34 @@ async fn bulk_inputs_are_counted_apart_from_single_translations() {
 }
 
 /// A batch's chemistry (preparing its rows, canonicalizing its predictions)
-/// takes turns, one per core: batches opened together wait for a turn instead
-/// of each taking a thread, and all of them finish.
+/// runs on the chemistry threads, one per core: batches opened together
+/// queue for them instead of each taking a thread, and all of them finish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_take_turns_at_chemistry() {
+async fn batches_queue_for_the_chemistry_threads() {
     let s = server().spawn();
-    let turns = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads_before = std::fs::read_dir(format!("/proc/{}/task", s.pid())).unwrap().count();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let body = json!({"inputs": inputs(4000), "beam": 1, "n_best": 1, "attention": false});
-    let batches: Vec<_> = (0..turns + 2)
+    let batches: Vec<_> = (0..cores + 2)
         .map(|_| {
             let request = s.client.post(s.url("/api/v1/translate/batch")).json(&body);
             tokio::spawn(async move { request.send().await.unwrap().text().await.unwrap() })
         })
         .collect();
     let someone_waits = async {
-        while s.metric("batch_chemistry_waiting").await < 1.0 {
+        while s.metric("chemistry_queued").await < 1.0 {
             tokio::task::yield_now().await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), someone_waits).await.expect("no batch waited for its turn");
+    tokio::time::timeout(Duration::from_secs(60), someone_waits).await.expect("no batch queued for chemistry");
+    let threads_during = std::fs::read_dir(format!("/proc/{}/task", s.pid())).unwrap().count();
+    assert!(s.metric("chemistry_running").await <= cores as f64);
     for b in batches {
         let text = b.await.unwrap();
         let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(4000), Some(0)), "{summary}");
     }
-    assert_eq!(s.metric("batch_chemistry_waiting").await, 0.0);
+    assert_eq!(s.metric("chemistry_queued").await, 0.0);
+    // The chemistry threads (started on first use) and nothing per batch.
+    assert!(threads_during <= threads_before + cores + 1, "{threads_before} threads before, {threads_during} during");
 }

@@ -207,3 +207,31 @@ async fn duplicates_that_are_one_molecule_fold_when_asked() {
     assert_eq!(html.matches("<li class=\"prediction").count(), 2);
     assert!(html.contains("results #1 + #2, added up"));
 }
+
+/// Under a load test of distinct molecules (each one RDKit work), the
+/// chemistry runs on its fixed threads: the process makes no thread per
+/// request. Each thread holds the allocator's pages of its own, so threads made
+/// for the occasion were how a realistic load test grew a pod past its memory
+/// limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_molecules_under_load_make_no_new_threads() {
+    let emu = Emulator::start(Behavior { forget_calls: true, ..Default::default() }).await;
+    let s = server().lambda(&emu).env("CACHE_TTL", "0").spawn();
+    let threads = || std::fs::read_dir(format!("/proc/{}/task", s.pid())).unwrap().count();
+    assert_eq!(s.translate(json!({"text": "CCO"})).await.status, 200);
+    let before = threads();
+    let mut most = before;
+    let molecules = translation_front::loadtest::molecules::first(600);
+    for wave in molecules.chunks(32) {
+        let requests = wave.iter().map(|m| {
+            let request = s.client.post(s.url("/api/v1/translate")).json(&json!({"text": m, "cache": false}));
+            async move { request.send().await.unwrap().status() }
+        });
+        for status in futures_util::future::join_all(requests).await {
+            assert_eq!(status, 200);
+        }
+        most = most.max(threads());
+    }
+    assert!(most <= before + 1, "{before} threads before, {most} during the load");
+    assert_eq!(s.metric("chemistry_queued").await, 0.0);
+}

@@ -27,6 +27,8 @@ use output::Output;
 use super::AppState;
 use super::error::ApiError;
 use super::prediction::{self, Prepared};
+use crate::chem::pool::Admission;
+use crate::config::InputFormat;
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
 use crate::inference::{CacheUse, InferenceError, Params};
 
@@ -168,7 +170,7 @@ pub async fn post_batch(
     let (tx, rx) = mpsc::channel::<Bytes>(2);
     let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
     let job_state = state.clone();
-    let with_targets = job.targets.is_some();
+    let with_targets = job.texts.targets.is_some();
     let request_id = super::error::REQUEST_ID.try_with(Clone::clone).ok();
     // The job runs in its own task; this one keeps its handle, so a panic in it
     // ends the stream with a line that says so, and the request log records it
@@ -216,15 +218,20 @@ type TargetPrep = Result<(Option<String>, String), String>;
 
 /// A validated bulk request, ready to run.
 struct Job {
-    inputs: Vec<String>,
-    /// SMILES mode: each valid input's canonical form.
-    canonical: Vec<Option<String>>,
-    targets: Option<Vec<(String, TargetPrep)>>,
+    texts: Arc<Texts>,
     rows: Arc<Vec<Row>>,
     chunks: Vec<std::ops::Range<usize>>,
     params: Params,
     fold_duplicates: bool,
     cache: CacheUse,
+}
+
+/// A job's texts, shared with its chunks' chemistry on the chemistry threads.
+struct Texts {
+    inputs: Vec<String>,
+    /// SMILES mode: each valid input's canonical form.
+    canonical: Vec<Option<String>>,
+    targets: Option<Vec<(String, TargetPrep)>>,
 }
 
 impl Job {
@@ -281,9 +288,7 @@ impl Job {
         });
         let chunks = fanout::plan(&rows, params, fanout::chunk_size_for_beam(params.beam), MAX_CHUNK_BYTES);
         Ok(Job {
-            inputs: input.inputs,
-            canonical,
-            targets,
+            texts: Arc::new(Texts { inputs: input.inputs, canonical, targets }),
             rows: Arc::new(rows),
             chunks,
             params,
@@ -305,7 +310,7 @@ impl Job {
         let total = self.rows.len();
         let mut out = Output::new(format, state.clone(), self.params.n_best as usize);
         out.fold_duplicates = self.fold_duplicates;
-        out.with_targets = self.targets.is_some();
+        out.with_targets = self.texts.targets.is_some();
         out.start(total, self.chunks.len(), self.params);
         if !out.flush(&tx).await {
             return None;
@@ -350,12 +355,14 @@ impl Job {
                         }
                         Err(e) => Err(e),
                     };
-                    // Canonicalizing a chunk's predictions is CPU work, at its turn.
-                    let _turn = chemistry_turn(&state).await;
-                    prediction::cpu_bound(|| {
+                    // Canonicalizing a chunk's predictions is CPU work: on the
+                    // chemistry threads at the batch's turn (the rows' output
+                    // goes with it and comes back written).
+                    let (texts, rows) = (self.texts.clone(), self.rows.clone());
+                    let write = move |mut out: Output| {
                         for i in range {
-                            let target = self.targets.as_ref().map(|t| (t[i].0.as_str(), &t[i].1));
-                            let outcome = match (&self.rows[i], &mut hypotheses) {
+                            let target = texts.targets.as_ref().map(|t| (t[i].0.as_str(), &t[i].1));
+                            let outcome = match (&rows[i], &mut hypotheses) {
                                 (Row::Invalid { code, message }, _) => Err((*code, message.clone())),
                                 (Row::Valid(_), Err(e)) => Err(error_of(e)),
                                 (Row::Valid(tokenized), Ok(it)) => match it.next() {
@@ -363,9 +370,11 @@ impl Job {
                                     None => Err(("lambda_bad_payload", "no result for this input".to_string())),
                                 },
                             };
-                            out.row(i, &self.inputs[i], self.canonical[i].as_deref(), target, outcome);
+                            out.row(i, &texts.inputs[i], texts.canonical[i].as_deref(), target, outcome);
                         }
-                    });
+                        out
+                    };
+                    out = chemistry(&state, move || write(out)).await;
                     out.progress(total, started);
                     if let Some(p) = &progress {
                         p.send_replace(out.done);
@@ -403,21 +412,25 @@ pub async fn run_job(
     Ok(job.run(state, format, tx, Some(progress)).await)
 }
 
-/// Waits for a turn at chemistry, counted in `batch_chemistry_waiting` while
-/// it waits (and no longer if the wait is abandoned).
-async fn chemistry_turn(state: &AppState) -> tokio::sync::SemaphorePermit<'_> {
-    let _waiting = crate::telemetry::Held::enter(&state.metrics.batch_chemistry_waiting);
-    state.batch_chemistry.acquire().await.expect("the semaphore is never closed")
+/// Runs a batch's chemistry (preparing its rows, canonicalizing a chunk's
+/// predictions) on the chemistry threads, taking turns with other clients'
+/// work; in text mode there is none, so it runs here. A batch has one such job
+/// at a time, so it waits for its turn rather than being refused. A panic in
+/// it is the job's panic (the stream then ends with an error line).
+async fn chemistry<T: Send + 'static>(state: &AppState, f: impl FnOnce() -> T + Send + 'static) -> T {
+    if state.config.input_format == InputFormat::Text {
+        return f();
+    }
+    match state.chemistry.run(0, Admission::Wait, f).await {
+        Ok(out) => out,
+        Err(e) => panic!("the batch's chemistry: {e}"),
+    }
 }
 
-/// Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers,
-/// at its turn (`AppState::batch_chemistry`).
+/// Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
 async fn prepare(state: &Arc<AppState>, input: BatchInput) -> Result<Job, ApiError> {
-    let _turn = chemistry_turn(state).await;
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || Job::new(&state, input))
-        .await
-        .map_err(|_| ApiError::internal("the batch could not be prepared"))?
+    let job_state = state.clone();
+    chemistry(state, move || Job::new(&job_state, input)).await
 }
 
 fn error_of(e: &InferenceError) -> (&'static str, String) {

@@ -12,7 +12,7 @@
 //! counts what the allocator really handed out.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 const SHARDS: usize = 8;
@@ -87,9 +87,7 @@ impl<V: Clone + Weigh> Memo<V> {
     }
 
     fn shard(&self, key: &str) -> &Mutex<Generations<V>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[h.finish() as usize % SHARDS]
+        &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
     /// The answer for `key`, if remembered.

@@ -22,10 +22,15 @@ pub enum LoadMode {
 /// last one returned"; latency counts from the intended send time.
 #[derive(Debug, Clone, Args)]
 pub struct LoadtestArgs {
-    /// Base URL of the service (http only): inside a cluster the Service's
-    /// name, or the load balancer's address to test the whole path.
+    /// Base URL of the service, http:// or https://: inside a cluster the
+    /// Service's name, or the load balancer's address (its TLS listener too)
+    /// to test the whole path.
     #[arg(long, alias = "target-url", default_value = "http://127.0.0.1:8501")]
     pub url: String,
+    /// PEM file of certificates to trust for https:// besides the system's
+    /// (a balancer with a private CA's certificate).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
     /// What each request does.
     #[arg(long, value_enum, default_value = "translate")]
     pub mode: LoadMode,
@@ -43,16 +48,26 @@ pub struct LoadtestArgs {
     /// sent and is counted as "not sent on time".
     #[arg(long, default_value_t = 1000)]
     pub max_inflight: usize,
-    /// Inputs, one per line (default: the built-in examples).
+    /// Inputs, one per line, sent in turn. Default: a different valid
+    /// molecule every request (6.5 million before they repeat), as the users
+    /// of a chemistry service send; one repeated input would measure the
+    /// caches, not the service.
     #[arg(long)]
     pub inputs: Option<PathBuf>,
     #[arg(long)]
     pub beam: Option<u32>,
     #[arg(long)]
     pub n_best: Option<u32>,
-    /// Ask for attention matrices.
-    #[arg(long, default_value_t = false)]
+    /// Ask for attention matrices, as the page does (the default).
+    #[arg(long, default_value_t = true, conflicts_with = "no_attention", hide = true)]
     pub attention: bool,
+    /// Do not ask for attention matrices.
+    #[arg(long, default_value_t = false)]
+    pub no_attention: bool,
+    /// After each translation, fetch the drawing of its input and of each
+    /// valid prediction, as the page does (`/api/v1/depict`).
+    #[arg(long, default_value_t = false)]
+    pub depict: bool,
     /// The page to GET in page mode (e.g. /about, or /healthz to measure the
     /// HTTP floor).
     #[arg(long, default_value = "/", value_parser = parse_path)]
@@ -60,9 +75,29 @@ pub struct LoadtestArgs {
     /// Inputs per request in batch mode.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Per-request timeout.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    /// Per-request timeout; a request still unanswered then is a `timeout`
+    /// error, counted at this latency. Default above the service's own
+    /// deadline (LAMBDA_TIMEOUT 55 s + 5 s), so the service's answer is seen.
+    #[arg(long, default_value = "65s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// A new connection after this many requests on one (0: as many as the
+    /// connection lasts), so pods added during the run get traffic.
+    #[arg(long, default_value_t = 0)]
+    pub max_requests_per_connection: usize,
+    /// Pass/fail criteria, repeatable: p99<800ms, p99_ok<1s, errors<1%,
+    /// rate>=95% (of the schedule's mean rate). A failed one exits 1.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Stop as soon as a latency or error threshold has failed (checked each
+    /// second once 100 requests have ended), to stop spending on a failed run.
+    #[arg(long, default_value_t = false)]
+    pub abort_on_fail: bool,
+    /// Write one line per second (JSON lines; CSV for a .csv name).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Draw rate, latency, errors and replicas against time into this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// A /metrics URL whose host resolves to every pod (a headless Service,
     /// e.g. http://translation-metrics:9090/metrics): CPU is summed over the
     /// fleet to report CPU per request and the replicas the HPA would settle on.

@@ -7,9 +7,12 @@
 //! due past that cap is counted as not sent on time.
 
 mod args;
+mod client;
 pub mod molecules;
 pub mod report;
 pub mod schedule;
+pub mod series;
+pub mod threshold;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -20,23 +23,62 @@ use std::time::Duration;
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::capture_connection;
 use tokio::time::Instant;
 
-use crate::config::BUILTIN_EXAMPLES;
 pub use args::{LoadMode, LoadtestArgs};
+use client::HttpClient;
 use report::{Capacity, Report};
 use schedule::Schedule;
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+use series::Sample;
+use threshold::{Figures, Threshold};
 
 /// Everything measured so far; shared by the request tasks.
 struct Tally {
-    histogram: hdrhistogram::Histogram<u64>,
+    /// Every request that ended, and the successful ones; latency in µs.
+    all: hdrhistogram::Histogram<u64>,
+    ok: hdrhistogram::Histogram<u64>,
     completed: u64,
     errors: BTreeMap<String, u64>,
+    /// The same for the current second (`series`), reset every second.
+    tick_all: hdrhistogram::Histogram<u64>,
+    tick_completed: u64,
+    tick_errors: BTreeMap<String, u64>,
+    drawings: report::Drawings,
+    drawings_latency: hdrhistogram::Histogram<u64>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            all: report::histogram(),
+            ok: report::histogram(),
+            completed: 0,
+            errors: BTreeMap::new(),
+            tick_all: report::histogram(),
+            tick_completed: 0,
+            tick_errors: BTreeMap::new(),
+            drawings: report::Drawings::default(),
+            drawings_latency: report::histogram(),
+        }
+    }
+
+    fn ended(&mut self, latency_us: u64, error: Option<String>) {
+        let us = latency_us.max(1);
+        let _ = self.all.record(us);
+        let _ = self.tick_all.record(us);
+        match error {
+            None => {
+                let _ = self.ok.record(us);
+                self.completed += 1;
+                self.tick_completed += 1;
+            }
+            Some(kind) => {
+                *self.tick_errors.entry(kind.clone()).or_default() += 1;
+                *self.errors.entry(kind).or_default() += 1;
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -46,17 +88,59 @@ struct Shared {
     not_sent: AtomicU64,
 }
 
+/// The inputs requests carry in turn.
+enum Inputs {
+    /// A different valid molecule every time (`molecules`).
+    Generated,
+    Lines(Vec<String>),
+}
+
+impl Inputs {
+    fn get(&self, k: u64) -> String {
+        match self {
+            Inputs::Generated => molecules::molecule(k),
+            Inputs::Lines(lines) => lines[(k % lines.len() as u64) as usize].clone(),
+        }
+    }
+}
+
 /// What one request sends.
 struct Template {
     method: Method,
     uri: String,
-    bodies: Vec<Bytes>,
+    base: String,
+    mode: LoadMode,
+    /// The request body's fields besides the input(s).
+    fields: serde_json::Map<String, serde_json::Value>,
+    inputs: Inputs,
+    batch_size: usize,
     /// Without it, requests carry `Cache-Control: no-cache`.
     use_cache: bool,
+    depict: bool,
+    max_requests_per_connection: usize,
 }
 
-fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
-    let base = args.url.trim_end_matches('/');
+impl Template {
+    /// The `k`-th request's body.
+    fn body(&self, k: u64) -> Bytes {
+        let mut body = self.fields.clone();
+        match self.mode {
+            LoadMode::Page => return Bytes::new(),
+            LoadMode::Translate => {
+                body.insert("text".into(), self.inputs.get(k).into());
+            }
+            LoadMode::Batch => {
+                let n = self.batch_size.max(1) as u64;
+                let batch: Vec<String> = (0..n).map(|i| self.inputs.get(k * n + i)).collect();
+                body.insert("inputs".into(), batch.into());
+            }
+        }
+        Bytes::from(serde_json::to_vec(&body).expect("JSON"))
+    }
+}
+
+fn template(args: &LoadtestArgs, inputs: Inputs) -> Template {
+    let base = args.url.trim_end_matches('/').to_string();
     let mut fields = serde_json::Map::new();
     if let Some(b) = args.beam {
         fields.insert("beam".into(), b.into());
@@ -64,82 +148,119 @@ fn template(args: &LoadtestArgs, inputs: &[String]) -> Template {
     if let Some(n) = args.n_best {
         fields.insert("n_best".into(), n.into());
     }
-    fields.insert("attention".into(), args.attention.into());
-    let use_cache = args.use_cache;
-    match args.mode {
-        LoadMode::Translate => Template {
-            method: Method::POST,
-            uri: format!("{base}/api/v1/translate"),
-            bodies: inputs
-                .iter()
-                .map(|text| {
-                    let mut body = fields.clone();
-                    body.insert("text".into(), text.clone().into());
-                    Bytes::from(serde_json::to_vec(&body).expect("JSON"))
-                })
-                .collect(),
-            use_cache,
-        },
-        LoadMode::Batch => {
-            let batch: Vec<&String> = inputs.iter().cycle().take(args.batch_size.max(1)).collect();
-            let mut body = fields.clone();
-            body.insert("inputs".into(), serde_json::to_value(batch).expect("JSON"));
-            Template {
-                method: Method::POST,
-                uri: format!("{base}/api/v1/translate/batch"),
-                bodies: vec![Bytes::from(serde_json::to_vec(&body).expect("JSON"))],
-                use_cache,
-            }
-        }
-        LoadMode::Page => {
-            Template { method: Method::GET, uri: format!("{base}{}", args.path), bodies: vec![Bytes::new()], use_cache }
-        }
+    fields.insert("attention".into(), (args.attention && !args.no_attention).into());
+    let (method, uri) = match args.mode {
+        LoadMode::Translate => (Method::POST, format!("{base}/api/v1/translate")),
+        LoadMode::Batch => (Method::POST, format!("{base}/api/v1/translate/batch")),
+        LoadMode::Page => (Method::GET, format!("{base}{}", args.path)),
+    };
+    Template {
+        method,
+        uri,
+        base,
+        mode: args.mode,
+        fields,
+        inputs,
+        batch_size: args.batch_size,
+        use_cache: args.use_cache,
+        depict: args.depict && args.mode == LoadMode::Translate,
+        max_requests_per_connection: args.max_requests_per_connection,
     }
 }
 
-/// Sends one request and records its outcome against its intended time.
-async fn fire(
-    client: HttpClient,
-    shared: Arc<Shared>,
-    t: Arc<Template>,
-    i: usize,
-    intended: Instant,
-    timeout: Duration,
-) {
-    let body = t.bodies[i % t.bodies.len()].clone();
-    let mut request =
-        Request::builder().method(t.method.clone()).uri(&t.uri).header("content-type", "application/json");
+/// Sends one request, counting it on its connection; the status and body.
+async fn send(
+    client: &HttpClient,
+    t: &Template,
+    method: Method,
+    uri: &str,
+    body: Bytes,
+) -> Result<(hyper::StatusCode, Bytes), String> {
+    let mut request = Request::builder().method(method).uri(uri);
+    if !body.is_empty() {
+        request = request.header("content-type", "application/json");
+    }
     if !t.use_cache {
         request = request.header("cache-control", "no-cache");
     }
-    let request = request.body(Full::new(body)).expect("a valid request");
-    let outcome = tokio::time::timeout(timeout, async {
-        let response = client.request(request).await.map_err(|_| "connection".to_string())?;
-        let status = response.status();
-        let body = response.into_body().collect().await.map_err(|_| "connection".to_string())?.to_bytes();
-        Ok::<_, String>((status, body))
-    })
-    .await;
+    let mut request = request.body(Full::new(body)).map_err(|_| "request".to_string())?;
+    let captured = capture_connection(&mut request);
+    let response = client.request(request).await.map_err(|_| "connection".to_string())?;
+    client::count_use(&captured, t.max_requests_per_connection);
+    let status = response.status();
+    let body = response.into_body().collect().await.map_err(|_| "connection".to_string())?.to_bytes();
+    Ok((status, body))
+}
+
+/// What a failed response counts as: its status and error code.
+fn error_kind(status: hyper::StatusCode, body: &[u8]) -> String {
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(String::from))
+        .unwrap_or_default();
+    format!("{} {code}", status.as_u16()).trim().to_string()
+}
+
+/// Sends the `k`-th request and records its outcome against its intended
+/// time: a success, an error response, a connection error or a timeout, each
+/// at the latency it took.
+async fn fire(client: HttpClient, shared: Arc<Shared>, t: Arc<Template>, k: u64, intended: Instant, timeout: Duration) {
+    let outcome = tokio::time::timeout(timeout, send(&client, &t, t.method.clone(), &t.uri, t.body(k))).await;
     let latency_us = intended.elapsed().as_micros() as u64;
-    let mut tally = shared.tally.lock().expect("tally lock");
-    match outcome {
-        Ok(Ok((status, body))) => {
-            let _ = tally.histogram.record(latency_us.max(1));
-            if status.is_success() {
-                tally.completed += 1;
-            } else {
-                let code = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["error"]["code"].as_str().map(String::from))
-                    .unwrap_or_default();
-                *tally.errors.entry(format!("{} {code}", status.as_u16()).trim().to_string()).or_default() += 1;
-            }
-        }
-        Ok(Err(kind)) => *tally.errors.entry(kind).or_default() += 1,
-        Err(_) => *tally.errors.entry("timeout".into()).or_default() += 1,
+    let (error, body) = match outcome {
+        Ok(Ok((status, body))) if status.is_success() => (None, Some(body)),
+        Ok(Ok((status, body))) => (Some(error_kind(status, &body)), None),
+        Ok(Err(kind)) => (Some(kind), None),
+        Err(_) => (Some("timeout".to_string()), None),
+    };
+    shared.tally.lock().expect("tally lock").ended(latency_us, error);
+    if let (true, Some(body)) = (t.depict, body) {
+        drawings(&client, &shared, &t, &body, timeout).await;
     }
-    drop(tally);
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// The page's drawings of a translation: its input as read and each valid
+/// prediction, fetched at once as a browser does.
+async fn drawings(client: &HttpClient, shared: &Shared, t: &Template, body: &[u8], timeout: Duration) {
+    let Ok(view) = serde_json::from_slice::<serde_json::Value>(body) else { return };
+    let smiles: Vec<String> = std::iter::once(&view["canonical"])
+        .chain(view["predictions"].as_array().into_iter().flatten().map(|p| &p["canonical"]))
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    let fetches = smiles.into_iter().map(|s| async move {
+        let uri = format!("{}/api/v1/depict?smiles={}", t.base, escape(&s));
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, send(client, t, Method::GET, &uri, Bytes::new())).await;
+        let error = match outcome {
+            Ok(Ok((status, _))) if status.is_success() => None,
+            Ok(Ok((status, body))) => Some(error_kind(status, &body)),
+            Ok(Err(kind)) => Some(kind),
+            Err(_) => Some("timeout".to_string()),
+        };
+        let mut tally = shared.tally.lock().expect("tally lock");
+        tally.drawings.requests += 1;
+        match error {
+            None => {
+                tally.drawings.ok += 1;
+                let _ = tally.drawings_latency.record((started.elapsed().as_micros() as u64).max(1));
+            }
+            Some(kind) => *tally.drawings.errors_by_kind.entry(kind).or_default() += 1,
+        }
+    });
+    futures_util::future::join_all(fetches).await;
+}
+
+/// A query value, percent-encoded.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 async fn scrape_cpu(client: &HttpClient, url: &str) -> Result<f64, String> {
@@ -191,12 +312,58 @@ fn fail(message: String) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// What `--metrics-url` showed last: pods that answered and the cores they
+/// used since the scrape before.
+#[derive(Default, Clone, Copy)]
+struct Fleet {
+    replicas: Option<usize>,
+    cores: Option<f64>,
+}
+
+/// Scrapes the fleet every two seconds for the time series.
+async fn watch_fleet(client: HttpClient, url: String, fleet: Arc<Mutex<Fleet>>) {
+    let mut last: Option<(Instant, BTreeMap<std::net::SocketAddr, f64>)> = None;
+    loop {
+        let now = Instant::now();
+        let seen = scrape_fleet(&client, &url).await.ok();
+        let cores = match (&last, &seen) {
+            (Some((then, before)), Some(after)) => {
+                // Pods present at both scrapes; a new pod's CPU so far is not this interval's.
+                let cpu: f64 = after.iter().filter_map(|(a, v)| before.get(a).map(|b| v - b)).sum();
+                Some((cpu / (now - *then).as_secs_f64() * 1000.0).round() / 1000.0)
+            }
+            _ => None,
+        };
+        *fleet.lock().expect("fleet lock") = Fleet { replicas: seen.as_ref().map(BTreeMap::len), cores };
+        if let Some(seen) = seen {
+            last = Some((now, seen));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The figures thresholds are judged on, from the tally so far.
+fn figures(shared: &Shared, tally: &Tally, achieved_rate: f64, target_rate: f64) -> Figures {
+    let table = |h: &hdrhistogram::Histogram<u64>| -> Vec<(f64, f64)> {
+        if h.is_empty() {
+            return Vec::new();
+        }
+        threshold::QUANTILES.iter().map(|(_, q)| (*q, report::ms_at(h, *q))).collect()
+    };
+    let not_sent = shared.not_sent.load(Ordering::SeqCst);
+    Figures {
+        latency_all: table(&tally.all),
+        latency_ok: table(&tally.ok),
+        scheduled: shared.sent.load(Ordering::SeqCst) + not_sent,
+        failed: tally.errors.values().sum::<u64>() + not_sent,
+        achieved_rate,
+        target_rate,
+    }
+}
+
 pub async fn run(args: LoadtestArgs) -> ExitCode {
-    if !args.url.starts_with("http://") {
-        return fail(format!(
-            "--url {}: only http:// is supported (inside a cluster, use the Service's name)",
-            args.url
-        ));
+    if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
+        return fail(format!("--url {}: give an http:// or https:// URL", args.url));
     }
     let schedule = match (&args.stages, args.rate) {
         (Some(stages), _) => Schedule::stages(stages),
@@ -211,21 +378,31 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let inputs: Vec<String> = match &args.inputs {
-        None => BUILTIN_EXAMPLES.iter().map(|s| s.to_string()).collect(),
+    let thresholds: Vec<Threshold> = match args.thresholds.iter().map(|t| Threshold::parse(t)).collect() {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let inputs = match &args.inputs {
+        None => Inputs::Generated,
         Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
+            Ok(text) => {
+                Inputs::Lines(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
+            }
             Err(e) => return fail(format!("--inputs {}: {e}", path.display())),
         },
     };
-    if inputs.is_empty() {
+    if matches!(&inputs, Inputs::Lines(l) if l.is_empty()) {
         return fail("--inputs has no lines".into());
     }
-    let template = Arc::new(template(&args, &inputs));
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient =
-        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(args.max_inflight).build(connector);
+    let mut out = match args.out.as_deref().map(series::Writer::create).transpose() {
+        Ok(w) => w,
+        Err(e) => return fail(e),
+    };
+    let template = Arc::new(template(&args, inputs));
+    let client = match client::build(args.ca_cert.as_deref(), args.max_inflight) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let cpu_before = match &args.metrics_url {
         Some(url) => match scrape_fleet(&client, url).await {
             Ok(v) => Some(v),
@@ -233,30 +410,69 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
         },
         None => None,
     };
+    let fleet = Arc::new(Mutex::new(Fleet::default()));
+    let watcher = args.metrics_url.clone().map(|url| tokio::spawn(watch_fleet(client.clone(), url, fleet.clone())));
 
     let shared = Arc::new(Shared {
-        tally: Mutex::new(Tally { histogram: report::histogram(), completed: 0, errors: BTreeMap::new() }),
+        tally: Mutex::new(Tally::new()),
         in_flight: AtomicUsize::new(0),
         sent: AtomicU64::new(0),
         not_sent: AtomicU64::new(0),
     });
+    let mean_rate = schedule.expected() as f64 / schedule.total().as_secs_f64();
     let start = Instant::now();
-    let progress = (!args.quiet).then(|| tokio::spawn(progress(shared.clone(), schedule.clone(), start)));
-    let interrupted = tokio::select! {
-        _ = schedule_requests(&args, &schedule, &client, &shared, &template, start) => false,
-        _ = tokio::signal::ctrl_c() => true,
+    let abort = Arc::new(tokio::sync::Notify::new());
+    let (stop_ticks, ticks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (samples_tx, mut samples_rx) = tokio::sync::mpsc::unbounded_channel::<Sample>();
+    let ticker = tokio::spawn(tick(Tick {
+        shared: shared.clone(),
+        schedule: schedule.clone(),
+        start,
+        quiet: args.quiet,
+        fleet: fleet.clone(),
+        samples: samples_tx,
+        early: if args.abort_on_fail {
+            thresholds.iter().filter(|t| t.judged_early()).cloned().collect()
+        } else {
+            vec![]
+        },
+        abort: abort.clone(),
+        mean_rate,
+        stop: ticks_stopped,
+    }));
+    let writer = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(sample) = samples_rx.recv().await {
+            if let Some(w) = &mut out
+                && let Err(e) = w.write(&sample)
+            {
+                eprintln!("warning: {e}");
+                out = None;
+            }
+            all.push(sample);
+        }
+        all
+    });
+    let (interrupted, aborted) = tokio::select! {
+        _ = schedule_requests(&args, &schedule, &client, &shared, &template, start) => (false, false),
+        _ = tokio::signal::ctrl_c() => (true, false),
+        _ = abort.notified() => (false, true),
     };
     // Let requests in flight finish (all are bounded by --timeout); after
-    // Ctrl-C, report what there is after a short wait.
-    let drain = if interrupted { Duration::from_secs(2) } else { args.timeout + Duration::from_secs(1) };
+    // Ctrl-C or an abort, report what there is after a short wait.
+    let drain = if interrupted || aborted { Duration::from_secs(2) } else { args.timeout + Duration::from_secs(1) };
     let drained = Instant::now() + drain;
     while shared.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < drained {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = start.elapsed();
-    if let Some(p) = progress {
-        p.abort();
+    // The ticker writes the last, partial second and stops.
+    let _ = stop_ticks.send(());
+    let _ = ticker.await;
+    if let Some(w) = watcher {
+        w.abort();
     }
+    let samples = writer.await.unwrap_or_default();
     let cpu_after = match &args.metrics_url {
         Some(url) => scrape_fleet(&client, url).await.ok(),
         None => None,
@@ -297,6 +513,16 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
         }
         _ => None,
     };
+    // Unfinished requests count as failures for the thresholds too.
+    let mut judged = figures(&shared, &tally, achieved_rate, mean_rate);
+    judged.failed += unfinished;
+    let verdicts: Vec<threshold::Verdict> = thresholds.iter().map(|t| t.check(&judged)).collect();
+    let passed = verdicts.iter().all(|v| v.passed);
+    let drawings = template.depict.then(|| {
+        let mut d = tally.drawings.clone();
+        d.latency = (!tally.drawings_latency.is_empty()).then(|| report::latency(&tally.drawings_latency));
+        d
+    });
     let report = Report {
         mode: format!("{:?}", args.mode).to_lowercase(),
         duration_s,
@@ -306,17 +532,33 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
         errors,
         not_sent,
         errors_by_kind,
-        target_rate: (schedule.expected() as f64 / schedule.total().as_secs_f64() * 10.0).round() / 10.0,
+        target_rate: (mean_rate * 10.0).round() / 10.0,
         achieved_rate: (achieved_rate * 10.0).round() / 10.0,
-        latency: report::latency(&tally.histogram),
+        latency: report::latency(&tally.all),
+        latency_ok: (!tally.ok.is_empty()).then(|| report::latency(&tally.ok)),
+        drawings,
         capacity,
+        thresholds: verdicts,
+        aborted,
+        passed,
     };
+    drop(tally);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
     } else {
         print!("{report}");
     }
-    ExitCode::SUCCESS
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "{} {}: {} requests, {} ok, {} errors",
+            args.url, report.mode, report.scheduled, report.completed, report.errors
+        );
+        if let Err(e) = series::plot(path, &samples, &title) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// Sends the requests on the schedule. The clock runs on its own OS thread:
@@ -356,13 +598,13 @@ async fn schedule_requests(
                 shared.in_flight.fetch_add(1, Ordering::SeqCst);
                 shared.sent.fetch_add(1, Ordering::SeqCst);
                 let intended = Instant::from_std(intended);
-                handle.spawn(fire(client.clone(), shared.clone(), template.clone(), k as usize, intended, timeout));
+                handle.spawn(fire(client.clone(), shared.clone(), template.clone(), k - 1, intended, timeout));
             }
             k += 1;
         }
         let _ = done_tx.send(());
     });
-    // Dropped on Ctrl-C: the clock thread sees the flag and stops.
+    // Dropped when the run stops early: the clock thread sees the flag and stops.
     struct Stop(Arc<AtomicBool>);
     impl Drop for Stop {
         fn drop(&mut self) {
@@ -373,28 +615,98 @@ async fn schedule_requests(
     let _ = done_rx.await;
 }
 
-/// One line a second on stderr: elapsed, target and achieved rate, in flight,
-/// p50/p99 so far, errors.
-async fn progress(shared: Arc<Shared>, schedule: Schedule, start: Instant) {
-    let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-    let mut last_completed = 0;
+struct Tick {
+    shared: Arc<Shared>,
+    schedule: Schedule,
+    start: Instant,
+    quiet: bool,
+    fleet: Arc<Mutex<Fleet>>,
+    samples: tokio::sync::mpsc::UnboundedSender<Sample>,
+    /// Thresholds judged every second (--abort-on-fail).
+    early: Vec<Threshold>,
+    abort: Arc<tokio::sync::Notify>,
+    mean_rate: f64,
+    /// The run has ended: one last sample for the time since the last tick.
+    stop: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Requests that must have ended before --abort-on-fail judges a run.
+const JUDGED_AFTER: u64 = 100;
+
+/// Every second: one sample of the time series, a progress line on stderr,
+/// and with --abort-on-fail the early thresholds.
+async fn tick(mut t: Tick) {
+    let mut interval = tokio::time::interval_at(t.start + Duration::from_secs(1), Duration::from_secs(1));
+    let mut last_sent = 0;
+    let mut aborted = false;
+    let mut last_t = 0.0;
     loop {
-        tick.tick().await;
-        let t = start.elapsed().as_secs_f64();
-        let (completed, errors, p50, p99) = {
-            let tally = shared.tally.lock().expect("tally lock");
-            let h = &tally.histogram;
-            (tally.completed, tally.errors.values().sum::<u64>(), h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+        let last = tokio::select! {
+            _ = interval.tick() => false,
+            _ = &mut t.stop => true,
         };
-        eprintln!(
-            "{t:6.1}s  target {:7.1}/s  achieved {:7.1}/s  in flight {:5}  p50 {:8.2} ms  p99 {:8.2} ms  errors {errors}  not sent {}",
-            schedule.rate_at(t - 0.5),
-            (completed - last_completed) as f64,
-            shared.in_flight.load(Ordering::SeqCst),
-            p50 as f64 / 1000.0,
-            p99 as f64 / 1000.0,
-            shared.not_sent.load(Ordering::SeqCst),
-        );
-        last_completed = completed;
+        let now = t.start.elapsed().as_secs_f64();
+        let sent = t.shared.sent.load(Ordering::SeqCst);
+        let fleet = *t.fleet.lock().expect("fleet lock");
+        let (sample, failing) = {
+            let mut tally = t.shared.tally.lock().expect("tally lock");
+            let (p50_ms, p99_ms) = match tally.tick_all.is_empty() {
+                true => (None, None),
+                false => (Some(report::ms_at(&tally.tick_all, 0.5)), Some(report::ms_at(&tally.tick_all, 0.99))),
+            };
+            let sample = Sample {
+                t: if last { (now * 10.0).round() / 10.0 } else { now.round() },
+                target_rate: (t.schedule.rate_at(now - 0.5) * 10.0).round() / 10.0,
+                sent: sent - last_sent,
+                completed: tally.tick_completed,
+                errors: tally.tick_errors.values().sum(),
+                errors_by_kind: std::mem::take(&mut tally.tick_errors),
+                p50_ms,
+                p99_ms,
+                in_flight: t.shared.in_flight.load(Ordering::SeqCst),
+                replicas: fleet.replicas,
+                fleet_cpu_cores: fleet.cores,
+            };
+            tally.tick_all.reset();
+            tally.tick_completed = 0;
+            let ended = tally.all.len();
+            let failing: Vec<threshold::Verdict> = if ended >= JUDGED_AFTER && !t.early.is_empty() {
+                let f = figures(&t.shared, &tally, tally.completed as f64 / now, t.mean_rate);
+                t.early.iter().map(|th| th.check(&f)).filter(|v| !v.passed).collect()
+            } else {
+                Vec::new()
+            };
+            (sample, failing)
+        };
+        last_sent = sent;
+        let idle = sample.sent == 0 && sample.completed == 0 && sample.errors == 0;
+        if last && idle && now - last_t < 0.05 {
+            return; // the run ended on a tick: nothing since it
+        }
+        last_t = now;
+        if !t.quiet {
+            let ms = |v: Option<f64>| v.map_or("      -".to_string(), |v| format!("{v:7.1}"));
+            eprintln!(
+                "{:6.0}s  target {:7.1}/s  sent {:6}  ok {:6}  errors {:5}  in flight {:5}  p50 {} ms  p99 {} ms{}",
+                sample.t,
+                sample.target_rate,
+                sample.sent,
+                sample.completed,
+                sample.errors,
+                sample.in_flight,
+                ms(sample.p50_ms),
+                ms(sample.p99_ms),
+                sample.replicas.map_or(String::new(), |r| format!("  replicas {r}")),
+            );
+        }
+        let _ = t.samples.send(sample);
+        if last {
+            return;
+        }
+        if let (false, Some(v)) = (aborted, failing.first()) {
+            eprintln!("aborting: {v}");
+            t.abort.notify_one();
+            aborted = true;
+        }
     }
 }

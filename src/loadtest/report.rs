@@ -17,20 +17,36 @@ pub fn histogram() -> Histogram<u64> {
 pub struct Latency {
     pub p50_ms: f64,
     pub p90_ms: f64,
+    pub p95_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
 }
 
+/// Milliseconds at a quantile (1.0: the maximum), to the microsecond.
+pub fn ms_at(h: &Histogram<u64>, quantile: f64) -> f64 {
+    let us = if quantile >= 1.0 { h.max() } else { h.value_at_quantile(quantile) };
+    us as f64 / 1000.0
+}
+
 pub fn latency(h: &Histogram<u64>) -> Latency {
-    let ms = |us: u64| (us as f64 / 1000.0 * 1000.0).round() / 1000.0;
     Latency {
-        p50_ms: ms(h.value_at_quantile(0.50)),
-        p90_ms: ms(h.value_at_quantile(0.90)),
-        p99_ms: ms(h.value_at_quantile(0.99)),
-        p999_ms: ms(h.value_at_quantile(0.999)),
-        max_ms: ms(h.max()),
+        p50_ms: ms_at(h, 0.50),
+        p90_ms: ms_at(h, 0.90),
+        p95_ms: ms_at(h, 0.95),
+        p99_ms: ms_at(h, 0.99),
+        p999_ms: ms_at(h, 0.999),
+        max_ms: ms_at(h, 1.0),
     }
+}
+
+/// Drawings fetched after the translations (`--depict`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Drawings {
+    pub requests: u64,
+    pub ok: u64,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub latency: Option<Latency>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -61,9 +77,20 @@ pub struct Report {
     pub not_sent: u64,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub target_rate: f64,
+    /// Successful requests per second.
     pub achieved_rate: f64,
+    /// Every request that ended, from its intended send time; a failure at
+    /// the time it failed (a timeout at --timeout).
     pub latency: Latency,
+    /// Successful requests only (none: nothing succeeded).
+    pub latency_ok: Option<Latency>,
+    pub drawings: Option<Drawings>,
     pub capacity: Option<Capacity>,
+    pub thresholds: Vec<super::threshold::Verdict>,
+    /// Stopped early: a threshold failed with --abort-on-fail.
+    pub aborted: bool,
+    /// Every threshold passed (true when there are none).
+    pub passed: bool,
 }
 
 /// The replicas a CPU-based HPA settles on for `rate` requests per second:
@@ -101,15 +128,31 @@ impl fmt::Display for Report {
             "requests: {} scheduled = {} completed + {} errors + {} not sent on time",
             self.scheduled, self.completed, self.errors, self.not_sent
         )?;
-        let l = &self.latency;
-        writeln!(
-            f,
-            "latency from the intended send time: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
-        )?;
+        let line = |l: &Latency| {
+            format!(
+                "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+            )
+        };
+        writeln!(f, "latency of every request, from its intended send time: {}", line(&self.latency))?;
+        match &self.latency_ok {
+            Some(l) => writeln!(f, "latency of the successful ones: {}", line(l))?,
+            None => writeln!(f, "latency of the successful ones: none succeeded")?,
+        }
         if !self.errors_by_kind.is_empty() {
             let kinds: Vec<String> = self.errors_by_kind.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             writeln!(f, "errors: {}", kinds.join(", "))?;
+        }
+        if let Some(d) = &self.drawings {
+            let kinds: Vec<String> = d.errors_by_kind.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            writeln!(
+                f,
+                "drawings: {} fetched, {} ok{}{}",
+                d.requests,
+                d.ok,
+                d.latency.as_ref().map_or(String::new(), |l| format!(", {}", line(l))),
+                if kinds.is_empty() { String::new() } else { format!("; errors: {}", kinds.join(", ")) }
+            )?;
         }
         if let Some(c) = &self.capacity {
             writeln!(
@@ -135,6 +178,12 @@ impl fmt::Display for Report {
                     c.target_utilization_percent
                 )?;
             }
+        }
+        if self.aborted {
+            writeln!(f, "stopped early: a threshold failed (--abort-on-fail)")?;
+        }
+        for v in &self.thresholds {
+            writeln!(f, "{v}")?;
         }
         Ok(())
     }

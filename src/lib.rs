@@ -8,7 +8,10 @@
 //! cli            the subcommands; each one's flags live with it
 //! config         the server's settings, validated once at start
 //! chem/          SMILES chemistry through RDKit: canonical forms, drawings; its
-//!                rdkit.rs/rdkit.cc bridge is the crate's only foreign code
+//!                rdkit.rs/rdkit.cc bridge is the crate's only foreign code;
+//!                pool: the chemistry threads every RDKit call runs on; memo:
+//!                RDKit's answers remembered, bounded by their real bytes
+//! memory         what an allocation really takes (what caches are charged)
 //! telemetry      tracing init and the per-app Prometheus registry
 //! startup        app_state wires the backend; Application::build binds the
 //!                sockets; run_until drains and stops; the warmup/check subcommands
@@ -34,7 +37,9 @@
 //!   fanout       bulk chunking and bounded concurrency
 //!   keep_warm    the per-pod pinger and warm-on-visit
 //! loadtest/      the open-loop load generator subcommand (an HTTP client only;
-//!                args: its flags)
+//!                args: its flags; client: http/https connections; molecules:
+//!                distinct valid inputs; threshold: pass/fail; series: the run
+//!                second by second and its plot; report; schedule)
 //! offline        the `translate` subcommand: the batch route's job, files to CSV
 //! ```
 //!
@@ -42,20 +47,21 @@
 //!
 //! - `main -> {cli, config, telemetry, startup, loadtest, offline}`;
 //!   `cli -> {config, loadtest, offline}` (each subcommand's flags);
-//!   `loadtest -> config` (the built-in examples and two flag parsers only);
+//!   `loadtest -> config` (two flag parsers only);
 //!   `startup -> {config, telemetry, http, inference}`; `offline -> {config, http::batch, startup}`.
 //! - `http -> inference`: the trait, its request and error types, the answer's
 //!   types (`answer`), `tokenize::Tokens` and `Tokenizer`, and `fanout`'s chunk
 //!   plan for batches; never the wire codec (`protocol`) and never
 //!   `inference::lambda`, so never the AWS SDK.
 //! - `http -> chem`, `http -> telemetry`, `http -> config`.
-//! - `inference -> telemetry` (its metrics handles); `inference::lambda -> protocol
+//! - `inference -> telemetry` (its metrics handles), `inference::cache -> memory`;
+//!   `inference::lambda -> protocol
 //!   -> answer`. The encoders only the emulator and tests need live in
 //!   `tests/support/wire.rs`, not in the library.
 //!   Inference knows nothing of HTTP or chemistry: it moves tokenized strings.
 //! - `config -> chem` (to check SMILES examples at start), `config ->
 //!   inference::tokenize` (the `Tokenizer` it parses into); `telemetry -> config`
-//!   (`LogFormat` only); `chem` imports nothing of the crate.
+//!   (`LogFormat` only); `chem` imports only `memory`, a leaf.
 
 // tests/support/wire.rs names the crate as the emulator and examples do; the
 // protocol's unit tests include it too.
@@ -68,6 +74,7 @@ pub mod config;
 pub mod http;
 pub mod inference;
 pub mod loadtest;
+pub mod memory;
 pub mod offline;
 pub mod startup;
 pub mod telemetry;
@@ -102,6 +109,27 @@ mod testing {
     /// sizes, not the sizes asked for) less those it has freed.
     pub fn allocated_here() -> isize {
         NET.with(Cell::get)
+    }
+
+    /// Whether the calling test is to measure now: true in a process of this
+    /// test binary running that test alone; otherwise it starts one, checks
+    /// that the test passed there, and answers false. For counts that other
+    /// tests would disturb: moka frees evicted entries through a process-wide
+    /// epoch collector, so another test's thread can free this test's memory.
+    pub fn alone(test: &str) -> bool {
+        const VAR: &str = "TRANSLATION_FRONT_TEST_ALONE";
+        if std::env::var(VAR).is_ok_and(|t| t == test) {
+            return true;
+        }
+        let exe = std::env::current_exe().expect("the test binary");
+        let out = std::process::Command::new(exe)
+            .args([test, "--exact", "--test-threads=1", "--nocapture"])
+            .env(VAR, test)
+            .output()
+            .expect("the test binary runs");
+        let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && said.contains("1 passed"), "{test}, run alone:\n{said}");
+        false
     }
 
     fn add(n: isize) {

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
+use crate::memory::allocation;
+
 const SHARDS: usize = 8;
 
 /// What a value is charged beside its key (its heap bytes).
@@ -40,17 +42,6 @@ impl<T: Weigh, E: Weigh> Weigh for Result<T, E> {
             Ok(v) => v.heap_bytes(),
             Err(e) => e.heap_bytes(),
         }
-    }
-}
-
-/// An allocation of `len` bytes as the allocator hands it out: nothing for
-/// none, else rounded up to 16 bytes, plus an eighth for the size classes
-/// above 64 bytes (mimalloc's classes are at most 12.5% apart).
-fn allocation(len: usize) -> usize {
-    match len {
-        0 => 0,
-        1..=64 => len.div_ceil(16) * 16,
-        _ => (len + len / 8).div_ceil(16) * 16,
     }
 }
 

@@ -45,6 +45,11 @@ impl Matrix {
         self.rows
     }
 
+    /// The bytes its weights take on the heap (what a cache holds for it).
+    pub fn heap_bytes(&self) -> usize {
+        self.data.capacity() * std::mem::size_of::<f32>()
+    }
+
     pub fn cols(&self) -> usize {
         self.cols
     }

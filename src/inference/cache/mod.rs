@@ -36,17 +36,28 @@ type Answer = Arc<Vec<Hypothesis>>;
 /// An in-flight miss: `None` until its owner has the answer (or gave up).
 type Pending = watch::Receiver<Option<Result<Answer, InferenceError>>>;
 
-/// Bytes an entry is counted as: its key, tokens, scores and attention, plus
-/// the cache's own bookkeeping per entry (measured order of magnitude).
+/// Bytes an entry is charged: each of its allocations as the allocator hands
+/// it out (its key, the answer's list, each result's tokens and attention),
+/// and the cache's own bookkeeping per entry.
 fn weight(key: &Key, answer: &Answer) -> u32 {
-    const PER_ENTRY: usize = 160;
-    const PER_HYPOTHESIS: usize = std::mem::size_of::<Hypothesis>() + 16;
-    let hyps: usize = answer
+    use crate::memory::allocation;
+    let list = allocation(16 + answer.capacity() * std::mem::size_of::<Hypothesis>());
+    let results: usize = answer
         .iter()
-        .map(|h| PER_HYPOTHESIS + h.tokens.len() + h.attention.as_ref().map_or(0, |m| m.rows() * m.cols() * 4))
+        .map(|h| allocation(h.tokens.capacity()) + h.attention.as_ref().map_or(0, |m| allocation(m.heap_bytes())))
         .sum();
-    u32::try_from(PER_ENTRY + key.input.len() + hyps).unwrap_or(u32::MAX)
+    let held = allocation(key.input.len()) + list + results;
+    u32::try_from(PER_ENTRY + held + held / 4).unwrap_or(u32::MAX)
 }
+
+/// Measured with the allocator's own count
+/// (`the_byte_budget_bounds_the_memory_the_cache_really_holds`): beside what
+/// an entry holds, the cache's bookkeeping took ~1.2 KB per entry (moka's
+/// entry, its two order queues' nodes, its hash table's bucket, the key's
+/// shared copy), and up to a fifth more of the entries' own bytes (evicted
+/// entries whose memory moka frees a little later, its hash table freeing
+/// through epochs). Charged: 1,280 bytes and a quarter.
+const PER_ENTRY: usize = 1_280;
 
 pub struct Cached {
     inner: Arc<dyn Translator>,

@@ -202,3 +202,43 @@ async fn the_cache_never_holds_more_than_its_byte_budget() {
     assert!(metrics.cache_bytes.get() as u64 <= budget && metrics.cache_bytes.get() > budget as i64 / 2);
     assert!(metrics.render().contains(&format!("translation_cache_bytes {}", metrics.cache_bytes.get())));
 }
+
+/// The allocator's own count of what the cache holds (keys, answers, and
+/// the cache's bookkeeping per entry), against its budget: `weight` charges
+/// what an entry really takes, so the budget bounds the memory. Large entries
+/// (attention) and small ones (none), whose bookkeeping weighs more.
+#[test]
+fn the_byte_budget_bounds_the_memory_the_cache_really_holds() {
+    if crate::testing::alone("inference::cache::tests::the_byte_budget_bounds_the_memory_the_cache_really_holds") {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(measure_what_the_cache_holds());
+    }
+}
+
+async fn measure_what_the_cache_holds() {
+    for (params, budget) in [(P, 2 << 20), (Params { attention: false, ..P }, 1 << 20)] {
+        // One thread (this test's runtime): its allocations less its frees
+        // are what it made and kept.
+        let before = crate::testing::allocated_here();
+        let model = Arc::new(Model::default());
+        let (c, _metrics) = cached(model.clone(), budget);
+        let mut peak = 0;
+        for i in 0..3_000 {
+            let molecule = crate::loadtest::molecules::molecule(i);
+            let input = crate::inference::tokenize::Tokenizer::Chars.tokenize(&molecule);
+            c.invoke(Request { params, ..req(&[&input], CacheUse::Use) }).await.unwrap();
+            model.calls.lock().unwrap().clear();
+            peak = peak.max(crate::testing::allocated_here() - before);
+        }
+        c.cache.run_pending_tasks();
+        let held = crate::testing::allocated_here() - before;
+        let entries = c.cache.entry_count();
+        assert!(entries > 100, "{entries} entries");
+        let allowed = (budget + c.slack) as isize;
+        let charged: u64 = c.cache.iter().map(|(k, v)| u64::from(weight(&k, &v))).sum();
+        assert!(charged <= budget + c.slack, "{charged}");
+        assert!(held <= allowed, "{held} bytes held for {entries} entries against {allowed}");
+        assert!(peak <= allowed + 64 * 1024, "peak {peak} bytes against {allowed}");
+        drop(c);
+    }
+}

@@ -54,6 +54,10 @@ pub struct LoadtestArgs {
     /// caches, not the service.
     #[arg(long)]
     pub inputs: Option<PathBuf>,
+    /// Start at this input (the N-th generated molecule, or line of
+    /// --inputs): a second run then sends molecules the service has not seen.
+    #[arg(long, default_value_t = 0)]
+    pub first_input: u64,
     #[arg(long)]
     pub beam: Option<u32>,
     #[arg(long)]
@@ -92,7 +96,8 @@ pub struct LoadtestArgs {
     /// second once 100 requests have ended), to stop spending on a failed run.
     #[arg(long, default_value_t = false)]
     pub abort_on_fail: bool,
-    /// Write one line per second (JSON lines; CSV for a .csv name).
+    /// Write one line per second (JSON lines; CSV for a .csv name; `-`:
+    /// standard output, before the report with --json).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Draw rate, latency, errors and replicas against time into this PNG.
@@ -114,7 +119,7 @@ pub struct LoadtestArgs {
     /// the Lambda (and the autoscaler) however often its inputs repeat.
     #[arg(long, default_value_t = false)]
     pub use_cache: bool,
-    /// Print the final report as JSON.
+    /// Print the final report as JSON, on one line.
     #[arg(long, default_value_t = false)]
     pub json: bool,
     /// No progress lines.

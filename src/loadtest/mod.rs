@@ -113,6 +113,7 @@ struct Template {
     /// The request body's fields besides the input(s).
     fields: serde_json::Map<String, serde_json::Value>,
     inputs: Inputs,
+    first_input: u64,
     batch_size: usize,
     /// Without it, requests carry `Cache-Control: no-cache`.
     use_cache: bool,
@@ -123,15 +124,16 @@ struct Template {
 impl Template {
     /// The `k`-th request's body.
     fn body(&self, k: u64) -> Bytes {
+        let first = self.first_input;
         let mut body = self.fields.clone();
         match self.mode {
             LoadMode::Page => return Bytes::new(),
             LoadMode::Translate => {
-                body.insert("text".into(), self.inputs.get(k).into());
+                body.insert("text".into(), self.inputs.get(first + k).into());
             }
             LoadMode::Batch => {
                 let n = self.batch_size.max(1) as u64;
-                let batch: Vec<String> = (0..n).map(|i| self.inputs.get(k * n + i)).collect();
+                let batch: Vec<String> = (0..n).map(|i| self.inputs.get(first + k * n + i)).collect();
                 body.insert("inputs".into(), batch.into());
             }
         }
@@ -161,6 +163,7 @@ fn template(args: &LoadtestArgs, inputs: Inputs) -> Template {
         mode: args.mode,
         fields,
         inputs,
+        first_input: args.first_input,
         batch_size: args.batch_size,
         use_cache: args.use_cache,
         depict: args.depict && args.mode == LoadMode::Translate,
@@ -544,7 +547,8 @@ pub async fn run(args: LoadtestArgs) -> ExitCode {
     };
     drop(tally);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("JSON"));
+        // One line: after --out /dev/stdout's lines, the last line is the report.
+        println!("{}", serde_json::to_string(&report).expect("JSON"));
     } else {
         print!("{report}");
     }

@@ -38,16 +38,24 @@ const CSV_HEADER: &str =
 
 /// Where the samples go as they are made.
 pub struct Writer {
-    file: std::io::BufWriter<std::fs::File>,
+    file: Box<dyn Write + Send>,
     csv: bool,
     path: PathBuf,
 }
 
 impl Writer {
+    /// A file, or standard output for `-` (or `/dev/stdout`: written through
+    /// the process's own stdout, so a redirect to a file is not overwritten
+    /// by a second opening of it).
     pub fn create(path: &Path) -> Result<Writer, String> {
-        let file = std::fs::File::create(path).map_err(|e| format!("--out {}: {e}", path.display()))?;
+        let file: Box<dyn Write + Send> = if path == Path::new("-") || path == Path::new("/dev/stdout") {
+            Box::new(std::io::stdout())
+        } else {
+            let file = std::fs::File::create(path).map_err(|e| format!("--out {}: {e}", path.display()))?;
+            Box::new(std::io::BufWriter::new(file))
+        };
         let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let mut w = Writer { file: std::io::BufWriter::new(file), csv, path: path.to_owned() };
+        let mut w = Writer { file, csv, path: path.to_owned() };
         if csv {
             w.write_raw(CSV_HEADER.as_bytes())?;
         }

@@ -171,6 +171,14 @@ pub struct Config {
     #[arg(long, env = "LAMBDA_WARM_ON_VISIT", default_value = "5m", value_parser = parse_duration, global = true)]
     pub lambda_warm_on_visit: Duration,
 
+    /// SMILES mode: the most atoms in a molecule or mixture the service reads
+    /// (counted before any parsing). Inputs and targets over it are 413
+    /// too_large; predictions over it are returned as written, marked
+    /// `not_canonicalized`. The model's training reactions are a few dozen
+    /// atoms; RDKit's cost grows much faster than the atoms.
+    #[arg(long, env = "MAX_ATOMS", default_value_t = crate::chem::DEFAULT_MAX_ATOMS, global = true)]
+    pub max_atoms: usize,
+
     /// Most attention weights in one response (input tokens x output tokens x
     /// results); above it the answer comes without attention, saying why.
     #[arg(long, env = "MAX_ATTENTION_CELLS", default_value_t = 100_000, global = true)]
@@ -321,6 +329,7 @@ impl Config {
             ("LAMBDA_WARMUP_CONCURRENCY", self.lambda_warmup_concurrency),
             ("MAX_CONNECTIONS", self.max_connections),
             ("MAX_ATTENTION_CELLS", self.max_attention_cells),
+            ("MAX_ATOMS", self.max_atoms),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
@@ -370,6 +379,8 @@ impl Config {
                 text
             }
         };
+        // RDKit's bound is the process's: set before the examples are read with it.
+        crate::chem::set_max_atoms(self.max_atoms);
         self.examples = match &self.examples_file {
             None if self.input_format == InputFormat::Smiles => {
                 BUILTIN_REACTIONS.iter().map(|s| s.to_string()).collect()

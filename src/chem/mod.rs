@@ -16,6 +16,7 @@ mod rdkit;
 #[error("failed to convert to a molecular structure ({0})")]
 pub struct ChemError(pub String);
 
+pub mod atoms;
 mod memo;
 pub mod pool;
 
@@ -42,11 +43,61 @@ pub fn memo_bytes() -> usize {
 /// with it; reaction mixtures of the model's kind stay far below).
 pub const MAX_DRAW_ATOMS: u32 = 250;
 
+/// The most atoms in a molecule or mixture that RDKit is asked to read
+/// (`MAX_ATOMS`, set once at start): counted first, without parsing
+/// ([`atoms::count`]). The model's training reactions (patent reactions) are
+/// a few dozen heavy atoms, their mixtures rarely past 100; 200 leaves room
+/// for the largest while one parse stays within ~30 ms (a 2,000-atom chain
+/// took 6-10 s, most of it RDKit's stereo perception).
+pub const DEFAULT_MAX_ATOMS: usize = 200;
+
+static MAX_ATOMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_ATOMS);
+
+/// Sets the bound of [`DEFAULT_MAX_ATOMS`] for the process (the server's
+/// `MAX_ATOMS`).
+pub fn set_max_atoms(atoms: usize) {
+    MAX_ATOMS.store(atoms, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn max_atoms() -> usize {
+    MAX_ATOMS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The atoms of `smiles` when they are more than the bound (no RDKit work).
+pub fn too_many_atoms(smiles: &str) -> Option<usize> {
+    let atoms = atoms::count(smiles);
+    (atoms > max_atoms()).then_some(atoms)
+}
+
+/// A prediction's canonical form, or why it has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canonical {
+    Molecule(String),
+    /// RDKit could not read it as a molecule.
+    NotAMolecule,
+    /// More atoms than the bound: returned as written, never parsed.
+    TooLarge {
+        atoms: usize,
+    },
+}
+
+impl Canonical {
+    pub fn smiles(self) -> Option<String> {
+        match self {
+            Canonical::Molecule(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// Prepares an input or a target the way the model's training data was
 /// prepared: whitespace removed (so tokenized or space-separated SMILES work),
 /// `>` between reactants and reagents read as `.`, then parsed and written in
 /// RDKit's canonical form with stereochemistry removed.
 pub fn prepare(text: &str) -> Result<String, ChemError> {
+    if let Some(atoms) = too_many_atoms(text) {
+        return Err(ChemError(format!("{atoms} atoms, more than the {} this server reads", max_atoms())));
+    }
     let answer = match PREPARED.get(text) {
         Some(answer) => answer,
         None => {
@@ -60,12 +111,12 @@ pub fn prepare(text: &str) -> Result<String, ChemError> {
 
 /// Whether [`prepare`] of `text` is a lookup now (no RDKit work).
 pub fn prepared_already(text: &str) -> bool {
-    PREPARED.contains(text)
+    PREPARED.contains(text) || too_many_atoms(text).is_some()
 }
 
 /// Whether [`canonical`] of `smiles` is a lookup now (no RDKit work).
 pub fn canonical_already(smiles: &str) -> bool {
-    CANONICAL.contains(smiles)
+    CANONICAL.contains(smiles) || too_many_atoms(smiles).is_some()
 }
 
 fn prepare_uncached(text: &str) -> Result<String, ChemError> {
@@ -88,14 +139,20 @@ fn prepare_uncached(text: &str) -> Result<String, ChemError> {
 }
 
 /// The canonical form of a predicted SMILES (tokens joined, stereochemistry
-/// kept as predicted), or `None` when it is not a molecule.
-pub fn canonical(smiles: &str) -> Option<String> {
-    if let Some(answer) = CANONICAL.get(smiles) {
-        return answer.map(String::from);
+/// kept as predicted), or why it has none.
+pub fn canonical(smiles: &str) -> Canonical {
+    if let Some(atoms) = too_many_atoms(smiles) {
+        return Canonical::TooLarge { atoms };
     }
-    let answer = canonical_uncached(smiles);
-    CANONICAL.insert(smiles, answer.as_deref().map(Into::into));
-    answer
+    let answer = match CANONICAL.get(smiles) {
+        Some(answer) => answer.map(String::from),
+        None => {
+            let answer = canonical_uncached(smiles);
+            CANONICAL.insert(smiles, answer.as_deref().map(Into::into));
+            answer
+        }
+    };
+    answer.map_or(Canonical::NotAMolecule, Canonical::Molecule)
 }
 
 fn canonical_uncached(smiles: &str) -> Option<String> {
@@ -109,10 +166,17 @@ fn canonical_uncached(smiles: &str) -> Option<String> {
 /// An SVG drawing of a molecule or mixture: transparent background, bonds and
 /// labels recoloured for a dark colour scheme by the SVG's own stylesheet.
 pub fn depict(smiles: &str, width: u32, height: u32) -> Result<String, ChemError> {
-    if smiles.trim().is_empty() || smiles.chars().any(char::is_control) {
+    // Tokens joined, as for a translation; whatever follows a space is not
+    // read as RDKit's extensions (a CXSMILES label once made a 2.9 MB drawing).
+    let smiles: String = smiles.split_whitespace().collect();
+    if smiles.is_empty() || smiles.chars().any(char::is_control) {
         return Err(ChemError("there is no SMILES to draw".into()));
     }
-    let svg = rdkit::draw_svg(smiles, width, height, MAX_DRAW_ATOMS).map_err(|e| ChemError(reason(e.what())))?;
+    let atoms = atoms::count(&smiles);
+    if atoms > MAX_DRAW_ATOMS as usize {
+        return Err(ChemError(format!("too many atoms to draw ({atoms}; the limit is {MAX_DRAW_ATOMS})")));
+    }
+    let svg = rdkit::draw_svg(&smiles, width, height, MAX_DRAW_ATOMS).map_err(|e| ChemError(reason(e.what())))?;
     Ok(themed(&svg))
 }
 
@@ -199,10 +263,10 @@ mod tests {
 
     #[test]
     fn predictions_are_canonical_or_none() {
-        assert_eq!(canonical("O C").as_deref(), Some("CO"));
-        assert_eq!(canonical("C [C@H] ( N ) C ( = O ) O").as_deref(), Some("C[C@H](N)C(=O)O"));
-        assert_eq!(canonical("C 1 C C"), None);
-        assert_eq!(canonical(""), None);
+        assert_eq!(canonical("O C").smiles().as_deref(), Some("CO"));
+        assert_eq!(canonical("C [C@H] ( N ) C ( = O ) O").smiles().as_deref(), Some("C[C@H](N)C(=O)O"));
+        assert_eq!(canonical("C 1 C C"), Canonical::NotAMolecule);
+        assert_eq!(canonical(""), Canonical::NotAMolecule);
     }
 
     #[test]
@@ -220,8 +284,8 @@ mod tests {
         for text in ["OCC", "C1CC", "CC(C)(C)(C)C", "N#Cc1ccccc1", "a>>b"] {
             assert_eq!(prepare(text), prepare_uncached(text), "{text}");
             assert_eq!(prepare(text), prepare_uncached(text), "{text}, remembered");
-            assert_eq!(canonical(text), canonical_uncached(text), "{text}");
-            assert_eq!(canonical(text), canonical_uncached(text), "{text}, remembered");
+            assert_eq!(canonical(text).smiles(), canonical_uncached(text), "{text}");
+            assert_eq!(canonical(text).smiles(), canonical_uncached(text), "{text}, remembered");
         }
         assert!(PREPARED.contains("OCC") && CANONICAL.contains("N#Cc1ccccc1"));
     }
@@ -243,5 +307,34 @@ mod tests {
         for h in handles {
             h.join().unwrap();
         }
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    #[test]
+    fn molecules_over_the_atom_bound_are_never_parsed() {
+        let chain = "C".repeat(DEFAULT_MAX_ATOMS + 1);
+        assert!(prepare(&chain).unwrap_err().0.contains("201 atoms, more than the 200"));
+        assert_eq!(canonical(&chain), Canonical::TooLarge { atoms: 201 });
+        assert!(prepared_already(&chain) && canonical_already(&chain), "no RDKit work to wait for");
+        // A 2,000-atom chain took RDKit seconds; counting takes microseconds.
+        let huge = "C".repeat(2000);
+        assert_eq!(canonical(&huge), Canonical::TooLarge { atoms: 2000 });
+        assert!(!PREPARED.contains(&chain) && !CANONICAL.contains(&huge), "nothing remembered for them");
+        assert!(prepare(&"C".repeat(DEFAULT_MAX_ATOMS)).is_ok(), "the bound itself is read");
+    }
+
+    #[test]
+    fn drawings_join_tokens_and_read_nothing_after_a_space() {
+        let plain = depict("CCO", 200, 150).unwrap();
+        assert_eq!(depict("C C O", 200, 150).unwrap(), plain);
+        // After a space RDKit would read a CXSMILES label and draw it into
+        // the picture (a 6 KB URL made a 2.9 MB drawing): joined, it is not SMILES.
+        assert!(depict(&format!("CCO |$x{}$|", "y".repeat(3000)), 200, 150).is_err());
+        let many = "C".repeat(MAX_DRAW_ATOMS as usize + 1);
+        assert!(depict(&many, 200, 150).unwrap_err().0.contains("too many atoms to draw (251"));
     }
 }

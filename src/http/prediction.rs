@@ -136,6 +136,10 @@ pub struct PredictionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub canonical: Option<Option<String>>,
+    /// SMILES mode: why `canonical` is null without RDKit's verdict (the
+    /// prediction has more atoms than this server reads, `MAX_ATOMS`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_canonicalized: Option<String>,
     /// When duplicates were folded into this prediction: the ranks (in the
     /// model's own order) of every prediction it stands for, its own first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +238,12 @@ pub fn prepare(state: &AppState, text: &str, what: &str) -> Result<Prepared, Api
     let canonical = match state.config.input_format {
         InputFormat::Text => None,
         InputFormat::Smiles => {
+            if let Some(atoms) = chem::too_many_atoms(text) {
+                return Err(ApiError::too_large(format!(
+                    "{what} has {atoms} atoms; the limit is {} (MAX_ATOMS)",
+                    chem::max_atoms()
+                )));
+            }
             Some(chem::prepare(text).map_err(|e| ApiError::invalid_input(format!("{what} '{}' {e}", shorten(text))))?)
         }
     };
@@ -399,6 +409,14 @@ pub fn view(
         .map(|(i, h)| {
             let text = tokenizer.detokenize(&h.tokens);
             let canonical = smiles.then(|| chem::canonical(&text));
+            let not_canonicalized = match &canonical {
+                Some(chem::Canonical::TooLarge { atoms }) => Some(format!(
+                    "{atoms} atoms, more than the {} this server reads: shown as the model wrote it",
+                    chem::max_atoms()
+                )),
+                _ => None,
+            };
+            let canonical = canonical.map(chem::Canonical::smiles);
             let tokens = Tokens::new(h.tokens);
             let attention = h.attention.map(|mut m| {
                 m.truncate(tokens.len(), source_len);
@@ -411,6 +429,7 @@ pub fn view(
                 score: h.score,
                 probability: crate::inference::answer::probability(h.score),
                 canonical,
+                not_canonicalized,
                 merged_ranks: None,
                 attention,
             }
@@ -441,6 +460,7 @@ mod tests {
             score: probability.ln(),
             probability,
             canonical: canonical.map(|c| c.map(String::from)),
+            not_canonicalized: None,
             merged_ranks: None,
             attention: None,
         }
@@ -473,6 +493,23 @@ mod tests {
             prediction(3, Some(Some("O")), 0.3),
         ]);
         assert_eq!((folded.len(), folded[0].probability, folded[0].score), (1, 1.0, 0.0));
+    }
+
+    #[test]
+    fn a_prediction_past_the_atom_bound_is_shown_as_written_and_marked() {
+        let reading = Reading { tokenizer: Tokenizer::Chars, format: InputFormat::Smiles };
+        let huge = vec!["C"; chem::DEFAULT_MAX_ATOMS + 50].join(" ");
+        let hypotheses = vec![
+            Hypothesis { tokens: "C C O".into(), score: -0.1, attention: None },
+            Hypothesis { tokens: huge, score: -0.2, attention: None },
+        ];
+        let prepared = Prepared { canonical: Some("CCO".into()), tokenized: "C C O".into() };
+        let v = view(reading, "CCO".into(), prepared, hypotheses, Instant::now());
+        assert_eq!(v.predictions[0].canonical, Some(Some("CCO".into())));
+        assert_eq!(v.predictions[0].not_canonicalized, None);
+        assert_eq!(v.predictions[1].canonical, Some(None));
+        assert!(v.predictions[1].not_canonicalized.as_deref().unwrap().starts_with("250 atoms, more than the 200"));
+        assert_eq!(v.predictions[1].text.len(), 250, "shown as the model wrote it");
     }
 
     #[test]

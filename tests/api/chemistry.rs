@@ -235,3 +235,25 @@ async fn distinct_molecules_under_load_make_no_new_threads() {
     assert!(most <= before + 1, "{before} threads before, {most} during the load");
     assert_eq!(s.metric("chemistry_queued").await, 0.0);
 }
+
+/// Molecules past MAX_ATOMS are refused before any RDKit work (a 2,000-atom
+/// chain cost RDKit seconds of CPU), on every path, and never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_with_more_atoms_than_max_atoms_are_refused_unparsed() {
+    let emu = Emulator::start(Behavior::default()).await;
+    let s = server().lambda(&emu).env("MAX_ATOMS", "12").env("CACHE_TTL", "0").spawn();
+    let big = "C".repeat(13);
+    let r = s.translate(json!({"text": big})).await;
+    assert_eq!((r.status.as_u16(), r.code()), (413, "too_large"), "{:?}", r.json);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("text has 13 atoms; the limit is 12"));
+    let r = s.translate(json!({"text": "CCO", "target": big})).await;
+    assert_eq!(r.status.as_u16(), 413);
+    let lines = batch_lines(&s, json!({"inputs": ["CCO", big]})).await;
+    let rows = results(&lines);
+    assert_eq!(rows[1]["error"]["code"], "too_large", "{:?}", rows[1]);
+    assert!(rows[0]["error"].is_null());
+    // Exactly the limit is read.
+    assert_eq!(s.translate(json!({"text": "C".repeat(12)})).await.status, 200);
+    let sent: Vec<String> = emu.calls().iter().flat_map(|c| c.inputs.clone()).collect();
+    assert!(sent.iter().all(|i| i.split_whitespace().count() <= 12), "{sent:?}");
+}

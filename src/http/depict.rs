@@ -85,7 +85,9 @@ pub async fn depict(
     }
     let drawn = state
         .chemistry
-        .run(0, chem::pool::Admission::FailFast, move || chem::depict(&smiles, width, height).map_err(|e| (smiles, e)))
+        .run(super::error::client(), chem::pool::Admission::FailFast, move || {
+            chem::depict(&smiles, width, height).map_err(|e| (smiles, e))
+        })
         .await
         .map_err(|e| match e {
             chem::pool::PoolError::Busy => {

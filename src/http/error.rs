@@ -42,6 +42,14 @@ tokio::task_local! {
     /// The id of the request being handled (set by the request logger), so an
     /// error body can name it and a support ticket find its log line.
     pub static REQUEST_ID: String;
+    /// Who sent it (set by the request logger): the chemistry threads take
+    /// turns by client (`chem::pool`).
+    pub static CLIENT: crate::chem::pool::ClientKey;
+}
+
+/// The client of the request being handled (0 outside one).
+pub fn client() -> crate::chem::pool::ClientKey {
+    CLIENT.try_with(|c| *c).unwrap_or(0)
 }
 
 impl ApiError {

@@ -57,7 +57,12 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let method = req.method().clone();
     let request_id = format!("{:016x}", fastrand::u64(..));
-    let mut response = super::error::REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
+    let client = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map_or(0, |c| {
+        let ip = super::ratelimit::client(c.0.ip(), req.headers(), &state.config.trusted_proxies.0);
+        std::hash::BuildHasher::hash_one(&std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(), ip)
+    });
+    let handled = super::error::CLIENT.scope(client, next.run(req));
+    let mut response = super::error::REQUEST_ID.scope(request_id.clone(), handled).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -315,17 +315,13 @@ async fn chemistry<T: Send + 'static>(
     if cheap {
         return Ok(f());
     }
-    state.chemistry.run(ANYONE, pool::Admission::FailFast, f).await.map_err(|e| match e {
+    state.chemistry.run(super::error::client(), pool::Admission::FailFast, f).await.map_err(|e| match e {
         PoolError::Busy => {
             ApiError::busy("the server has too much chemistry waiting; try again shortly", Duration::from_secs(1))
         }
         PoolError::Failed => ApiError::internal("the chemistry of this request failed"),
     })
 }
-
-/// Chemistry's turns are per client; until requests say who sent them, all
-/// share one turn.
-const ANYONE: chem::pool::ClientKey = 0;
 
 /// Validates, translates one text, and builds its view. Also returns the Lambda
 /// request id for the log.

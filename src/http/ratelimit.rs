@@ -42,35 +42,9 @@ impl Limiter {
         Limiter { limiter: RateLimiter::keyed(quota), trusted, checks: AtomicU64::new(0) }
     }
 
-    fn trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|n| n.contains(&ip))
-    }
-
     /// The client a request counts against.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let mut client = canonical(peer);
-        if !self.trusted(client) {
-            return key(client);
-        }
-        // Proxies append: read from the right, past every trusted hop.
-        let hops: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .collect();
-        for hop in hops.iter().rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = canonical(ip);
-                    if !self.trusted(client) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        key(client)
+        client(peer, headers, &self.trusted)
     }
 
     /// `Err(wait)` when `client` is over its limit.
@@ -90,6 +64,32 @@ impl Limiter {
     pub fn is_empty(&self) -> bool {
         self.limiter.is_empty()
     }
+}
+
+/// The client a request comes from: its peer, or behind `trusted` proxies
+/// the nearest hop of `X-Forwarded-For` that is not one of them; IPv6 by its
+/// /64. Also what the chemistry threads take turns by (`chem::pool`).
+pub fn client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(&ip));
+    let mut client = canonical(peer);
+    if !trusted(client) {
+        return key(client);
+    }
+    // Proxies append: read from the right, past every trusted hop.
+    let hops: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).collect();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = canonical(ip);
+                if !trusted(client) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    key(client)
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4.

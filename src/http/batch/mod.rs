@@ -27,7 +27,7 @@ use output::Output;
 use super::AppState;
 use super::error::ApiError;
 use super::prediction::{self, Prepared};
-use crate::chem::pool::Admission;
+use crate::chem::pool::{Admission, ClientKey};
 use crate::config::InputFormat;
 use crate::inference::fanout::{self, MAX_CHUNK_BYTES, Row};
 use crate::inference::{CacheUse, InferenceError, Params};
@@ -224,6 +224,8 @@ struct Job {
     params: Params,
     fold_duplicates: bool,
     cache: CacheUse,
+    /// Who asked: its chemistry takes turns with other clients'.
+    client: ClientKey,
 }
 
 /// A job's texts, shared with its chunks' chemistry on the chemistry threads.
@@ -294,6 +296,7 @@ impl Job {
             params,
             fold_duplicates: input.fold_duplicates,
             cache: if input.bypass_cache { CacheUse::Bypass } else { CacheUse::Use },
+            client: 0,
         })
     }
 
@@ -374,7 +377,7 @@ impl Job {
                         }
                         out
                     };
-                    out = chemistry(&state, move || write(out)).await;
+                    out = chemistry(&state, self.client, move || write(out)).await;
                     out.progress(total, started);
                     if let Some(p) = &progress {
                         p.send_replace(out.done);
@@ -417,11 +420,15 @@ pub async fn run_job(
 /// work; in text mode there is none, so it runs here. A batch has one such job
 /// at a time, so it waits for its turn rather than being refused. A panic in
 /// it is the job's panic (the stream then ends with an error line).
-async fn chemistry<T: Send + 'static>(state: &AppState, f: impl FnOnce() -> T + Send + 'static) -> T {
+async fn chemistry<T: Send + 'static>(
+    state: &AppState,
+    client: ClientKey,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     if state.config.input_format == InputFormat::Text {
         return f();
     }
-    match state.chemistry.run(0, Admission::Wait, f).await {
+    match state.chemistry.run(client, Admission::Wait, f).await {
         Ok(out) => out,
         Err(e) => panic!("the batch's chemistry: {e}"),
     }
@@ -430,7 +437,10 @@ async fn chemistry<T: Send + 'static>(state: &AppState, f: impl FnOnce() -> T + 
 /// Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
 async fn prepare(state: &Arc<AppState>, input: BatchInput) -> Result<Job, ApiError> {
     let job_state = state.clone();
-    chemistry(state, move || Job::new(&job_state, input)).await
+    let client = super::error::client();
+    let mut job = chemistry(state, client, move || Job::new(&job_state, input)).await?;
+    job.client = client;
+    Ok(job)
 }
 
 fn error_of(e: &InferenceError) -> (&'static str, String) {

@@ -41,7 +41,7 @@ def one(rate, wait, inputs):
     emu = Emulator()
     svc = b.Service(emu, COALESCE_MAX_WAIT=wait, CACHE_TTL="0", MAX_INFLIGHT_INVOCATIONS="512")
     try:
-        report = b.loadtest(svc, rate, SECONDS, 2000, ["--inputs", inputs, "--beam", "5", "--n-best", "5"])
+        report = b.loadtest(svc, rate, SECONDS, 2000, ["--inputs", inputs, "--beam", "5", "--n-best", "5", "--no-attention"])
         invocations = svc.metric('lambda_invocations_total{outcome="ok"}')
         done = report["completed"]
         return {

@@ -158,6 +158,7 @@ pub fn translator(config: &Config, metrics: &Metrics, activity: Arc<keep_warm::O
     };
     let limited: Arc<dyn Translator> =
         Arc::new(Limited::new(backend, config.max_inflight_invocations, metrics.clone(), activity));
+    metrics.invocations_limit.set(config.max_inflight_invocations as i64);
     let coalesced: Arc<dyn Translator> = if config.coalesce_max_wait.is_zero() {
         limited
     } else {

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub invocations: IntCounterVec,
     pub invocation_duration: HistogramVec,
     pub invocations_in_flight: IntGauge,
+    /// The cap beside it (`MAX_INFLIGHT_INVOCATIONS`), so slot use is a ratio.
+    pub invocations_limit: IntGauge,
     pub retries: IntCounterVec,
     pub translated_inputs: IntCounterVec,
     pub warmup_pings: IntCounterVec,
@@ -123,6 +125,17 @@ impl Metrics {
         .unwrap();
         let invocations_in_flight =
             IntGauge::new("lambda_invocations_in_flight", "Lambda invocations in flight on this pod").unwrap();
+        let invocations_limit = IntGauge::new(
+            "lambda_invocations_limit",
+            "Most Lambda invocations in flight on this pod (MAX_INFLIGHT_INVOCATIONS)",
+        )
+        .unwrap();
+        let build_info = prometheus::IntGaugeVec::new(
+            Opts::new("build_info", "The version of translation-front serving (always 1)"),
+            &["version"],
+        )
+        .unwrap();
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let retries =
             IntCounterVec::new(Opts::new("lambda_retries_total", "Lambda calls retried, by reason"), &["reason"])
                 .unwrap();
@@ -198,6 +211,8 @@ impl Metrics {
             Box::new(invocations.clone()),
             Box::new(invocation_duration.clone()),
             Box::new(invocations_in_flight.clone()),
+            Box::new(invocations_limit.clone()),
+            Box::new(build_info),
             Box::new(retries.clone()),
             Box::new(translated_inputs.clone()),
             Box::new(warmup_pings.clone()),
@@ -223,6 +238,7 @@ impl Metrics {
             invocations,
             invocation_duration,
             invocations_in_flight,
+            invocations_limit,
             retries,
             translated_inputs,
             warmup_pings,

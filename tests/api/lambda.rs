@@ -219,6 +219,10 @@ async fn metrics_count_requests_invocations_and_the_process() {
     assert!(text.contains(r#"lambda_invocations_total{outcome="ok"} 3"#));
     assert!(text.contains(r#"lambda_invocation_duration_seconds_count{outcome="ok"} 3"#));
     assert!(text.contains("lambda_invocations_in_flight 0"));
+    // The slot cap beside the gauge (MAX_INFLIGHT_INVOCATIONS, 64 by default),
+    // and the version serving.
+    assert!(text.contains("lambda_invocations_limit 64"), "{text}");
+    assert!(text.contains(&format!("build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
     assert!(text.contains("process_cpu_seconds_total"));
     assert!(text.contains("process_resident_memory_bytes"));
     // no user text in any label

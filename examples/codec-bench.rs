@@ -1,11 +1,15 @@
 //! The codec alone, without sockets or the machine's noise: how long reading a
 //! coalesced Lambda answer and writing one translate response take per request.
 //!
-//!   cargo run --release --example codec-bench [-- ITERATIONS]
+//!   cargo run --release --example codec-bench [-- ITERATIONS] [--molecules]
 //!
 //! The answer is what the emulator sends for a group of 11 inputs (the group
 //! size the benchmark sees at saturation) of 16 characters, beam 5, n_best 5,
 //! attention on: the demo model's weights as shortest f32 texts, gzipped, base64.
+//! With `--molecules` the inputs are the load generator's distinct molecules
+//! instead (canonical, ~30 characters, as a load test sends them), and RDKit's
+//! own work per request is timed too: preparing the input and canonicalizing
+//! its five predictions, each molecule once (as distinct inputs are).
 //! The response is built in text mode: RDKit's canonicalization of predictions
 //! (SMILES mode) is chemistry, not codec, and is measured apart.
 
@@ -19,16 +23,27 @@ use translation_front::inference::protocol::{self, ResultBody};
 
 #[path = "../tests/support/wire.rs"]
 mod wire;
+use translation_front::chem;
 use translation_front::inference::tokenize::Tokenizer;
 use translation_front::inference::{Params, demo};
+use translation_front::loadtest::molecules::molecule;
 
 const GROUP: usize = 11;
 
 fn main() {
-    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(2_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let iterations: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(2_000);
+    let molecules = args.iter().any(|a| a == "--molecules");
     let params = Params { beam: 5, n_best: 5, attention: true };
-    let inputs: Vec<String> =
-        (0..GROUP).map(|i| Tokenizer::Chars.tokenize(&format!("CC(=O)Oc1ccccc{}", i % 10))).collect();
+    let inputs: Vec<String> = (0..GROUP)
+        .map(|i| match molecules {
+            true => Tokenizer::Chars.tokenize(&chem::prepare(&molecule(i as u64)).expect("a molecule")),
+            false => Tokenizer::Chars.tokenize(&format!("CC(=O)Oc1ccccc{}", i % 10)),
+        })
+        .collect();
+    if molecules {
+        chemistry(params);
+    }
     let all: Vec<_> = inputs.iter().map(|i| demo::hypotheses(i, params)).collect();
     let body = ResultBody {
         predictions: all.iter().map(|h| h.iter().map(|x| x.tokens.clone()).collect()).collect(),
@@ -66,12 +81,12 @@ fn main() {
 
         let results = protocol::decode_result(&payload, GROUP, 5, true).expect("decodes");
         let started = Instant::now();
-        for _ in 0..iterations * GROUP {
+        for i in 0..iterations * GROUP {
             let view = prediction::view(
                 Reading { tokenizer: Tokenizer::Chars, format: InputFormat::Text },
-                "CC(=O)Oc1ccccc1".into(),
-                Prepared { canonical: None, tokenized: inputs[0].clone() },
-                results[0].clone(),
+                Tokenizer::Chars.detokenize(&inputs[i % GROUP]),
+                Prepared { canonical: None, tokenized: inputs[i % GROUP].clone() },
+                results[i % GROUP].clone(),
                 tokio::time::Instant::now(),
             );
             let mut out = Vec::with_capacity(4096);
@@ -93,4 +108,32 @@ fn main() {
     println!("per request, median of 7 rounds:");
     println!("  read its share of the answer   {:6.1} us", median(&mut decode_ns));
     println!("  build and write its response   {:6.1} us (includes cloning its hypotheses)", median(&mut write_ns));
+}
+
+/// RDKit's work for one request of a distinct molecule, alone: its input
+/// prepared (parsed, stereo removed, canonical) and its five predictions
+/// canonicalized, as the service does; each molecule once, as distinct
+/// inputs are, far from the indices a load test starts at.
+fn chemistry(params: Params) {
+    const N: u64 = 2_000;
+    const FIRST: u64 = 5_000_000;
+    let predictions: Vec<Vec<String>> = (FIRST..FIRST + N)
+        .map(|k| {
+            let canonical = chem::prepare(&molecule(k)).expect("a molecule");
+            let hypotheses = demo::hypotheses(&Tokenizer::Chars.tokenize(&canonical), params);
+            hypotheses.iter().map(|h| Tokenizer::Chars.detokenize(&h.tokens)).collect()
+        })
+        .collect();
+    // The preparation above filled the memo of inputs: time fresh ones.
+    let inputs: Vec<String> = (FIRST + N..FIRST + 2 * N).map(molecule).collect();
+    let started = Instant::now();
+    for (input, predicted) in inputs.iter().zip(&predictions) {
+        black_box(chem::prepare(black_box(input)).expect("a molecule"));
+        for p in predicted {
+            black_box(chem::canonical(black_box(p)));
+        }
+    }
+    let per_request = started.elapsed().as_nanos() as f64 / N as f64 / 1000.0;
+    println!("chemistry per request, {N} distinct molecules each once:");
+    println!("  RDKit for its input and predictions {per_request:6.1} us");
 }

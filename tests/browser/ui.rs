@@ -81,7 +81,9 @@ async fn open_everything(b: &Browser) {
 #[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_page_is_wider_than_the_screen_at_any_size_length_or_theme() {
-    let s = server().spawn();
+    // The longest input MAX_INPUT_CHARS allows: MAX_ATOMS (200 by default,
+    // fewer atoms than these inputs have) raised so the characters are the bound.
+    let s = server().env("MAX_ATOMS", "2000").spawn();
     for (width, dark) in [(320, false), (390, false), (1280, false), (320, true), (390, true), (1280, true)] {
         let options = Options { width, height: 800, dark, ..Default::default() };
         let Some(b) = browser("no_page_is_wider_than_the_screen", options).await else {
@@ -201,7 +203,8 @@ async fn paste_into_the_box(b: &Browser) -> String {
 #[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heatmaps_stay_light_and_read_out_by_keyboard_and_tap() {
-    let s = server().spawn();
+    // As above: MAX_INPUT_CHARS, not MAX_ATOMS, bounds these inputs.
+    let s = server().env("MAX_ATOMS", "2000").spawn();
     let options = Options { width: 390, height: 844, ..Default::default() };
     let Some(b) = browser("heatmaps_stay_light", options).await else {
         return;

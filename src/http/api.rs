@@ -113,6 +113,8 @@ struct Defaults {
 struct Limits {
     max_beam: u32,
     max_input_chars: usize,
+    /// SMILES mode: the most atoms in a molecule or mixture this server reads.
+    max_atoms: usize,
     max_batch_inputs: usize,
     max_body_bytes: usize,
     lambda_timeout_ms: u64,
@@ -146,6 +148,7 @@ pub fn config_view(state: &AppState) -> ConfigView {
         limits: Limits {
             max_beam: c.max_beam,
             max_input_chars: c.max_input_chars,
+            max_atoms: c.max_atoms,
             max_batch_inputs: c.max_batch_inputs,
             max_body_bytes: c.max_body_bytes,
             lambda_timeout_ms: c.lambda_timeout.as_millis() as u64,

@@ -43,6 +43,7 @@ async fn config_reports_the_demo_backend_limits_and_examples() {
     assert_eq!(r.json["backend"], "demo");
     assert_eq!(r.json["tokenizer"], "chars");
     assert_eq!(r.json["limits"]["max_input_chars"], 300);
+    assert_eq!(r.json["limits"]["max_atoms"], 200);
     assert_eq!(r.json["limits"]["max_beam"], 10);
     assert!(!r.json["examples"].as_array().unwrap().is_empty());
 }

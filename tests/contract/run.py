@@ -144,10 +144,12 @@ def check_batches(svc, doc, smiles):
     return n
 
 
-def check_limits(svc, doc, smiles):
+def check_limits(svc, doc, smiles, config):
     """Each limit the document states, at its boundary: accepted on it,
     refused one past it (schemathesis rarely generates a 2,000-character
-    string)."""
+    string). In SMILES mode the characters are one atom and spaces (which
+    the service removes), so MAX_ATOMS, checked at its own boundary from
+    /api/v1/config, does not come first."""
     schemas = doc["components"]["schemas"]
     text = schemas["TranslateInput"]["properties"]["text"]
     beam = schemas["TranslateInput"]["properties"]["beam"]
@@ -164,9 +166,12 @@ def check_limits(svc, doc, smiles):
         return http("POST", svc.base + "/api/v1/translate/batch", json.dumps(body).encode(),
                     {"content-type": "application/json"})[0]
 
+    def long(n):
+        return unit + " " * (n - 1) if smiles else unit * n
+
     cases = [
-        ("text at maxLength", translate(text=unit * text["maxLength"]), 200),
-        ("text past maxLength", translate(text=unit * (text["maxLength"] + 1)), 413),
+        ("text at maxLength", translate(text=long(text["maxLength"])), 200),
+        ("text past maxLength", translate(text=long(text["maxLength"] + 1)), 413),
         ("beam at maximum", translate(beam=beam["maximum"]), 200),
         ("beam past maximum", translate(beam=beam["maximum"] + 1), 400),
         ("beam 2.0, a whole number", translate(beam=2.0, n_best=2), 200),
@@ -175,6 +180,12 @@ def check_limits(svc, doc, smiles):
         ("inputs at maxItems", batch(items["maxItems"]), 200),
         ("inputs past maxItems", batch(items["maxItems"] + 1), 413),
     ]
+    if smiles:
+        atoms = config["limits"]["max_atoms"]
+        cases += [
+            ("atoms at max_atoms", translate(text="C" * atoms), 200),
+            ("atoms past max_atoms", translate(text="C" * (atoms + 1)), 413),
+        ]
     wrong = [f"{what}: {got}, documented {want}" for what, got, want in cases if got != want]
     assert not wrong, f"{svc.name}: " + "; ".join(wrong)
     return len(cases)
@@ -186,9 +197,10 @@ def run(svc, config, args):
     doc = json.loads(raw)
     assert doc["openapi"].startswith("3.1"), doc["openapi"]
     validate(doc)
-    smiles = json.loads(http("GET", svc.base + "/api/v1/config")[2])["input_format"] == "smiles"
+    settings = json.loads(http("GET", svc.base + "/api/v1/config")[2])
+    smiles = settings["input_format"] == "smiles"
     lines = check_batches(svc, doc, smiles)
-    limits = check_limits(svc, doc, smiles)
+    limits = check_limits(svc, doc, smiles, settings)
     cmd = ["schemathesis", "--config-file", os.path.join(HERE, config), "run", svc.base + "/api/v1/openapi.json",
            "--checks", "all", "--max-examples", str(args.max_examples), "--seed", str(args.seed),
            "--no-color"]

@@ -37,7 +37,9 @@
 //!   fanout       bulk chunking and bounded concurrency
 //!   keep_warm    the per-pod pinger and warm-on-visit
 //! loadtest/      the open-loop load generator subcommand (an HTTP client only;
-//!                args: its flags; client: http/https connections; molecules:
+//!                args: its flags; client: http/https connections; request:
+//!                one request and its outcome; fleet: the pods behind
+//!                --metrics-url; molecules:
 //!                distinct valid inputs; threshold: pass/fail; series: the run
 //!                second by second and its plot; report; schedule)
 //! offline        the `translate` subcommand: the batch route's job, files to CSV

@@ -241,6 +241,12 @@ pub struct Config {
     #[arg(long, env = "IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration, global = true)]
     pub idle_timeout: Duration,
 
+    /// A batch whose client has read nothing for this long while its rows
+    /// wait to be sent is stopped, giving back the invocation slots it holds
+    /// (without it, a client that stops reading holds them until IDLE_TIMEOUT).
+    #[arg(long, env = "BATCH_WRITE_STALL", default_value = "10s", value_parser = parse_duration, global = true)]
+    pub batch_write_stall: Duration,
+
     /// A request body must arrive within this of its head, however it trickles.
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
     pub body_read_timeout: Duration,
@@ -345,6 +351,7 @@ impl Config {
             ("LAMBDA_BATCH_TIMEOUT", self.lambda_batch_timeout),
             ("HEADER_READ_TIMEOUT", self.header_read_timeout),
             ("IDLE_TIMEOUT", self.idle_timeout),
+            ("BATCH_WRITE_STALL", self.batch_write_stall),
             ("BODY_READ_TIMEOUT", self.body_read_timeout),
         ] {
             if value.is_zero() {

@@ -20,7 +20,7 @@ const OVERLOADED_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Limited {
     inner: Arc<dyn Translator>,
     /// Every invocation takes one of these.
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     /// Bulk invocations also take one of these: fewer than `slots`, so a quarter
     /// of the pod's slots always stays free for interactive translations.
     bulk_slots: Semaphore,
@@ -32,7 +32,10 @@ pub struct Limited {
 impl Limited {
     pub fn new(inner: Arc<dyn Translator>, max_in_flight: usize, metrics: Metrics, activity: Arc<OnVisit>) -> Self {
         let bulk = (max_in_flight - max_in_flight / 4).max(1);
-        Self { inner, slots: Semaphore::new(max_in_flight), bulk_slots: Semaphore::new(bulk), metrics, activity }
+        let slots = Arc::new(Semaphore::new(max_in_flight));
+        let (free, taken) = (slots.clone(), metrics.invocation_slots_taken.clone());
+        metrics.on_render(move || taken.set(max_in_flight.saturating_sub(free.available_permits()) as i64));
+        Self { inner, slots, bulk_slots: Semaphore::new(bulk), metrics, activity }
     }
 }
 

@@ -59,6 +59,9 @@ pub struct Metrics {
     pub invocations_in_flight: IntGauge,
     /// The cap beside it (`MAX_INFLIGHT_INVOCATIONS`), so slot use is a ratio.
     pub invocations_limit: IntGauge,
+    /// Slots taken: the cap less those free (in flight, and handed to a batch
+    /// chunk that has yet to run; read at render).
+    pub invocation_slots_taken: IntGauge,
     pub retries: IntCounterVec,
     pub translated_inputs: IntCounterVec,
     pub warmup_pings: IntCounterVec,
@@ -128,6 +131,12 @@ impl Metrics {
         let invocations_limit = IntGauge::new(
             "lambda_invocations_limit",
             "Most Lambda invocations in flight on this pod (MAX_INFLIGHT_INVOCATIONS)",
+        )
+        .unwrap();
+        let invocation_slots_taken = IntGauge::new(
+            "lambda_invocation_slots_taken",
+            "Invocation slots taken (lambda_invocations_limit less those free): in flight, or handed to a batch chunk \
+             about to run",
         )
         .unwrap();
         let build_info = prometheus::IntGaugeVec::new(
@@ -212,6 +221,7 @@ impl Metrics {
             Box::new(invocation_duration.clone()),
             Box::new(invocations_in_flight.clone()),
             Box::new(invocations_limit.clone()),
+            Box::new(invocation_slots_taken.clone()),
             Box::new(build_info),
             Box::new(retries.clone()),
             Box::new(translated_inputs.clone()),
@@ -239,6 +249,7 @@ impl Metrics {
             invocation_duration,
             invocations_in_flight,
             invocations_limit,
+            invocation_slots_taken,
             retries,
             translated_inputs,
             warmup_pings,

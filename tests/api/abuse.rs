@@ -102,6 +102,24 @@ async fn silent_and_idle_connections_are_closed_at_the_idle_timeout() {
 /// Opens `n` connections that each send a large batch with attention (some
 /// 30 MB of answer) and never read, through a tiny receive window: the
 /// server's writes stall after the first few chunks.
+/// Waits until unread batches have stalled: nothing running at the function
+/// and no new call across many scrapes (a batch still moving would call the
+/// 1 ms function again at once). The slot is then taken by a stalled job's
+/// queued wait, which `lambda_invocations_in_flight` does not show.
+async fn until_stalled(emu: &Emulator, s: &Server) {
+    let stalled_now = async {
+        let mut quiet = 0;
+        let mut calls = emu.call_count();
+        while quiet < 50 {
+            let _ = s.metric("lambda_invocations_in_flight").await;
+            let now = emu.call_count();
+            quiet = if now > 0 && emu.in_flight() == 0 && now == calls { quiet + 1 } else { 0 };
+            calls = now;
+        }
+    };
+    tokio::time::timeout(GUARD, stalled_now).await.expect("the unread batches stall holding their slots");
+}
+
 async fn stalled_batches(s: &Server, n: usize) -> Vec<TcpStream> {
     let big: Vec<String> = (0..6000).map(molecule).collect();
     let body = serde_json::to_vec(&json!({"inputs": big, "beam": 10, "n_best": 10, "attention": true})).unwrap();
@@ -189,21 +207,7 @@ async fn batches_whose_clients_never_read_give_their_slots_back() {
         .env("LAMBDA_BATCH_TIMEOUT", "6s")
         .spawn();
     let stalled = stalled_batches(&s, 2).await;
-    // Wait until they are stalled: nothing running at the function and no new
-    // call across many scrapes (a batch still moving would call the 1 ms
-    // function again at once). The slot is then taken by a stalled job's
-    // queued wait, which no gauge shows.
-    let stalled_now = async {
-        let mut quiet = 0;
-        let mut calls = emu.call_count();
-        while quiet < 50 {
-            let _ = s.metric("lambda_invocations_in_flight").await;
-            let now = emu.call_count();
-            quiet = if now > 0 && emu.in_flight() == 0 && now == calls { quiet + 1 } else { 0 };
-            calls = now;
-        }
-    };
-    tokio::time::timeout(GUARD, stalled_now).await.expect("the unread batches stall holding their slots");
+    until_stalled(&emu, &s).await;
     // Someone else's batch still goes through.
     let inputs: Vec<String> = (0..200).map(molecule).collect();
     let r = s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs, "n_best": 1})).send();
@@ -220,6 +224,34 @@ async fn batches_whose_clients_never_read_give_their_slots_back() {
     // The unread batches were ended (their memory and task freed), not kept
     // waiting for a reader; the access log says how they ended.
     s.wait_for_log(|l| l.contains("batch ended early")).await;
+    drop(stalled);
+}
+
+/// The same without the short idle bound: at its default (75 s) the unread
+/// batches would hold the slot past GUARD; BATCH_WRITE_STALL stops each one
+/// once its client has read nothing for that long, and the slot gauge shows
+/// what was held (a slot handed to a chunk that never ran is in no flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_client_stops_reading_gives_its_slots_back_at_the_write_stall_bound() {
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(1), ..Default::default() }).await;
+    let s = server().lambda(&emu).env("MAX_INFLIGHT_INVOCATIONS", "1").env("BATCH_WRITE_STALL", "1s").spawn();
+    let stalled = stalled_batches(&s, 3).await;
+    until_stalled(&emu, &s).await;
+    let inputs: Vec<String> = (0..200).map(molecule).collect();
+    let r = s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs, "n_best": 1})).send();
+    let text = tokio::time::timeout(GUARD, async { r.await.unwrap().text().await.unwrap() })
+        .await
+        .expect("another client's batch finishes while the unread ones are open");
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(200), Some(0)), "{summary}");
+    let released = async {
+        while s.metric("lambda_invocation_slots_taken").await > 0.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(GUARD, released).await.expect("no slot stays taken");
+    s.wait_for_log(|l| l.contains("batch client stopped reading")).await;
+    assert_eq!(s.metric("lambda_invocations_limit").await, 1.0);
     drop(stalled);
 }
 

@@ -321,12 +321,26 @@ impl Output {
     /// the server's idle bound (`http::server`) drops it after twice
     /// `IDLE_TIMEOUT`, which closes the channel and ends the job, freeing its
     /// invocation slots.
+    /// Hands what is written to the response; false when the client is gone
+    /// or has read nothing for `BATCH_WRITE_STALL` (the job then stops and
+    /// gives back what it holds).
     pub(super) async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
         if self.buf.is_empty() {
             return true;
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
-        tx.send(chunk).await.is_ok()
+        let stall = self.state.config.batch_write_stall;
+        match tokio::time::timeout(stall, tx.send(chunk)).await {
+            Ok(sent) => sent.is_ok(),
+            Err(_) => {
+                tracing::info!(
+                    done = self.done,
+                    stall_s = stall.as_secs_f64(),
+                    "batch client stopped reading; stopping"
+                );
+                false
+            }
+        }
     }
 }
 

@@ -61,3 +61,27 @@ async fn the_healthcheck_command_reports_a_live_server_and_a_missing_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
 }
+
+/// Chemistry a client left behind (a batch of the largest molecules
+/// MAX_ATOMS allows, tens of seconds of RDKit work) runs on threads that do
+/// not hold the process: SIGTERM exits within SHUTDOWN_GRACE and the drain
+/// limit (LAMBDA_TIMEOUT + 5 s), whatever was in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_with_abandoned_chemistry_still_running() {
+    let mut s = server().env("LAMBDA_TIMEOUT", "1s").spawn();
+    let inputs: Vec<String> =
+        (0..1000).map(|i| format!("{}O{}", "C".repeat(100 + i / 12), "C".repeat(i % 12))).collect();
+    let request = s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs}));
+    let abandoned = tokio::spawn(request.send());
+    let running = async {
+        while s.metric("chemistry_running").await < 1.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), running).await.expect("the batch's chemistry starts");
+    abandoned.abort();
+    s.signal("TERM");
+    // Well before the chemistry could finish: 1,000 rows of 100-200 atoms.
+    let code = tokio::task::spawn_blocking(move || s.wait(Duration::from_secs(10))).await.unwrap();
+    assert_eq!(code, Some(0), "the process waited for abandoned chemistry");
+}

@@ -257,3 +257,40 @@ async fn inputs_with_more_atoms_than_max_atoms_are_refused_unparsed() {
     let sent: Vec<String> = emu.calls().iter().flat_map(|c| c.inputs.clone()).collect();
     assert!(sent.iter().all(|i| i.split_whitespace().count() <= 12), "{sent:?}");
 }
+
+/// A client's large batches take turns at the chemistry threads with other
+/// clients' work, a slice of rows at a time: another client's translation is
+/// answered while two batches of the largest molecules (tens of seconds of
+/// RDKit work, enough to fill both threads for that long if each were one
+/// job) are still being prepared. Clients are told apart by X-Forwarded-For
+/// from a trusted proxy, as behind a balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_translation_is_not_queued_behind_a_large_batch() {
+    let s = server().env("TRUSTED_PROXIES", "127.0.0.1/32").spawn();
+    let batch = |offset: usize| {
+        let inputs: Vec<String> =
+            (0..1000).map(|i| format!("{}O{}", "C".repeat(100 + i / 12), "C".repeat(offset + i % 12))).collect();
+        let request = s.client.post(s.url("/api/v1/translate/batch")).header("x-forwarded-for", "203.0.113.1");
+        tokio::spawn(request.json(&json!({"inputs": inputs})).send())
+    };
+    let (first, second) = (batch(0), batch(40));
+    let busy = async {
+        while s.metric("chemistry_running").await < 2.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), busy).await.expect("both batches' chemistry runs");
+    let r = s
+        .client
+        .post(s.url("/api/v1/translate"))
+        .header("x-forwarded-for", "203.0.113.2")
+        .json(&json!({"text": "CC(=O)Nc1ccc(O)cc1", "cache": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The batches answer once all their rows are prepared: still not.
+    assert!(!first.is_finished() && !second.is_finished(), "the batches were prepared before the translation");
+    first.abort();
+    second.abort();
+}

@@ -238,7 +238,12 @@ struct Texts {
 
 impl Job {
     /// Checks everything that can be checked before any invocation.
-    fn new(state: &AppState, input: BatchInput) -> Result<Job, ApiError> {
+    /// Checks everything that can be checked before any invocation: the
+    /// parameters and counts here, each row's chemistry in slices on the
+    /// chemistry threads, at `client`'s turn (a slice at a time, so a large
+    /// batch takes turns with everyone else's work instead of holding a
+    /// chemistry thread for minutes).
+    async fn new(state: &Arc<AppState>, input: BatchInput, client: ClientKey) -> Result<Job, ApiError> {
         let c = &state.config;
         let params = prediction::params(state, input.beam, input.n_best, input.attention)?;
         if input.inputs.is_empty() {
@@ -260,12 +265,11 @@ impl Job {
                 input.inputs.len()
             )));
         }
+        let prepared = prepare_texts(state, client, &input.inputs, "input").await;
         let mut canonical = Vec::with_capacity(input.inputs.len());
-        let rows: Vec<Row> = input
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, text)| match prediction::prepare(state, text, &format!("input {}", i + 1)) {
+        let rows: Vec<Row> = prepared
+            .into_iter()
+            .map(|p| match p {
                 Err(e) => {
                     canonical.push(None);
                     Row::Invalid { code: e.code, message: e.message }
@@ -276,18 +280,24 @@ impl Job {
                 }
             })
             .collect();
-        let targets = input.targets.map(|targets| {
-            targets
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let prep = prediction::prepare(state, &t, &format!("target {}", i + 1))
-                        .map(|p| (p.canonical.clone(), prediction::target_key(state, &t, &p)))
-                        .map_err(|e| e.message);
-                    (t, prep)
-                })
-                .collect()
-        });
+        let targets = match input.targets {
+            None => None,
+            Some(targets) => {
+                let prepared = prepare_texts(state, client, &targets, "target").await;
+                Some(
+                    targets
+                        .into_iter()
+                        .zip(prepared)
+                        .map(|(t, p)| {
+                            let prep = p
+                                .map(|p| (p.canonical.clone(), prediction::target_key(state, &t, &p)))
+                                .map_err(|e| e.message);
+                            (t, prep)
+                        })
+                        .collect(),
+                )
+            }
+        };
         let chunks = fanout::plan(&rows, params, fanout::chunk_size_for_beam(params.beam), MAX_CHUNK_BYTES);
         Ok(Job {
             texts: Arc::new(Texts { inputs: input.inputs, canonical, targets }),
@@ -296,7 +306,7 @@ impl Job {
             params,
             fold_duplicates: input.fold_duplicates,
             cache: if input.bypass_cache { CacheUse::Bypass } else { CacheUse::Use },
-            client: 0,
+            client,
         })
     }
 
@@ -436,11 +446,33 @@ async fn chemistry<T: Send + 'static>(
 
 /// Up to MAX_BATCH_INPUTS canonicalizations: CPU work, off the async workers.
 async fn prepare(state: &Arc<AppState>, input: BatchInput) -> Result<Job, ApiError> {
-    let job_state = state.clone();
-    let client = super::error::client();
-    let mut job = chemistry(state, client, move || Job::new(&job_state, input)).await?;
-    job.client = client;
-    Ok(job)
+    Job::new(state, input, super::error::client()).await
+}
+
+/// Rows prepared per chemistry job: a slice of the largest molecules
+/// (MAX_ATOMS) takes about a second; most take milliseconds.
+const PREPARE_SLICE: usize = 32;
+
+/// Each text prepared (`prediction::prepare`), `what` and its number from 1
+/// naming it in errors; a slice at a time on the chemistry threads.
+async fn prepare_texts(
+    state: &Arc<AppState>,
+    client: ClientKey,
+    texts: &[String],
+    what: &'static str,
+) -> Vec<Result<Prepared, ApiError>> {
+    let mut out = Vec::with_capacity(texts.len());
+    for (n, slice) in texts.chunks(PREPARE_SLICE).enumerate() {
+        let (job_state, slice, first) = (state.clone(), slice.to_vec(), n * PREPARE_SLICE);
+        out.extend(
+            chemistry(state, client, move || {
+                let name = |i: usize| format!("{what} {}", first + i + 1);
+                slice.iter().enumerate().map(|(i, t)| prediction::prepare(&job_state, t, &name(i))).collect::<Vec<_>>()
+            })
+            .await,
+        );
+    }
+    out
 }
 
 fn error_of(e: &InferenceError) -> (&'static str, String) {

@@ -25,7 +25,7 @@ use translation_front::inference::protocol::{self, ResultBody};
 mod wire;
 use translation_front::chem;
 use translation_front::inference::tokenize::Tokenizer;
-use translation_front::inference::{Params, demo};
+use translation_front::inference::{Hypothesis, Params, demo};
 use translation_front::loadtest::molecules::molecule;
 
 const GROUP: usize = 11;
@@ -45,10 +45,15 @@ fn main() {
         chemistry(params);
     }
     let all: Vec<_> = inputs.iter().map(|i| demo::hypotheses(i, params)).collect();
+    // Columns padded to the group's longest input, as the function (and the
+    // emulator) sends them: inputs of different lengths make every matrix as
+    // wide as the longest, and the reader reads the padding too.
+    let width = inputs.iter().map(|i| i.split_whitespace().count()).max().unwrap_or(0);
+    let padded = |h: &Hypothesis| wire::with_cols(h.attention.as_ref().expect("attention"), width);
     let body = ResultBody {
         predictions: all.iter().map(|h| h.iter().map(|x| x.tokens.clone()).collect()).collect(),
         scores: all.iter().map(|h| h.iter().map(|x| x.score).collect()).collect(),
-        attention: Some(all.iter().map(|h| Some(h.iter().map(|x| x.attention.clone().unwrap()).collect())).collect()),
+        attention: Some(all.iter().map(|h| Some(h.iter().map(padded).collect())).collect()),
     };
     let payload = wire::encode_envelope(&serde_json::to_vec(&body).expect("serializes"));
     println!("answer for {GROUP} inputs: {} bytes on the wire", payload.len());

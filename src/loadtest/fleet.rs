@@ -72,7 +72,9 @@ pub(super) struct Fleet {
 /// Scrapes the fleet every two seconds for the time series.
 pub(super) async fn watch_fleet(client: HttpClient, url: String, fleet: Arc<Mutex<Fleet>>) {
     let mut last: Option<(Instant, BTreeMap<std::net::SocketAddr, f64>)> = None;
+    let mut every = tokio::time::interval(Duration::from_secs(2));
     loop {
+        every.tick().await;
         let now = Instant::now();
         let seen = scrape_fleet(&client, &url).await.ok();
         let cores = match (&last, &seen) {
@@ -87,6 +89,5 @@ pub(super) async fn watch_fleet(client: HttpClient, url: String, fleet: Arc<Mute
         if let Some(seen) = seen {
             last = Some((now, seen));
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -120,6 +120,28 @@ async fn until_stalled(emu: &Emulator, s: &Server) {
     tokio::time::timeout(GUARD, stalled_now).await.expect("the unread batches stall holding their slots");
 }
 
+/// Another client's 200-row batch, sent while unread batches are open,
+/// finishes within GUARD with every row translated.
+async fn another_clients_batch_goes_through(s: &Server) {
+    let inputs: Vec<String> = (0..200).map(molecule).collect();
+    let r = s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs, "n_best": 1})).send();
+    let text = tokio::time::timeout(GUARD, async { r.await.unwrap().text().await.unwrap() })
+        .await
+        .expect("another client's batch finishes while the unread ones are open");
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(200), Some(0)), "{summary}");
+}
+
+/// Waits until the gauge `metric` reads 0: nothing stays held.
+async fn until_zero(s: &Server, metric: &str) {
+    let released = async {
+        while s.metric(metric).await > 0.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(GUARD, released).await.unwrap_or_else(|_| panic!("{metric} stays above 0"));
+}
+
 async fn stalled_batches(s: &Server, n: usize) -> Vec<TcpStream> {
     let big: Vec<String> = (0..6000).map(molecule).collect();
     let body = serde_json::to_vec(&json!({"inputs": big, "beam": 10, "n_best": 10, "attention": true})).unwrap();
@@ -208,19 +230,9 @@ async fn batches_whose_clients_never_read_give_their_slots_back() {
         .spawn();
     let stalled = stalled_batches(&s, 2).await;
     until_stalled(&emu, &s).await;
-    // Someone else's batch still goes through.
-    let inputs: Vec<String> = (0..200).map(molecule).collect();
-    let r = s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs, "n_best": 1})).send();
-    let text = r.await.unwrap().text().await.unwrap();
-    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(200), Some(0)), "{summary}");
+    another_clients_batch_goes_through(&s).await;
     // And the stalled ones let go of what they held.
-    let released = async {
-        while s.metric("lambda_invocations_in_flight").await > 0.0 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(GUARD, released).await.expect("no invocation slot stays held");
+    until_zero(&s, "lambda_invocations_in_flight").await;
     // The unread batches were ended (their memory and task freed), not kept
     // waiting for a reader; the access log says how they ended.
     s.wait_for_log(|l| l.contains("batch ended early")).await;
@@ -237,19 +249,8 @@ async fn a_batch_whose_client_stops_reading_gives_its_slots_back_at_the_write_st
     let s = server().lambda(&emu).env("MAX_INFLIGHT_INVOCATIONS", "1").env("BATCH_WRITE_STALL", "1s").spawn();
     let stalled = stalled_batches(&s, 3).await;
     until_stalled(&emu, &s).await;
-    let inputs: Vec<String> = (0..200).map(molecule).collect();
-    let r = s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs, "n_best": 1})).send();
-    let text = tokio::time::timeout(GUARD, async { r.await.unwrap().text().await.unwrap() })
-        .await
-        .expect("another client's batch finishes while the unread ones are open");
-    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-    assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(200), Some(0)), "{summary}");
-    let released = async {
-        while s.metric("lambda_invocation_slots_taken").await > 0.0 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(GUARD, released).await.expect("no slot stays taken");
+    another_clients_batch_goes_through(&s).await;
+    until_zero(&s, "lambda_invocation_slots_taken").await;
     s.wait_for_log(|l| l.contains("batch client stopped reading")).await;
     assert_eq!(s.metric("lambda_invocations_limit").await, 1.0);
     drop(stalled);

@@ -77,9 +77,11 @@ pub struct BatchUpload {
     /// The targets file: as many lines as the inputs file.
     #[schema(value_type = Option<String>, content_media_type = "text/plain")]
     pub targets: Option<String>,
-    #[schema(value_type = Option<String>, pattern = "^[0-9]+$")]
+    /// Beam width; empty (as a form sends an unset field) is the default.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
     pub beam: Option<String>,
-    #[schema(value_type = Option<String>, pattern = "^[0-9]+$")]
+    /// Results per row; empty is the default.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
     pub n_best: Option<String>,
 }
 

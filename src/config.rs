@@ -247,6 +247,11 @@ pub struct Config {
     #[arg(long, env = "BATCH_WRITE_STALL", default_value = "10s", value_parser = parse_duration, global = true)]
     pub batch_write_stall: Duration,
 
+    /// Batches one client may run at once; past it `429 rate_limited` (a
+    /// batch runs for minutes, so one client cannot take every bulk slot).
+    #[arg(long, env = "MAX_BATCHES_PER_CLIENT", default_value_t = 4, global = true)]
+    pub max_batches_per_client: usize,
+
     /// A request body must arrive within this of its head, however it trickles.
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
     pub body_read_timeout: Duration,
@@ -330,6 +335,7 @@ impl Config {
         for (name, value) in [
             ("MAX_INPUT_CHARS", self.max_input_chars),
             ("MAX_BATCH_INPUTS", self.max_batch_inputs),
+            ("MAX_BATCHES_PER_CLIENT", self.max_batches_per_client),
             ("LAMBDA_FAN_OUT", self.lambda_fan_out),
             ("MAX_INFLIGHT_INVOCATIONS", self.max_inflight_invocations),
             ("LAMBDA_WARMUP_CONCURRENCY", self.lambda_warmup_concurrency),

@@ -145,6 +145,7 @@ pub fn app_state(config: Config) -> Arc<AppState> {
         preflight: std::sync::Mutex::new(None),
         openapi: std::sync::OnceLock::new(),
         chemistry,
+        batches: Default::default(),
     })
 }
 

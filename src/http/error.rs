@@ -78,6 +78,19 @@ impl ApiError {
         }
     }
 
+    /// `429 rate_limited` with `Retry-After`: this client already runs
+    /// `MAX_BATCHES_PER_CLIENT` batches.
+    pub fn too_many_batches(running: usize) -> Self {
+        Self {
+            retry_after: Some(Duration::from_secs(5)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("this client already has {running} batches running, the most it may; send the next when one ends"),
+            )
+        }
+    }
+
     /// `408 request_timeout`: the body did not arrive within `BODY_READ_TIMEOUT`.
     pub fn request_timeout() -> Self {
         Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")

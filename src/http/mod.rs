@@ -61,6 +61,8 @@ pub struct AppState {
     /// The chemistry threads every RDKit call runs on (`chem::pool`): one
     /// per core, jobs taken in turns per client.
     pub chemistry: &'static crate::chem::pool::Pool,
+    /// Batches running per client (`MAX_BATCHES_PER_CLIENT`).
+    pub batches: batch::PerClient,
 }
 
 impl AppState {

@@ -9,7 +9,6 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::{Admission, CacheUse, Hypothesis, InferenceError, Params, Request, Translator};
@@ -77,43 +76,90 @@ pub fn plan(rows: &[Row], params: Params, max_inputs: usize, max_bytes: usize) -
 /// with how many of them came from the result cache.
 pub type ChunkResult = (Range<usize>, Result<(Vec<Vec<Hypothesis>>, usize), InferenceError>);
 
-/// Invokes the chunks with at most `fan_out` in flight and yields them in order
-/// (a chunk that finishes early waits in the buffer). Dropping the stream stops
-/// it: no further chunk is invoked.
-pub fn run(
+/// Invokes one chunk: its valid rows in one request, at most `timeout` long.
+pub async fn invoke_chunk(
     translator: Arc<dyn Translator>,
     rows: Arc<Vec<Row>>,
-    chunks: Vec<Range<usize>>,
+    range: Range<usize>,
     params: Params,
-    fan_out: usize,
     timeout: Duration,
     cache: CacheUse,
-) -> impl Stream<Item = ChunkResult> + Send {
-    stream::iter(chunks)
-        .map(move |range| {
-            let translator = translator.clone();
-            let rows = rows.clone();
-            async move {
-                let inputs: Vec<String> = rows[range.clone()]
-                    .iter()
-                    .filter_map(|r| match r {
-                        Row::Valid(t) => Some(t.clone()),
-                        Row::Invalid { .. } => None,
-                    })
-                    .collect();
-                if inputs.is_empty() {
-                    return (range, Ok((Vec::new(), 0)));
-                }
-                let deadline = Instant::now() + timeout;
-                let request = Request { inputs, params, deadline, admission: Admission::Wait, cache };
-                let result = translator.invoke(request).await.map(|inv| {
-                    let hits = inv.cached.iter().filter(|&&c| c).count();
-                    (inv.results, hits)
-                });
-                (range, result)
-            }
+) -> ChunkResult {
+    let inputs: Vec<String> = rows[range.clone()]
+        .iter()
+        .filter_map(|r| match r {
+            Row::Valid(t) => Some(t.clone()),
+            Row::Invalid { .. } => None,
         })
-        .buffered(fan_out.max(1))
+        .collect();
+    if inputs.is_empty() {
+        return (range, Ok((Vec::new(), 0)));
+    }
+    let deadline = Instant::now() + timeout;
+    let request = Request { inputs, params, deadline, admission: Admission::Wait, cache };
+    let result = translator.invoke(request).await.map(|inv| {
+        let hits = inv.cached.iter().filter(|&&c| c).count();
+        (inv.results, hits)
+    });
+    (range, result)
+}
+
+/// A bulk job's chunks in flight, each in a task of its own, read back in
+/// order. The job starts a chunk only when its output has room, so a batch
+/// whose reader stalls starts nothing new; and because every started chunk is
+/// driven by its own task (not by the job's loop, which may be waiting on a
+/// stalled reader), a chunk handed an invocation slot uses it and gives it
+/// back, instead of holding it unpolled for as long as the reader stalls.
+/// Dropping this aborts every chunk still in flight.
+pub struct InFlight {
+    chunks: std::collections::VecDeque<tokio::task::JoinHandle<ChunkResult>>,
+}
+
+impl InFlight {
+    pub fn new() -> Self {
+        InFlight { chunks: std::collections::VecDeque::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Starts `chunk` after those already in flight.
+    pub fn start(&mut self, chunk: impl Future<Output = ChunkResult> + Send + 'static) {
+        self.chunks.push_back(tokio::spawn(chunk));
+    }
+
+    /// The oldest chunk's result, when it is done (pending forever when none
+    /// is in flight). A chunk that panicked panics here, in the job.
+    pub async fn next(&mut self) -> ChunkResult {
+        let Some(first) = self.chunks.front_mut() else {
+            return std::future::pending().await;
+        };
+        let done = first.await;
+        self.chunks.pop_front();
+        match done {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for chunk in &self.chunks {
+            chunk.abort();
+        }
+    }
 }
 
 #[cfg(test)]

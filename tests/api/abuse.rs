@@ -143,15 +143,22 @@ async fn until_zero(s: &Server, metric: &str) {
 }
 
 async fn stalled_batches(s: &Server, n: usize) -> Vec<TcpStream> {
+    stalled_batches_from(s, n, |_| "192.0.2.1".to_string()).await
+}
+
+/// `stalled_batches`, the i-th saying it comes from `from(i)` (believed by a
+/// server that trusts 127.0.0.1 as a proxy, ignored by others).
+async fn stalled_batches_from(s: &Server, n: usize, from: impl Fn(usize) -> String) -> Vec<TcpStream> {
     let big: Vec<String> = (0..6000).map(molecule).collect();
     let body = serde_json::to_vec(&json!({"inputs": big, "beam": 10, "n_best": 10, "attention": true})).unwrap();
     let mut stalled = Vec::new();
-    for _ in 0..n {
+    for i in 0..n {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let mut c = socket.connect(addr(s).parse().unwrap()).await.unwrap();
         let head = format!(
-            "POST /api/v1/translate/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST /api/v1/translate/batch HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            from(i),
             body.len()
         );
         c.write_all(head.as_bytes()).await.unwrap();
@@ -254,6 +261,65 @@ async fn a_batch_whose_client_stops_reading_gives_its_slots_back_at_the_write_st
     s.wait_for_log(|l| l.contains("batch client stopped reading")).await;
     assert_eq!(s.metric("lambda_invocations_limit").await, 1.0);
     drop(stalled);
+}
+
+/// With every time bound far away (idle, write stall, the function's
+/// timeout), unread batches must still not hold the pod's one invocation
+/// slot: a batch starts a chunk only while its output has room, and a chunk
+/// handed the slot uses it and gives it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_batches_hold_no_invocation_slot_while_they_wait_for_their_reader() {
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(1), ..Default::default() }).await;
+    let s = server()
+        .lambda(&emu)
+        .env("MAX_INFLIGHT_INVOCATIONS", "1")
+        .env("IDLE_TIMEOUT", "300s")
+        .env("BATCH_WRITE_STALL", "300s")
+        .spawn();
+    let stalled = stalled_batches(&s, 3).await;
+    until_stalled(&emu, &s).await;
+    until_zero(&s, "lambda_invocation_slots_taken").await;
+    another_clients_batch_goes_through(&s).await;
+    until_zero(&s, "lambda_invocation_slots_taken").await;
+    // The unread batches are still open: no time bound ended them.
+    assert!(s.log_lines().iter().all(|l| !l.contains("batch client stopped reading")));
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_runs_at_most_max_batches_per_client_at_once_and_gets_its_place_back() {
+    let emu = Emulator::start(Behavior { latency: Duration::from_millis(1), ..Default::default() }).await;
+    let s = server()
+        .lambda(&emu)
+        .env("MAX_BATCHES_PER_CLIENT", "2")
+        .env("TRUSTED_PROXIES", "127.0.0.1/32")
+        .env("BATCH_WRITE_STALL", "300s")
+        .spawn();
+    let stalled = stalled_batches_from(&s, 2, |_| "192.0.2.7".to_string()).await;
+    until_stalled(&emu, &s).await;
+    let third = || {
+        s.client
+            .post(s.url("/api/v1/translate/batch"))
+            .header("x-forwarded-for", "192.0.2.7")
+            .json(&json!({"inputs": ["CCO"], "n_best": 1}))
+            .send()
+    };
+    let refused = third().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("2 batches running"), "{body}");
+    // Other clients are not counted against it.
+    another_clients_batch_goes_through(&s).await;
+    // The client leaves: its places are given back.
+    drop(stalled);
+    let accepted = async {
+        while third().await.unwrap().status() != 200 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(GUARD, accepted).await.expect("the client may send batches again");
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -162,6 +161,8 @@ pub async fn post_batch(
         }
     }
     let no_cache = super::api::asks_no_cache(req.headers());
+    // Counted before the body is read: a client at its bound sends no more.
+    let running = PerClient::claim(&state, super::error::client(), state.config.max_batches_per_client)?;
     let mut input = input::parse(&state, req).await?;
     input.bypass_cache |= no_cache;
     let job = prepare(&state, input).await?;
@@ -178,6 +179,7 @@ pub async fn post_batch(
     let last_word = tx.clone();
     let job = tokio::spawn(job.run(job_state, format, tx, None));
     tokio::spawn(async move {
+        let _running = running;
         match job.await {
             Ok(summary) => {
                 drop(last_word);
@@ -210,6 +212,48 @@ pub async fn post_batch(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.extensions_mut().insert(StreamEnd::new(ended_rx));
     Ok(response)
+}
+
+/// The batches running for each client, each held by a `Running` that gives
+/// its place back when the batch's task ends. The table has one entry per
+/// client with a batch running, so it is bounded by the connections open.
+#[derive(Default)]
+pub struct PerClient(std::sync::Mutex<std::collections::HashMap<ClientKey, usize>>);
+
+/// One running batch's place in its client's count.
+pub struct Running {
+    table: Arc<AppState>,
+    client: ClientKey,
+}
+
+impl PerClient {
+    /// A place for one more of `client`'s batches, or `429` when it runs `max`.
+    fn claim(state: &Arc<AppState>, client: ClientKey, max: usize) -> Result<Running, ApiError> {
+        let mut table = state.batches.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = table.entry(client).or_insert(0);
+        if *running >= max {
+            return Err(ApiError::too_many_batches(*running));
+        }
+        *running += 1;
+        Ok(Running { table: state.clone(), client })
+    }
+
+    /// Clients with a batch running.
+    pub fn clients(&self) -> usize {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut table = self.table.batches.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = table.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                table.remove(&self.client);
+            }
+        }
+    }
 }
 
 /// A target as compared: its canonical form (SMILES mode) and its key, or why
@@ -328,18 +372,25 @@ impl Job {
         if !out.flush(&tx).await {
             return None;
         }
-        let mut results = std::pin::pin!(fanout::run(
-            state.translator.clone(),
-            self.rows.clone(),
-            self.chunks,
-            self.params,
-            state.config.lambda_fan_out,
-            state.config.lambda_batch_timeout,
-            self.cache,
-        ));
+        let (translator, timeout, cache) =
+            (state.translator.clone(), state.config.lambda_batch_timeout, self.cache);
+        let fan_out = state.config.lambda_fan_out.max(1);
+        let mut to_start = self.chunks.into_iter();
+        let mut in_flight = fanout::InFlight::new();
         let mut heartbeat = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut stopping = state.stopping.subscribe();
         loop {
+            // Chunks start only while the output has room (the reader keeps
+            // up), or when none is in flight: a stalled reader's batch asks the
+            // function for nothing more and waits for no invocation slot.
+            while in_flight.len() < fan_out && (in_flight.is_empty() || tx.capacity() > 0) {
+                let Some(range) = to_start.next() else { break };
+                let (translator, rows, params) = (translator.clone(), self.rows.clone(), self.params);
+                in_flight.start(fanout::invoke_chunk(translator, rows, range, params, timeout, cache));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
             tokio::select! {
                 // (wait_for's guard is dropped inside: it must not live across awaits)
                 _ = async { let _ = stopping.wait_for(|s| *s).await; } => {
@@ -355,8 +406,7 @@ impl Job {
                     tracing::info!(done = out.done, total, "batch client went away; stopping");
                     return None;
                 }
-                next = results.next() => {
-                    let Some((range, result)) = next else { break };
+                (range, result) = in_flight.next() => {
                     if let Err(e) = &result {
                         // The rows say it in plain words; the log keeps the cause.
                         tracing::warn!(rows = range.len(), first_row = range.start, error = %e, "batch chunk failed");

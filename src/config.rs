@@ -179,6 +179,14 @@ pub struct Config {
     #[arg(long, env = "MAX_ATOMS", default_value_t = crate::chem::DEFAULT_MAX_ATOMS, global = true)]
     pub max_atoms: usize,
 
+    /// SMILES mode: the longest one chemistry job may spend in RDKit (a
+    /// request's input, its predictions, a batch's slice of rows). Past it no
+    /// further molecule is read: predictions come back as written, marked
+    /// `not_canonicalized`. A single request whose chemistry waited this long
+    /// for a thread is answered 503 overloaded.
+    #[arg(long, env = "CHEMISTRY_BUDGET", default_value = "2s", value_parser = parse_duration, global = true)]
+    pub chemistry_budget: Duration,
+
     /// Most attention weights in one response (input tokens x output tokens x
     /// results); above it the answer comes without attention, saying why.
     #[arg(long, env = "MAX_ATTENTION_CELLS", default_value_t = 100_000, global = true)]
@@ -359,6 +367,7 @@ impl Config {
             ("IDLE_TIMEOUT", self.idle_timeout),
             ("BATCH_WRITE_STALL", self.batch_write_stall),
             ("BODY_READ_TIMEOUT", self.body_read_timeout),
+            ("CHEMISTRY_BUDGET", self.chemistry_budget),
         ] {
             if value.is_zero() {
                 return Err(format!("{name} must be more than 0"));
@@ -394,6 +403,7 @@ impl Config {
         };
         // RDKit's bound is the process's: set before the examples are read with it.
         crate::chem::set_max_atoms(self.max_atoms);
+        crate::chem::set_budget(self.chemistry_budget);
         self.examples = match &self.examples_file {
             None if self.input_format == InputFormat::Smiles => {
                 BUILTIN_REACTIONS.iter().map(|s| s.to_string()).collect()

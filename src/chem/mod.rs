@@ -63,6 +63,49 @@ pub fn max_atoms() -> usize {
     MAX_ATOMS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The longest a chemistry job may spend on RDKit (`CHEMISTRY_BUDGET`, set
+/// once at start): a single request's input, its predictions, a batch's slice
+/// of rows or a chunk's predictions. RDKit cannot be stopped inside a call,
+/// but once a job's budget has passed no further call is started: the rest
+/// of its predictions are returned as written, marked, and an input not yet
+/// read is an error. With `MAX_ATOMS` one call stays within ~30 ms, so a job
+/// overruns its budget by about that at most.
+pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+static BUDGET_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2_000_000);
+
+thread_local! {
+    /// When the job running on this thread must stop starting RDKit calls.
+    static BUDGET_ENDS: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Sets the budget of [`DEFAULT_BUDGET`] for the process (`CHEMISTRY_BUDGET`).
+pub fn set_budget(budget: std::time::Duration) {
+    BUDGET_MICROS.store(budget.as_micros().min(u64::MAX as u128) as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn budget() -> std::time::Duration {
+    std::time::Duration::from_micros(BUDGET_MICROS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Runs `f` as one chemistry job: RDKit calls it would start after the
+/// budget has passed are not made.
+pub fn within_budget<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(Option<std::time::Instant>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BUDGET_ENDS.set(self.0);
+        }
+    }
+    let _reset = Reset(BUDGET_ENDS.replace(Some(std::time::Instant::now() + budget())));
+    f()
+}
+
+/// Whether the job running on this thread has spent its budget.
+fn out_of_time() -> bool {
+    BUDGET_ENDS.get().is_some_and(|end| std::time::Instant::now() >= end)
+}
+
 /// The atoms of `smiles` when they are more than the bound (no RDKit work).
 pub fn too_many_atoms(smiles: &str) -> Option<usize> {
     let atoms = atoms::count(smiles);
@@ -79,6 +122,8 @@ pub enum Canonical {
     TooLarge {
         atoms: usize,
     },
+    /// The job's chemistry budget ran out before it was read.
+    OutOfTime,
 }
 
 impl Canonical {
@@ -100,6 +145,13 @@ pub fn prepare(text: &str) -> Result<String, ChemError> {
     }
     let answer = match PREPARED.get(text) {
         Some(answer) => answer,
+        None if out_of_time() => {
+            return Err(ChemError(format!(
+                "the chemistry time of one request ({:?}) ran out before this could be read; send fewer or smaller \
+                 molecules at once",
+                budget()
+            )));
+        }
         None => {
             let answer = prepare_uncached(text).map(String::into_boxed_str).map_err(|e| e.0.into_boxed_str());
             PREPARED.insert(text, answer.clone());
@@ -146,6 +198,7 @@ pub fn canonical(smiles: &str) -> Canonical {
     }
     let answer = match CANONICAL.get(smiles) {
         Some(answer) => answer.map(String::from),
+        None if out_of_time() => return Canonical::OutOfTime,
         None => {
             let answer = canonical_uncached(smiles);
             CANONICAL.insert(smiles, answer.as_deref().map(Into::into));
@@ -228,6 +281,41 @@ fn reason(log: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_past_its_budget_starts_no_rdkit_call_and_remembers_nothing_of_it() {
+        // The budget is the process's: measured in a process of its own.
+        if !crate::testing::alone("chem::tests::a_job_past_its_budget_starts_no_rdkit_call_and_remembers_nothing_of_it") {
+            return;
+        }
+        set_budget(std::time::Duration::ZERO);
+        let (predicted, input) = within_budget(|| (canonical("CCCCCCCCOCN"), prepare("NCCCCCCCCOC")));
+        assert_eq!(predicted, Canonical::OutOfTime);
+        let why = input.unwrap_err().0;
+        assert!(why.starts_with("the chemistry time of one request (0ns) ran out"), "{why}");
+        // Nothing was remembered as out of time: outside a job (or with time
+        // left) the same molecules are read.
+        assert_eq!(canonical("CCCCCCCCOCN"), Canonical::Molecule("CCCCCCCCOCN".into()));
+        assert_eq!(prepare("NCCCCCCCCOC").unwrap(), "COCCCCCCCCN");
+        // What is remembered costs nothing and is answered past the budget.
+        assert_eq!(within_budget(|| canonical("CCCCCCCCOCN")), Canonical::Molecule("CCCCCCCCOCN".into()));
+    }
+
+    #[tokio::test]
+    async fn a_single_requests_job_that_waited_past_the_budget_is_refused_unrun() {
+        if !crate::testing::alone("chem::tests::a_single_requests_job_that_waited_past_the_budget_is_refused_unrun") {
+            return;
+        }
+        set_budget(std::time::Duration::ZERO);
+        let pool = pool::Pool::start(1);
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        let single = pool.run(1, pool::Admission::FailFast, move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(single.await, Err(pool::PoolError::Busy));
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        // A batch's job waits its turn whatever the wait.
+        assert_eq!(pool.run(1, pool::Admission::Wait, || 5).await, Ok(5));
+    }
 
     #[test]
     fn inputs_written_any_valid_way_meet_in_one_canonical_form() {

@@ -24,7 +24,9 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
-    /// The queue is full: the pod has more chemistry waiting than it can do soon.
+    /// The queue is full, or a single request's job waited longer than a job
+    /// may run (`chem::budget`): the pod has more chemistry waiting than it
+    /// can do soon.
     #[error("chemistry is busy")]
     Busy,
     /// The job panicked (RDKit threw something the bridge did not turn into an error).
@@ -140,13 +142,20 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued_at = std::time::Instant::now();
         let job: Job = Box::new(move || {
             if tx.is_closed() {
                 return; // nobody waits for it any more
             }
+            // A single request that waited longer than a job may run is told
+            // the pod is busy rather than served late.
+            if admission == Admission::FailFast && queued_at.elapsed() > super::budget() {
+                let _ = tx.send(Err(PoolError::Busy));
+                return;
+            }
             // A panic leaves this thread working; the caller hears `Failed`.
-            if let Ok(out) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
-                let _ = tx.send(out);
+            if let Ok(out) = std::panic::catch_unwind(AssertUnwindSafe(|| super::within_budget(f))) {
+                let _ = tx.send(Ok(out));
             }
         });
         {
@@ -157,7 +166,7 @@ impl Pool {
             q.push(client, job);
         }
         self.ready.notify_one();
-        rx.await.map_err(|_| PoolError::Failed)
+        rx.await.unwrap_or(Err(PoolError::Failed))
     }
 
     /// Jobs waiting for a thread.

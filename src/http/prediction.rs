@@ -410,6 +410,11 @@ pub fn view(
                     "{atoms} atoms, more than the {} this server reads: shown as the model wrote it",
                     chem::max_atoms()
                 )),
+                Some(chem::Canonical::OutOfTime) => Some(format!(
+                    "the chemistry time of one request ({:?}) ran out before this prediction was read: shown as the \
+                     model wrote it",
+                    chem::budget()
+                )),
                 _ => None,
             };
             let canonical = canonical.map(chem::Canonical::smiles);
@@ -506,6 +511,25 @@ mod tests {
         assert_eq!(v.predictions[1].canonical, Some(None));
         assert!(v.predictions[1].not_canonicalized.as_deref().unwrap().starts_with("250 atoms, more than the 200"));
         assert_eq!(v.predictions[1].text.len(), 250, "shown as the model wrote it");
+    }
+
+    #[test]
+    fn past_the_chemistry_budget_predictions_are_shown_as_written_and_marked() {
+        // The budget is the process's: measured in a process of its own.
+        if !crate::testing::alone(
+            "http::prediction::tests::past_the_chemistry_budget_predictions_are_shown_as_written_and_marked",
+        ) {
+            return;
+        }
+        chem::set_budget(std::time::Duration::ZERO);
+        let reading = Reading { tokenizer: Tokenizer::Chars, format: InputFormat::Smiles };
+        let hypotheses = vec![Hypothesis { tokens: "C C C C O C C N".into(), score: -0.1, attention: None }];
+        let prepared = Prepared { canonical: Some("CCO".into()), tokenized: "C C O".into() };
+        let v = chem::within_budget(|| view(reading, "CCO".into(), prepared, hypotheses, Instant::now()));
+        assert_eq!(v.predictions[0].canonical, Some(None));
+        let why = v.predictions[0].not_canonicalized.as_deref().unwrap();
+        assert!(why.starts_with("the chemistry time of one request (0ns) ran out"), "{why}");
+        assert_eq!(v.predictions[0].text, "CCCCOCCN", "shown as the model wrote it");
     }
 
     #[test]

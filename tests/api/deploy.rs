@@ -112,12 +112,27 @@ fn the_hpa_targets_the_deployment_on_cpu() {
     assert_eq!(metric["target"]["averageUtilization"].as_i64(), Some(75));
 }
 
-/// The allowance for an NLB that still opens new connections to a target after
-/// its deregistration started (reports range from seconds to minutes).
-const NLB_PROPAGATION_S: u64 = 60;
+/// How long an NLB with IP targets keeps opening new connections to a target
+/// after DeregisterTargets: about two minutes whatever the deregistration
+/// delay (aws-load-balancer-controller #2366 and #3270, aws/containers-roadmap
+/// #470).
+const NLB_DEREGISTRATION_S: u64 = 120;
+
+/// The Service's target group attributes, `key=value` pairs.
+fn target_group_attributes(docs: &[Yaml]) -> Vec<(String, String)> {
+    let annotations = &object(docs, "Service", "translation-service")["metadata"]["annotations"];
+    let attributes = annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"].as_str().unwrap();
+    attributes
+        .split(',')
+        .map(|kv| {
+            let (k, v) = kv.trim().split_once('=').expect("key=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
 
 #[test]
-fn the_drain_budget_lets_the_balancer_stop_first_and_requests_finish() {
+fn the_drain_budget_outlasts_the_nlb_and_lets_requests_finish() {
     let docs = docs();
     let settings = config_map(&docs);
     let get = |k: &str| settings.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
@@ -129,16 +144,44 @@ fn the_drain_budget_lets_the_balancer_stop_first_and_requests_finish() {
     let pod = &deployment["spec"]["template"]["spec"];
     let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap() as u64;
     let p = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"].as_i64().unwrap() as u64;
-    let annotations = &object(&docs, "Service", "translation-service")["metadata"]["annotations"];
-    let dereg = annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"].as_str().unwrap();
-    let dereg: u64 = dereg.strip_prefix("deregistration_delay.timeout_seconds=").unwrap().parse().unwrap();
-    assert!(p + g >= NLB_PROPAGATION_S, "the listener stays open while the NLB may still send: {p} + {g}");
+    let attributes = target_group_attributes(&docs);
+    let attribute = |k: &str| {
+        attributes.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{k}"))
+    };
+    let dereg: u64 = attribute("deregistration_delay.timeout_seconds").parse().unwrap();
+    // While the NLB may still open connections the pod is fully in service
+    // (before SIGTERM), and its listener stays open well past that.
+    assert!(p >= NLB_DEREGISTRATION_S + 10, "preStop outlasts the NLB's deregistration: {p}");
     assert!(dereg >= p + g + l, "connections in flight finish before the NLB cuts them: {dereg} >= {p} + {g} + {l}");
     assert!(grace >= p + g + l + 5, "SIGKILL only after the drain: {grace} >= {p} + {g} + {l} + 5");
+    // An unhealthy target's connections are drained, not reset.
+    assert_eq!(attribute("target_health_state.unhealthy.connection_termination.enabled"), "false");
+    let draining: u64 = attribute("target_health_state.unhealthy.draining_interval_seconds").parse().unwrap();
+    assert!(draining >= g + l, "requests of an unhealthy target finish: {draining} >= {g} + {l}");
     // The budget the comment at the top of the file states is the one applied.
-    assert!(MANIFEST.contains(&format!("P = preStop sleep           {p} s")), "P in the stated budget");
-    assert!(MANIFEST.contains(&format!("G = SHUTDOWN_GRACE          {g} s")), "G in the stated budget");
-    assert!(MANIFEST.contains(&format!("terminationGracePeriodSeconds = P + G + L + 10 = {grace} s")));
+    let stated: String = MANIFEST.split_whitespace().collect::<Vec<_>>().join(" ");
+    for line in [
+        format!("N = NLB deregistration {NLB_DEREGISTRATION_S} s"),
+        format!("P = preStop sleep {p} s"),
+        format!("G = SHUTDOWN_GRACE {g} s"),
+        format!("L = longest request {l} s"),
+        format!("deregistration_delay >= P + G + L = {dereg} s"),
+        format!("terminationGracePeriodSeconds = P + G + L + 10 = {grace} s"),
+    ] {
+        assert!(stated.contains(&line), "the stated budget says: {line}");
+    }
+}
+
+#[test]
+fn the_nlb_keeps_the_client_address_and_balances_across_zones() {
+    let docs = docs();
+    let attributes = target_group_attributes(&docs);
+    assert!(attributes.contains(&("preserve_client_ip.enabled".into(), "true".into())), "{attributes:?}");
+    let annotations = &object(&docs, "Service", "translation-service")["metadata"]["annotations"];
+    assert_eq!(
+        annotations["service.beta.kubernetes.io/aws-load-balancer-attributes"].as_str(),
+        Some("load_balancing.cross_zone.enabled=true")
+    );
 }
 
 #[test]

@@ -33,6 +33,51 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// What a throttled client is told to wait when Lambda gives no hint.
 const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// The pod's retry budget, in tenths of a retry: every call earns a tenth,
+/// every retry spends a whole one, and at most `RETRY_RESERVE` retries are
+/// held in reserve. So once the reserve is spent, retries are at most a tenth
+/// of calls: when the account or the function is throttled, retrying cannot
+/// multiply the load on Lambda (without a budget every call could be sent
+/// four times, just when Lambda has no room).
+const RETRY_RESERVE: u32 = 20;
+
+struct RetryBudget(std::sync::atomic::AtomicU32);
+
+impl RetryBudget {
+    fn new() -> Self {
+        RetryBudget(std::sync::atomic::AtomicU32::new(RETRY_RESERVE * 10))
+    }
+
+    fn earn(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self.0.fetch_update(Relaxed, Relaxed, |t| Some((t + 1).min(RETRY_RESERVE * 10)));
+    }
+
+    /// Takes one retry from the budget, if it holds one.
+    fn spend(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0.fetch_update(Relaxed, Relaxed, |t| t.checked_sub(10)).is_ok()
+    }
+}
+
+/// Lambda's reasons for a throttle (`TooManyRequestsException.Reason`), as
+/// metric labels: a fixed set, anything else `other`.
+const THROTTLE_REASONS: [&str; 6] = [
+    "ConcurrentInvocationLimitExceeded",
+    "FunctionInvocationRateLimitExceeded",
+    "ReservedFunctionConcurrentInvocationLimitExceeded",
+    "ReservedFunctionInvocationRateLimitExceeded",
+    "CallerRateLimitExceeded",
+    "ConcurrentSnapStartInvocationLimitExceeded",
+];
+
+fn throttle_label(reason: Option<&str>) -> &'static str {
+    match reason {
+        None => "none_given",
+        Some(r) => THROTTLE_REASONS.iter().find(|&&k| k == r).copied().unwrap_or("other"),
+    }
+}
+
 /// Where to find the function and how long a call may take.
 #[derive(Debug, Clone)]
 pub struct LambdaSettings {
@@ -49,6 +94,7 @@ struct Inner {
     settings: LambdaSettings,
     client: OnceCell<Client>,
     metrics: Metrics,
+    retry_budget: RetryBudget,
 }
 
 impl LambdaBackend {
@@ -56,7 +102,7 @@ impl LambdaBackend {
     /// once: without `AWS_REGION` the SDK may probe the EC2 metadata endpoint for
     /// seconds, and start-up must never wait on that. Must run inside a runtime.
     pub fn new(settings: LambdaSettings, metrics: Metrics) -> Self {
-        let inner = Arc::new(Inner { settings, client: OnceCell::new(), metrics });
+        let inner = Arc::new(Inner { settings, client: OnceCell::new(), metrics, retry_budget: RetryBudget::new() });
         let warm = inner.clone();
         tokio::spawn(async move {
             warm.client().await;
@@ -209,6 +255,7 @@ impl Inner {
     async fn call(&self, payload: Vec<u8>, deadline: Instant) -> Result<(Vec<u8>, Option<String>), InferenceError> {
         let client = tokio::time::timeout_at(deadline, self.client()).await.map_err(|_| InferenceError::Timeout)?;
         let mut attempt = 1;
+        self.retry_budget.earn();
         loop {
             let send = client
                 .invoke()
@@ -222,11 +269,20 @@ impl Inner {
                 Ok(output) => return read_output(output),
                 Err(e) => classify(e),
             };
+            if let Failure::Throttled { reason, .. } = &error {
+                let label = throttle_label(reason.as_deref());
+                self.metrics.throttles.with_label_values(&[label]).inc();
+                tracing::warn!(attempt, reason = label, "lambda throttled the invocation");
+            }
             let Some(reason) = error.retry_reason() else {
                 return Err(error.into());
             };
             let backoff = backoff(attempt);
             if attempt >= MAX_ATTEMPTS || Instant::now() + backoff >= deadline {
+                return Err(error.into());
+            }
+            if !self.retry_budget.spend() {
+                self.metrics.retries_denied.inc();
                 return Err(error.into());
             }
             self.metrics.retries.with_label_values(&[reason]).inc();
@@ -239,7 +295,7 @@ impl Inner {
 
 /// A failed attempt, before deciding whether to retry it.
 enum Failure {
-    Throttled { retry_after: Option<Duration> },
+    Throttled { retry_after: Option<Duration>, reason: Option<String> },
     ServerError(String),
     Timeout,
     Other(String),
@@ -258,7 +314,7 @@ impl Failure {
 impl From<Failure> for InferenceError {
     fn from(f: Failure) -> Self {
         match f {
-            Failure::Throttled { retry_after } => {
+            Failure::Throttled { retry_after, .. } => {
                 InferenceError::Throttled { retry_after: retry_after.unwrap_or(THROTTLED_RETRY_AFTER) }
             }
             Failure::ServerError(m) | Failure::Other(m) => InferenceError::Unavailable(m),
@@ -274,10 +330,11 @@ fn classify(error: SdkError<InvokeError>) -> Failure {
             let err = e.into_err();
             if let InvokeError::TooManyRequestsException(t) = &err {
                 let retry_after = t.retry_after_seconds().and_then(|s| s.parse().ok()).map(Duration::from_secs);
-                return Failure::Throttled { retry_after };
+                let reason = t.reason().map(|r| r.as_str().to_string());
+                return Failure::Throttled { retry_after, reason };
             }
             if status == 429 {
-                return Failure::Throttled { retry_after: None };
+                return Failure::Throttled { retry_after: None, reason: None };
             }
             let message = format!(
                 "{} (HTTP {status}): {}",

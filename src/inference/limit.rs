@@ -44,7 +44,13 @@ impl Translator for Limited {
         Box::pin(async move {
             let overloaded = InferenceError::Overloaded { retry_after: OVERLOADED_RETRY_AFTER };
             let (_bulk, _permit) = match request.admission {
-                Admission::FailFast => (None, self.slots.try_acquire().map_err(|_| overloaded)?),
+                Admission::FailFast => match self.slots.try_acquire() {
+                    Ok(slot) => (None, slot),
+                    Err(_) => {
+                        self.metrics.invocation_slots_refused.inc();
+                        return Err(overloaded);
+                    }
+                },
                 Admission::Wait => {
                     let both = async { (self.bulk_slots.acquire().await, self.slots.acquire().await) };
                     match tokio::time::timeout_at(request.deadline, both).await {
@@ -55,6 +61,7 @@ impl Translator for Limited {
                 }
             };
             let _in_flight = Held::enter(&self.metrics.invocations_in_flight);
+            let _slot_time = SlotTime(Instant::now(), &self.metrics.invocation_slot_seconds);
             self.activity.touch();
             let started = Instant::now();
             let inputs = request.inputs.len() as u64;
@@ -83,5 +90,15 @@ impl Translator for Limited {
 
     fn backend(&self) -> &'static str {
         self.inner.backend()
+    }
+}
+
+/// Adds the time a slot was held to `lambda_invocation_slot_seconds_total`
+/// when dropped (a call cancelled by its caller counts too).
+struct SlotTime<'a>(Instant, &'a prometheus::Counter);
+
+impl Drop for SlotTime<'_> {
+    fn drop(&mut self) {
+        self.1.inc_by(self.0.elapsed().as_secs_f64());
     }
 }

@@ -63,6 +63,15 @@ pub struct Metrics {
     /// chunk that has yet to run; read at render).
     pub invocation_slots_taken: IntGauge,
     pub retries: IntCounterVec,
+    /// Retries not made because the pod's retry budget was spent.
+    pub retries_denied: prometheus::IntCounter,
+    /// Throttles by Lambda's reason (a fixed set of labels).
+    pub throttles: IntCounterVec,
+    /// Seconds invocation slots were held, summed: its rate over the limit is
+    /// the share of the pod's slots in use (the slot scale signal).
+    pub invocation_slot_seconds: prometheus::Counter,
+    /// Interactive invocations refused because every slot was taken.
+    pub invocation_slots_refused: prometheus::IntCounter,
     pub translated_inputs: IntCounterVec,
     pub warmup_pings: IntCounterVec,
     /// Keep-warm pings started because a page was visited after a quiet spell.
@@ -148,6 +157,26 @@ impl Metrics {
         let retries =
             IntCounterVec::new(Opts::new("lambda_retries_total", "Lambda calls retried, by reason"), &["reason"])
                 .unwrap();
+        let retries_denied = prometheus::IntCounter::new(
+            "lambda_retries_denied_total",
+            "Lambda retries not made because the pod's retry budget (a tenth of calls) was spent",
+        )
+        .unwrap();
+        let throttles = IntCounterVec::new(
+            Opts::new("lambda_throttles_total", "Lambda throttles (HTTP 429), by the reason Lambda gave"),
+            &["reason"],
+        )
+        .unwrap();
+        let invocation_slot_seconds = prometheus::Counter::new(
+            "lambda_invocation_slot_seconds_total",
+            "Seconds invocation slots were held; rate() / lambda_invocations_limit is the share of slots in use",
+        )
+        .unwrap();
+        let invocation_slots_refused = prometheus::IntCounter::new(
+            "lambda_invocation_slots_refused_total",
+            "Single translations refused 503 overloaded because every invocation slot was taken",
+        )
+        .unwrap();
         let translated_inputs = IntCounterVec::new(
             Opts::new("translated_inputs_total", "Inputs sent to the model, by path (single or batch)"),
             &["path"],
@@ -224,6 +253,10 @@ impl Metrics {
             Box::new(invocation_slots_taken.clone()),
             Box::new(build_info),
             Box::new(retries.clone()),
+            Box::new(retries_denied.clone()),
+            Box::new(throttles.clone()),
+            Box::new(invocation_slot_seconds.clone()),
+            Box::new(invocation_slots_refused.clone()),
             Box::new(translated_inputs.clone()),
             Box::new(warmup_pings.clone()),
             Box::new(warm_on_visit.clone()),
@@ -251,6 +284,10 @@ impl Metrics {
             invocations_limit,
             invocation_slots_taken,
             retries,
+            retries_denied,
+            throttles,
+            invocation_slot_seconds,
+            invocation_slots_refused,
             translated_inputs,
             warmup_pings,
             warm_on_visit,

@@ -204,6 +204,27 @@ async fn past_the_in_flight_cap_requests_get_503_overloaded_at_once() {
     assert!(r.headers.contains_key("retry-after"));
     assert_eq!(busy, 2, "refused at once, while the slots were still held");
     assert_eq!(s.translate(json!({"text": "CCCC"})).await.status, 200, "recovers");
+    // Operators see the refusal and the slots' use: two calls of >= 0.8 s
+    // and one more held their slots at least 1.6 s in all.
+    assert_eq!(s.metric("lambda_invocation_slots_refused_total").await, 1.0);
+    assert!(s.metric("lambda_invocation_slot_seconds_total").await >= 1.6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_lasting_throttle_retries_stay_within_a_tenth_of_calls_and_the_reason_is_counted() {
+    let (emu, s) = setup(Behavior { fault: Fault::ThrottleAlways, ..Default::default() }).await;
+    let requests = 60;
+    for i in 0..requests {
+        let r = s.translate(json!({"text": format!("[{}CH3]O", i + 1)})).await;
+        assert_eq!(r.code(), "lambda_throttled", "{}", r.json);
+    }
+    let calls = emu.calls().len();
+    // Without a budget each request is tried 4 times (240 calls); with it,
+    // each once, plus the reserve of 20 retries and a tenth of the calls.
+    assert!(calls <= requests + 20 + requests / 10, "{calls} calls for {requests} requests");
+    assert!(s.metric("lambda_retries_denied_total").await >= 1.0);
+    let reason = "lambda_throttles_total{reason=\"ReservedFunctionConcurrentInvocationLimitExceeded\"}";
+    assert_eq!(s.metric(reason).await, calls as f64, "every throttle counted under Lambda's reason");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,14 @@ and runs a long batch across a scale-down (it must resume and complete).
 The last line printed is a JSON summary; the exit status is 1 on any failed
 request or lost batch row.
 
+With --nlb the balancer behaves as an AWS NLB does with IP targets: a removed
+replica keeps getting new connections for N = 120 s / --time-scale after its
+removal, whatever its health (HAProxy's health check of it is turned off, then
+the server put in maintenance N s later), and a removed replica is a deleted
+pod: it keeps serving for its preStop sleep before SIGTERM. The budget is
+kubernetes.yml's, scaled by --time-scale (preStop 130 s, SHUTDOWN_GRACE 15 s);
+--old-budget plays the former one (15 s and 45 s), which the NLB outlasts.
+
 With --hpa it then plays the HorizontalPodAutoscaler: a load ramp, the
 Kubernetes HPA algorithm (desired = ceil(current x utilization / target), 10%
 tolerance, kubernetes.yml's behavior with its windows scaled down by
@@ -144,6 +152,23 @@ backend be
                 out[int(row["svname"][1:])] = row["status"]
         return out
 
+    def command(self, cmd):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.sock)
+            s.sendall(cmd.encode() + b"\n")
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        return answer.decode().strip()
+
+    def keep_sending(self, slot):
+        """As an NLB after deregistration: new connections go on reaching
+        the slot whatever its health checks say."""
+        self.command(f"disable health be/s{slot}")
+
+    def stop_sending(self, slot):
+        self.command(f"set server be/s{slot} state maint")
+
     def up(self, slot):
         return self.states().get(slot, "").startswith("UP")
 
@@ -152,9 +177,16 @@ backend be
         self.proc.wait()
 
 
+class Nlb:
+    """The NLB's timing and the pod's budget, in seconds (scaled)."""
+
+    def __init__(self, keeps_sending, prestop):
+        self.keeps_sending, self.prestop = keeps_sending, prestop
+
+
 class Fleet:
-    def __init__(self, env, balancer, ports):
-        self.env, self.lb, self.ports = env, balancer, ports
+    def __init__(self, env, balancer, ports, nlb=None):
+        self.env, self.lb, self.ports, self.nlb = env, balancer, ports, nlb
         self.replicas = {}  # slot -> Replica
         self.next_slot = 0
         self.events = []
@@ -168,6 +200,15 @@ class Fleet:
 
     def remove(self, slot, wait=True):
         r = self.replicas.pop(slot)
+        if self.nlb:
+            # A deleted pod behind an NLB: the balancer still sends for
+            # keeps_sending s; the pod serves on for its preStop, then SIGTERM.
+            self.lb.keep_sending(slot)
+            threading.Timer(self.nlb.keeps_sending, self.lb.stop_sending, args=(slot,)).start()
+            if not wait:
+                threading.Timer(self.nlb.prestop, r.term).start()
+                return r
+            time.sleep(self.nlb.prestop)
         r.term()
         if wait:
             code = r.wait_exit()
@@ -239,7 +280,7 @@ def scale_events(fleet, lb, rate, batch_rows, duration):
                                       if r.metric('translated_inputs_total{path="batch"}') > 0) or serving,
                30, "the batch reaching a replica")
     fleet.remove(serving[0], wait=False)
-    fleet.event(f"scale down during the batch: r{serving[0]} SIGTERM")
+    fleet.event(f"scale down during the batch: r{serving[0]} removed")
     t.join(timeout=300)
     fleet.event(f"batch done: {batch.get('rows_received')} of {batch_rows} rows, resumed {batch.get('resumed')}x")
     fleet.add()
@@ -339,7 +380,12 @@ def main():
     ap.add_argument("--batch-rows", type=int, default=20000, help="long enough to outlive SHUTDOWN_GRACE")
     ap.add_argument("--duration", type=int, default=60, help="seconds of steady load during the events")
     ap.add_argument("--hpa", action="store_true", help="also play the HPA on a load ramp and draw it")
-    ap.add_argument("--time-scale", type=float, default=10, help="HPA windows divided by this")
+    ap.add_argument("--time-scale", type=float, default=10,
+                    help="HPA windows and, with --nlb, the NLB's timing and the drain budget divided by this")
+    ap.add_argument("--nlb", action="store_true",
+                    help="the balancer keeps sending to a removed replica for 120 s (scaled), as an NLB does")
+    ap.add_argument("--old-budget", action="store_true",
+                    help="with --nlb: the former drain budget (preStop 15 s, SHUTDOWN_GRACE 45 s, scaled)")
     args = ap.parse_args()
     for path in (BIN, EMU):
         if not os.path.exists(path):
@@ -350,16 +396,22 @@ def main():
     emu_port = free_port()
     emu = subprocess.Popen([EMU, "--port", str(emu_port), "--latency-ms", "20"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nlb, grace_ms = None, GRACE_S * 1000
+    if args.nlb:
+        # kubernetes.yml's budget (or the former one), scaled like the NLB.
+        prestop, grace = (15, 45) if args.old_budget else (130, 15)
+        nlb = Nlb(keeps_sending=120 / args.time_scale, prestop=prestop / args.time_scale)
+        grace_ms = round(grace * 1000 / args.time_scale)
     env = {
         "PATH": os.environ.get("PATH", ""), "LOG_FORMAT": "json", "RUST_LOG": "warn",
         "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
         "AWS_EC2_METADATA_DISABLED": "true", "TRANSLATION_FUNCTION": "translation",
-        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{emu_port}", "SHUTDOWN_GRACE": f"{GRACE_S}s",
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{emu_port}", "SHUTDOWN_GRACE": f"{grace_ms}ms",
         "LAMBDA_FAN_OUT": "1", "LAMBDA_WARM_ON_VISIT": "0", "MAX_BATCH_INPUTS": "100000",
     }
     ports = [free_port() for _ in range(SLOTS)]
     lb = Balancer(ports, work)
-    fleet = Fleet(env, lb, ports)
+    fleet = Fleet(env, lb, ports, nlb)
     summary = {}
     try:
         report, batch = scale_events(fleet, lb, args.rate, args.batch_rows, args.duration)
@@ -369,6 +421,9 @@ def main():
             "p50_ms": report["latency"]["p50_ms"], "p99_ms": report["latency"]["p99_ms"],
             "batch": batch, "events": fleet.events,
         }
+        if nlb:
+            summary["nlb"] = {"keeps_sending_s": nlb.keeps_sending, "prestop_s": nlb.prestop,
+                              "shutdown_grace_s": grace_ms / 1000, "time_scale": args.time_scale}
         if args.hpa:
             fleet.events = []
             hpa_report, series = hpa_play(fleet, lb, args.time_scale, os.path.join(ROOT, "docs/rehearsal-hpa.png"))

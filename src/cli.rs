@@ -35,7 +35,15 @@ pub enum Command {
     /// Preflight: may this identity invoke TRANSLATION_FUNCTION? (A DryRun
     /// invoke; the function does not run.) Exit 0 yes, 3 not found, 4 access
     /// denied, 5 no credentials, 6 endpoint unreachable, 1 other, 2 not set.
-    Check,
+    /// Then, when this identity may read them, the function's reserved
+    /// concurrency and the account's limits against what the fleet can ask
+    /// for at once (--max-replicas x MAX_INFLIGHT_INVOCATIONS); a shortfall
+    /// is a warning, not an exit code.
+    Check {
+        /// Pods the fleet may run: the HorizontalPodAutoscaler's maxReplicas.
+        #[arg(long, default_value_t = 10)]
+        max_replicas: u32,
+    },
     /// Open-loop load generator: drive a service (and its HPA) at a scheduled rate.
     Loadtest(Box<LoadtestArgs>),
     /// Translate a file without a server, through the same Lambda path, chunking

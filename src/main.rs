@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             Command::Serve => startup::serve(config).await,
             Command::Warmup => startup::warmup(config).await,
             Command::Healthcheck => startup::healthcheck(config).await,
-            Command::Check => startup::check(config).await,
+            Command::Check { max_replicas } => startup::check(config, max_replicas).await,
             Command::Loadtest(args) => translation_front::loadtest::run(*args).await,
             Command::Translate(args) => translation_front::offline::run(config, args).await,
         }

@@ -273,7 +273,7 @@ pub async fn warmup(config: Config) -> ExitCode {
 
 /// `translation-front check`: the preflight, in plain words; one exit code per
 /// outcome (see [`Preflight::exit_code`]).
-pub async fn check(config: Config) -> ExitCode {
+pub async fn check(config: Config, max_replicas: u32) -> ExitCode {
     let Some(function) = config.translation_function.as_deref() else {
         eprintln!("error: TRANSLATION_FUNCTION is not set: there is no Lambda to check");
         return ExitCode::from(2);
@@ -284,6 +284,15 @@ pub async fn check(config: Config) -> ExitCode {
         println!("ok: {message}");
     } else {
         eprintln!("error: {}: {message}", outcome.name());
+        return ExitCode::from(outcome.exit_code());
+    }
+    let fleet = max_replicas.saturating_mul(config.max_inflight_invocations as u32);
+    match backend.capacity(Instant::now() + PREFLIGHT_TIMEOUT).await {
+        Ok(capacity) => match capacity.assess(fleet) {
+            (true, words) => println!("ok: capacity: {words}"),
+            (false, words) => eprintln!("warning: capacity: {words}"),
+        },
+        Err(why) => eprintln!("warning: capacity not known: {why}"),
     }
     ExitCode::from(outcome.exit_code())
 }

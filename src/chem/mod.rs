@@ -285,7 +285,8 @@ mod tests {
     #[test]
     fn a_job_past_its_budget_starts_no_rdkit_call_and_remembers_nothing_of_it() {
         // The budget is the process's: measured in a process of its own.
-        if !crate::testing::alone("chem::tests::a_job_past_its_budget_starts_no_rdkit_call_and_remembers_nothing_of_it") {
+        if !crate::testing::alone("chem::tests::a_job_past_its_budget_starts_no_rdkit_call_and_remembers_nothing_of_it")
+        {
             return;
         }
         set_budget(std::time::Duration::ZERO);
@@ -310,7 +311,8 @@ mod tests {
         let pool = pool::Pool::start(1);
         let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = ran.clone();
-        let single = pool.run(1, pool::Admission::FailFast, move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        let single =
+            pool.run(1, pool::Admission::FailFast, move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
         assert_eq!(single.await, Err(pool::PoolError::Busy));
         assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
         // A batch's job waits its turn whatever the wait.

@@ -86,7 +86,9 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!("this client already has {running} batches running, the most it may; send the next when one ends"),
+                format!(
+                    "this client already has {running} batches running, the most it may; send the next when one ends"
+                ),
             )
         }
     }

@@ -148,7 +148,87 @@ impl Preflight {
     }
 }
 
+/// What Lambda will run at once for the fleet: the function's reserved
+/// concurrency and the account's limits (`translation-front check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capacity {
+    /// Reserved concurrency of the function, if any is set.
+    pub reserved: Option<u32>,
+    /// The account's concurrency limit in this region.
+    pub account_limit: u32,
+    /// What no function has reserved (shared by all functions without a reservation).
+    pub unreserved: u32,
+}
+
+/// Lambda keeps this much of an account's concurrency unreserved, whatever
+/// the reservations (the Lambda developer guide, "Reserved concurrency").
+pub const MIN_UNRESERVED: u32 = 100;
+
+impl Capacity {
+    /// Plain words on whether `fleet` concurrent calls fit, and what to do if not.
+    pub fn assess(&self, fleet: u32) -> (bool, String) {
+        let most_reservable = self.account_limit.saturating_sub(MIN_UNRESERVED);
+        match self.reserved {
+            Some(r) if fleet > r => (
+                false,
+                format!(
+                    "the fleet can ask for {fleet} concurrent executions but the function's reserved concurrency is \
+                     {r}: past it calls are throttled. Reserve {fleet} (the account allows at most \
+                     {most_reservable}) or lower maxReplicas or MAX_INFLIGHT_INVOCATIONS"
+                ),
+            ),
+            Some(r) => (true, format!("the function has {r} reserved; the fleet can ask for {fleet} at once")),
+            None if fleet > self.unreserved => (
+                false,
+                format!(
+                    "the function has no reserved concurrency and shares the account's unreserved {} with every \
+                     other function; the fleet can ask for {fleet}: reserve {fleet} (at most {most_reservable}) or \
+                     ask AWS for a higher account limit (now {})",
+                    self.unreserved, self.account_limit
+                ),
+            ),
+            None => (
+                true,
+                format!(
+                    "the function has no reserved concurrency: the fleet's {fleet} come from the account's \
+                     unreserved {}, shared with every other function (reserving {fleet} guarantees them and caps \
+                     the bill)",
+                    self.unreserved
+                ),
+            ),
+        }
+    }
+}
+
 impl LambdaBackend {
+    /// The function's reserved concurrency and the account's limits, or why
+    /// they could not be read (the pods' role needs only InvokeFunction; an
+    /// operator's identity reads these).
+    pub async fn capacity(&self, deadline: Instant) -> Result<Capacity, String> {
+        let client = tokio::time::timeout_at(deadline, self.inner.client())
+            .await
+            .map_err(|_| "the AWS configuration did not load in time".to_string())?;
+        let denied = |what: &str, e: String| {
+            format!("could not read {what} ({e}); it needs lambda:GetAccountSettings and lambda:GetFunctionConcurrency")
+        };
+        let settings = tokio::time::timeout_at(deadline, client.get_account_settings().send())
+            .await
+            .map_err(|_| "no answer in time".to_string())?
+            .map_err(|e| denied("the account's limits", short_error(&e)))?;
+        let limit = settings.account_limit();
+        let account_limit = limit.map_or(0, |l| l.concurrent_executions()).max(0) as u32;
+        let unreserved = limit.and_then(|l| l.unreserved_concurrent_executions()).unwrap_or(0).max(0) as u32;
+        let concurrency = tokio::time::timeout_at(
+            deadline,
+            client.get_function_concurrency().function_name(&self.inner.settings.function).send(),
+        )
+        .await
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|e| denied("the function's reserved concurrency", short_error(&e)))?;
+        let reserved = concurrency.reserved_concurrent_executions().map(|n| n.max(0) as u32);
+        Ok(Capacity { reserved, account_limit, unreserved })
+    }
+
     /// Asks Lambda, without running the function (`InvocationType=DryRun`),
     /// whether the function exists and this identity may invoke it. Returns the
     /// outcome and, for the operator (log or terminal, never a client), what
@@ -422,6 +502,17 @@ impl Translator for LambdaBackend {
 
     fn backend(&self) -> &'static str {
         "lambda"
+    }
+}
+
+/// An SDK error as a short line for an operator's terminal: its code and
+/// message when Lambda answered, else its kind.
+fn short_error<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkError<E>) -> String {
+    match e {
+        SdkError::ServiceError(s) => {
+            format!("{}: {}", s.err().code().unwrap_or("UnknownError"), s.err().message().unwrap_or("no message"))
+        }
+        other => DisplayErrorContext(other).to_string(),
     }
 }
 

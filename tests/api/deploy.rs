@@ -121,7 +121,8 @@ const NLB_DEREGISTRATION_S: u64 = 120;
 /// The Service's target group attributes, `key=value` pairs.
 fn target_group_attributes(docs: &[Yaml]) -> Vec<(String, String)> {
     let annotations = &object(docs, "Service", "translation-service")["metadata"]["annotations"];
-    let attributes = annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"].as_str().unwrap();
+    let attributes =
+        annotations["service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"].as_str().unwrap();
     attributes
         .split(',')
         .map(|kv| {
@@ -145,9 +146,8 @@ fn the_drain_budget_outlasts_the_nlb_and_lets_requests_finish() {
     let grace = pod["terminationGracePeriodSeconds"].as_i64().unwrap() as u64;
     let p = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"].as_i64().unwrap() as u64;
     let attributes = target_group_attributes(&docs);
-    let attribute = |k: &str| {
-        attributes.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{k}"))
-    };
+    let attribute =
+        |k: &str| attributes.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{k}"));
     let dereg: u64 = attribute("deregistration_delay.timeout_seconds").parse().unwrap();
     // While the NLB may still open connections the pod is fully in service
     // (before SIGTERM), and its listener stays open well past that.

@@ -115,6 +115,51 @@ async fn check_says_what_is_wrong_with_one_exit_code_per_cause() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_compares_what_the_fleet_can_ask_with_the_functions_and_the_accounts_concurrency() {
+    let cases = [
+        // 10 pods x 64 slots = 640 at once.
+        (
+            Some(100),
+            1000,
+            &["--max-replicas", "10"][..],
+            "warning: capacity: the fleet can ask for 640 concurrent executions but the function's reserved concurrency is 100",
+        ),
+        (Some(700), 1000, &[][..], "ok: capacity: the function has 700 reserved; the fleet can ask for 640"),
+        (
+            None,
+            500,
+            &[][..],
+            "warning: capacity: the function has no reserved concurrency and shares the account's unreserved 500",
+        ),
+        (
+            None,
+            1000,
+            &["--max-replicas", "2"][..],
+            "ok: capacity: the function has no reserved concurrency: the fleet's 128",
+        ),
+    ];
+    for (reserved, account, args, said) in cases {
+        let emu = Emulator::start(Behavior {
+            reserved_concurrency: reserved,
+            account_concurrency: account,
+            ..Default::default()
+        })
+        .await;
+        let url = emu.url();
+        let mut argv = vec!["check"];
+        argv.extend_from_slice(args);
+        let out = tokio::task::spawn_blocking(move || {
+            run(&argv, &[("TRANSLATION_FUNCTION", "translation"), ("AWS_ENDPOINT_URL_LAMBDA", url.as_str())])
+        })
+        .await
+        .unwrap();
+        let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "a shortfall is a warning: {printed}");
+        assert!(printed.contains(said), "{said}\n{printed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_runs_the_preflight_at_start_and_shows_only_its_outcome() {
     let denied = Emulator::start(Behavior { fault: Fault::AccessDenied, ..Default::default() }).await;
     let s = server()

@@ -83,6 +83,11 @@ pub struct Behavior {
     pub poison: Option<String>,
     /// Count calls without keeping them (long benchmark runs).
     pub forget_calls: bool,
+    /// The function's reserved concurrency (GetFunctionConcurrency); none set
+    /// when `None`.
+    pub reserved_concurrency: Option<u32>,
+    /// The account's concurrency limit (GetAccountSettings); 1,000 when 0.
+    pub account_concurrency: u32,
 }
 
 /// One call as the emulator received it.
@@ -172,7 +177,41 @@ impl Emulator {
 }
 
 pub fn router(state: Arc<EmulatorState>) -> Router {
-    Router::new().route("/2015-03-31/functions/{name}/invocations", post(invoke)).with_state(state)
+    Router::new()
+        .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+        .route("/2019-09-30/functions/{name}/concurrency", axum::routing::get(function_concurrency))
+        .route("/2016-08-19/account-settings", axum::routing::get(account_settings))
+        .route("/2016-08-19/account-settings/", axum::routing::get(account_settings))
+        .with_state(state)
+}
+
+/// GetFunctionConcurrency: `{}` when none is reserved, as Lambda answers.
+async fn function_concurrency(State(state): State<Arc<EmulatorState>>) -> Response {
+    let b = state.behavior.lock().unwrap().clone();
+    if b.fault == Fault::AccessDenied {
+        return access_denied("concurrency");
+    }
+    let body = match b.reserved_concurrency {
+        Some(n) => serde_json::json!({"ReservedConcurrentExecutions": n}),
+        None => serde_json::json!({}),
+    };
+    base(StatusCode::OK, "concurrency", serde_json::to_vec(&body).unwrap())
+}
+
+/// GetAccountSettings: the limit, and what no function has reserved.
+async fn account_settings(State(state): State<Arc<EmulatorState>>) -> Response {
+    let b = state.behavior.lock().unwrap().clone();
+    if b.fault == Fault::AccessDenied {
+        return access_denied("account");
+    }
+    let limit = if b.account_concurrency == 0 { 1000 } else { b.account_concurrency };
+    let unreserved = limit - b.reserved_concurrency.unwrap_or(0);
+    let body = serde_json::json!({
+        "AccountLimit": {"TotalCodeSize": 80530636800u64, "CodeSizeUnzipped": 262144000, "CodeSizeZipped": 52428800,
+                         "ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": unreserved},
+        "AccountUsage": {"TotalCodeSize": 1000, "FunctionCount": 1}
+    });
+    base(StatusCode::OK, "account", serde_json::to_vec(&body).unwrap())
 }
 
 #[derive(Deserialize)]

@@ -372,8 +372,7 @@ impl Job {
         if !out.flush(&tx).await {
             return None;
         }
-        let (translator, timeout, cache) =
-            (state.translator.clone(), state.config.lambda_batch_timeout, self.cache);
+        let (translator, timeout, cache) = (state.translator.clone(), state.config.lambda_batch_timeout, self.cache);
         let fan_out = state.config.lambda_fan_out.max(1);
         let mut to_start = self.chunks.into_iter();
         let mut in_flight = fanout::InFlight::new();

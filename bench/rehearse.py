@@ -292,16 +292,21 @@ def scale_events(fleet, lb, rate, batch_rows, duration):
     return report, batch
 
 
-def hpa_play(fleet, lb, scale, plot_path):
-    """The HPA algorithm on measured CPU, windows divided by `scale`."""
+def hpa_play(fleet, lb, scale, plot_path, slots_signal=False, stages="10s:20,30s:400,30s:400,10s:20,40s:20"):
+    """The HPA algorithm on measured CPU, windows divided by `scale`; with
+    `slots_signal` also on the share of invocation slots in use
+    (deploy/hpa-slots.yml: target 0.5), the larger proposal winning."""
     sync = 15 / scale
     down_window = 300 / scale
     target, request_cores, tolerance = 0.75, 0.25, 0.1
+    slots_target = 0.5
     lo, hi = 2, 6
     while len(fleet.replicas) < lo:
         fleet.add()
-    stages = "10s:20,30s:400,30s:400,10s:20,40s:20"
-    load = loadtest(lb.port, ["--stages", stages], [])
+    fleet.t0 = time.time()
+    series_path = os.path.join(tempfile.mkdtemp(prefix="tf-hpa-"), "series.jsonl")
+    load = loadtest(lb.port, ["--stages", stages, "--out", series_path], [])
+    slot_s = {s: r.metric("lambda_invocation_slot_seconds_total ") for s, r in fleet.replicas.items()}
     series, recommendations = [], []
     cpu = {s: r.cpu() for s, r in fleet.replicas.items()}
     last_scale = time.time()
@@ -320,7 +325,7 @@ def hpa_play(fleet, lb, scale, plot_path):
     while load.poll() is None:
         time.sleep(sync)
         now = time.time()
-        utils = []
+        utils, slot_utils = [], []
         for s, r in list(fleet.replicas.items()):
             try:
                 c = r.cpu()
@@ -328,9 +333,17 @@ def hpa_play(fleet, lb, scale, plot_path):
                 continue
             utils.append((c - cpu.get(s, c)) / (sync * request_cores))
             cpu[s] = c
+            held = r.metric("lambda_invocation_slot_seconds_total ")
+            limit = r.metric("lambda_invocations_limit ") or 1.0
+            slot_utils.append((held - slot_s.get(s, held)) / (sync * limit))
+            slot_s[s] = held
         current = len(fleet.replicas)
         usage = sum(utils) / len(utils) if utils else 0.0
-        ratio = usage / target
+        slot_usage = sum(slot_utils) / len(slot_utils) if slot_utils else 0.0
+        proposals = [(usage / target, "cpu")]
+        if slots_signal:
+            proposals.append((slot_usage / slots_target, "slots"))
+        ratio, why = max(proposals)
         desired = current if abs(ratio - 1) <= tolerance else math.ceil(current * ratio)
         desired = max(lo, min(hi, desired))
         recommendations.append((now, desired))
@@ -343,16 +356,24 @@ def hpa_play(fleet, lb, scale, plot_path):
             for _ in range(desired - current):
                 slot = fleet.add()
                 cpu[slot] = fleet.replicas[slot].cpu()
-            fleet.event(f"hpa: {current} -> {desired} (cpu {usage:.0%} of request)")
+            fleet.event(f"hpa: {current} -> {desired} on {why} (cpu {usage:.0%} of request, slots {slot_usage:.0%})")
         elif desired < current and now - last_scale >= 60 / scale:
             step = max(1, min(current - desired, math.ceil(current * 0.5)))
             for slot in sorted(fleet.replicas)[:step]:
                 fleet.remove(slot, wait=False)
-            fleet.event(f"hpa: {current} -> {current - step} (cpu {usage:.0%} of request)")
+            fleet.event(f"hpa: {current} -> {current - step} (cpu {usage:.0%} of request, slots {slot_usage:.0%})")
             last_scale = now
-        series.append((now - start, len(fleet.replicas), usage))
+        series.append((now - start, len(fleet.replicas), usage, slot_usage))
     out, _ = load.communicate(timeout=60)
     report = json.loads(out)
+    seconds = [json.loads(line) for line in open(series_path) if line.startswith("{")]
+    overloaded = [(x["t"], sum(n for k, n in x.get("errors_by_kind", {}).items() if k.startswith("503")))
+                  for x in seconds if "t" in x]
+    first_503 = next((t for t, n in overloaded if n > 0), None)
+    first_up = next((e["t_s"] for e in fleet.events if e["event"].startswith("hpa: ") and "->" in e["event"]
+                     and int(e["event"].split()[1]) < int(e["event"].split()[3])), None)
+    report["first_503_s"], report["first_scale_up_s"] = first_503, first_up
+    report["overloaded_503"] = sum(n for _, n in overloaded)
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -360,15 +381,21 @@ def hpa_play(fleet, lb, scale, plot_path):
     except ImportError:
         print("rehearsal: matplotlib is not installed (pip install matplotlib); no picture", file=sys.stderr)
         return report, series
-    fig, ax = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    fig, ax = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
     ax[0].step([s[0] for s in series], [s[1] for s in series], where="post")
     ax[0].set_ylabel("replicas")
-    ax[1].plot([p[0] for p in progress], [p[1] for p in progress])
-    ax[1].set_ylabel("requests/s")
-    ax[2].plot([p[0] for p in progress], [p[2] for p in progress])
-    ax[2].set_ylabel("p99 so far (ms)")
-    ax[2].set_xlabel(f"seconds (HPA windows / {scale:g})")
-    fig.suptitle("HPA rehearsal: load ramp through HAProxy, replicas from measured CPU")
+    ax[1].plot([x["t"] for x in seconds if "t" in x], [x.get("completed", 0) for x in seconds if "t" in x])
+    ax[1].set_ylabel("answered / s")
+    ax[2].plot([s[0] for s in series], [s[2] for s in series], label="CPU / request (target 75%)")
+    ax[2].plot([s[0] for s in series], [s[3] for s in series], label="slots in use (target 50%)")
+    ax[2].set_ylabel("share")
+    ax[2].legend(loc="upper right", fontsize=8)
+    ax[3].bar([t for t, _ in overloaded], [n for _, n in overloaded], width=0.8, color="tab:red")
+    ax[3].set_ylim(bottom=0, top=max([n for _, n in overloaded] + [1]) * 1.1)
+    ax[3].set_ylabel("503 overloaded / s")
+    ax[3].set_xlabel(f"seconds (HPA windows / {scale:g})")
+    signal = "CPU and invocation slots" if slots_signal else "CPU only"
+    fig.suptitle(f"HPA rehearsal through HAProxy, scaling on {signal}")
     fig.tight_layout()
     fig.savefig(plot_path, dpi=90)
     return report, series
@@ -382,6 +409,12 @@ def main():
     ap.add_argument("--hpa", action="store_true", help="also play the HPA on a load ramp and draw it")
     ap.add_argument("--time-scale", type=float, default=10,
                     help="HPA windows and, with --nlb, the NLB's timing and the drain budget divided by this")
+    ap.add_argument("--slots-signal", action="store_true",
+                    help="with --hpa: also scale on the share of invocation slots in use (deploy/hpa-slots.yml)")
+    ap.add_argument("--function-ms", type=int, default=20, help="the emulated function's latency")
+    ap.add_argument("--slots", type=int, default=0, help="MAX_INFLIGHT_INVOCATIONS per replica (0: the default)")
+    ap.add_argument("--stages", default="10s:20,30s:400,30s:400,10s:20,40s:20", help="with --hpa: the load ramp")
+    ap.add_argument("--only-hpa", action="store_true", help="skip the scale events; play only the HPA")
     ap.add_argument("--nlb", action="store_true",
                     help="the balancer keeps sending to a removed replica for 120 s (scaled), as an NLB does")
     ap.add_argument("--old-budget", action="store_true",
@@ -394,7 +427,7 @@ def main():
         raise SystemExit("rehearsal: haproxy is not installed (apt-get install haproxy)")
     work = tempfile.mkdtemp(prefix="tf-rehearse-")
     emu_port = free_port()
-    emu = subprocess.Popen([EMU, "--port", str(emu_port), "--latency-ms", "20"],
+    emu = subprocess.Popen([EMU, "--port", str(emu_port), "--latency-ms", str(args.function_ms)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     nlb, grace_ms = None, GRACE_S * 1000
     if args.nlb:
@@ -409,12 +442,19 @@ def main():
         "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{emu_port}", "SHUTDOWN_GRACE": f"{grace_ms}ms",
         "LAMBDA_FAN_OUT": "1", "LAMBDA_WARM_ON_VISIT": "0", "MAX_BATCH_INPUTS": "100000",
     }
+    if args.slots:
+        env["MAX_INFLIGHT_INVOCATIONS"] = str(args.slots)
     ports = [free_port() for _ in range(SLOTS)]
     lb = Balancer(ports, work)
     fleet = Fleet(env, lb, ports, nlb)
     summary = {}
     try:
-        report, batch = scale_events(fleet, lb, args.rate, args.batch_rows, args.duration)
+        if args.only_hpa:
+            report = {"scheduled": 0, "completed": 0, "errors": 0, "errors_by_kind": {}, "not_sent": 0,
+                      "latency": {"p50_ms": None, "p99_ms": None}}
+            batch = {}
+        else:
+            report, batch = scale_events(fleet, lb, args.rate, args.batch_rows, args.duration)
         summary = {
             "requests": report["scheduled"], "completed": report["completed"], "errors": report["errors"],
             "errors_by_kind": report["errors_by_kind"], "not_sent": report["not_sent"],
@@ -426,11 +466,17 @@ def main():
                               "shutdown_grace_s": grace_ms / 1000, "time_scale": args.time_scale}
         if args.hpa:
             fleet.events = []
-            hpa_report, series = hpa_play(fleet, lb, args.time_scale, os.path.join(ROOT, "docs/rehearsal-hpa.png"))
+            picture = "docs/rehearsal-hpa-slots.png" if args.slots_signal else "docs/rehearsal-hpa.png"
+            if args.function_ms != 20 and not args.slots_signal:
+                picture = "docs/rehearsal-hpa-cpu-only.png"
+            hpa_report, series = hpa_play(fleet, lb, args.time_scale, os.path.join(ROOT, picture),
+                                          args.slots_signal, args.stages)
             summary["hpa"] = {
                 "requests": hpa_report["scheduled"], "errors": hpa_report["errors"],
+                "errors_by_kind": hpa_report["errors_by_kind"],
                 "p99_ms": hpa_report["latency"]["p99_ms"], "max_replicas": max(s[1] for s in series),
-                "events": fleet.events,
+                "first_scale_up_s": hpa_report["first_scale_up_s"], "first_503_s": hpa_report["first_503_s"],
+                "overloaded_503": hpa_report["overloaded_503"], "events": fleet.events,
             }
     finally:
         fleet.stop_all()

@@ -238,3 +238,50 @@ fn the_dockerfile_runs_as_nonroot_in_exec_form_with_a_working_healthcheck() {
     assert!(DOCKERFILE.contains("CMD [\"/translation-front\", \"healthcheck\"]"));
     assert!(DOCKERFILE.contains("cargo build --release --locked"));
 }
+
+#[test]
+fn the_service_comes_first_and_the_network_policies_let_credentials_and_the_balancer_through() {
+    let docs = docs();
+    let at = |kind: &str, name: &str| {
+        docs.iter()
+            .position(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+            .unwrap()
+    };
+    // The controller injects readiness gates only into pods made after the
+    // Service's TargetGroupBinding.
+    assert!(at("Service", "translation-service") < at("Deployment", "translation-deployment"));
+    let egress_to = |policy: &Yaml, cidr: &str, port: i64| {
+        policy["spec"]["egress"].as_vec().unwrap().iter().any(|rule| {
+            rule["to"].as_vec().is_some_and(|to| to.iter().any(|t| t["ipBlock"]["cidr"].as_str() == Some(cidr)))
+                && rule["ports"].as_vec().unwrap().iter().any(|p| p["port"].as_i64() == Some(port))
+        })
+    };
+    // The EKS Pod Identity agent, which docs/eks.md offers instead of IRSA.
+    assert!(egress_to(object(&docs, "NetworkPolicy", "translation-network"), "169.254.170.23/32", 80));
+    // The load test may aim at the balancer's address.
+    let job = YamlLoader::load_from_str(include_str!("../../deploy/loadtest-job.yml")).unwrap();
+    let policy = object(&job, "NetworkPolicy", "translation-loadtest-network");
+    assert!(egress_to(policy, "0.0.0.0/0", 80) && egress_to(policy, "0.0.0.0/0", 443));
+}
+
+#[test]
+fn the_slots_hpa_is_the_cpu_hpa_plus_the_metric_the_adapter_serves() {
+    let docs = docs();
+    let cpu = docs.iter().find(|d| d["kind"].as_str() == Some("HorizontalPodAutoscaler")).unwrap();
+    let slots = YamlLoader::load_from_str(include_str!("../../deploy/hpa-slots.yml")).unwrap();
+    let slots = &slots[0];
+    for field in ["scaleTargetRef", "minReplicas", "maxReplicas", "behavior"] {
+        assert_eq!(slots["spec"][field], cpu["spec"][field], "{field}");
+    }
+    assert_eq!(slots["metadata"]["name"], cpu["metadata"]["name"], "replaces the CPU-only HPA");
+    assert_eq!(slots["spec"]["metrics"][0], cpu["spec"]["metrics"][0], "CPU as before");
+    let metric = slots["spec"]["metrics"][1]["pods"]["metric"]["name"].as_str().unwrap();
+    let adapter = include_str!("../../deploy/monitoring/prometheus-adapter-values.yaml");
+    assert!(adapter.contains(&format!("as: \"{metric}\"")), "the adapter serves {metric}");
+    // The series it reads are the ones the server exports.
+    let s = translation_front::telemetry::Metrics::new();
+    let exported = s.render();
+    for series in ["lambda_invocation_slot_seconds_total", "lambda_invocations_limit"] {
+        assert!(adapter.contains(series) && exported.contains(series), "{series}");
+    }
+}

@@ -382,6 +382,66 @@ def victim_beside_attackers(emu, attackers, seconds=15):
     return p50, p99
 
 
+def get_from(port, path, source, timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+def drawings_beside_attackers(emu, attackers=2, seconds=15):
+    """A victim asking for a small molecule's drawing every 100 ms, beside
+    clients asking back to back for the largest drawings allowed (distinct
+    250-atom chains, 1200 x 1200)."""
+    s = Server(emu)
+    before = s.rss()
+    stop = threading.Event()
+    counts = {"ok": 0, "other": 0}
+    lock = threading.Lock()
+
+    def attack(j):
+        i = j * 100_000
+        while not stop.is_set():
+            i += 1
+            k, iso = 1 + i % 247, 1 + (i // 247) % 250
+            chain = "C" * k + f"[{iso}CH2]" + "C" * (250 - k - 1)
+            try:
+                status = get_from(s.port, f"/api/v1/depict?smiles={chain}&width=1200&height=1200", f"127.0.4.{j + 1}")
+            except Exception:
+                status = None
+            with lock:
+                counts["ok" if status == 200 else "other"] += 1
+
+    threads = [threading.Thread(target=attack, args=(j,), daemon=True) for j in range(attackers)]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    latencies, failures, n, t0 = [], 0, 0, time.time()
+    while time.time() - t0 < seconds:
+        n += 1
+        start = time.time()
+        try:
+            status = get_from(s.port, f"/api/v1/depict?smiles=[{n}CH3]CC(=O)O", "127.0.0.2")
+        except Exception:
+            status = None
+        latencies.append((time.time() - start) * 1000)
+        failures += status != 200
+        time.sleep(max(0.0, 0.1 - (time.time() - start)))
+    stop.set()
+    for t in threads:
+        t.join(timeout=70)
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    row(f"{attackers} clients drawing the largest molecules allowed back to back (250-atom chains, 1200 px)",
+        before, s.rss(), f"attackers answered {counts['ok']}, refused {counts['other']}", "", failures == 0,
+        f"a victim's drawing every 100 ms: p50 {p50:.0f} ms, p99 {p99:.0f} ms, {failures} failed of {len(latencies)}")
+    s.stop()
+
+
 def concurrent_heavy(emu, n=64):
     """`n` heaviest allowed requests at once, three times over: peak RSS."""
     s = Server(emu)
@@ -441,6 +501,7 @@ def main():
         for attackers in (0, 2, 8, 16):
             victim_beside_attackers(emu_port, attackers)
         concurrent_heavy(emu_port)
+        drawings_beside_attackers(emu_port)
     finally:
         emu.kill()
     table = ["| attack | RSS before (MB) | RSS after (MB) | what is held | closed / bounded | others served | setting |",

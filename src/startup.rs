@@ -105,9 +105,18 @@ impl Application {
         // The metrics listener gets the same bounds (its own connection gauge
         // would count scrapes; it is off the balancer).
         let unused = prometheus::IntGauge::new("metrics_connections_open", "not registered").expect("valid name");
-        let serve_http =
-            http::server::serve(listener, app, limits, stop_rx.clone(), state.metrics.connections_open.clone());
-        let serve_metrics = http::server::serve(metrics_listener, metrics_app, limits, stop_rx, unused);
+        // The metrics listener stays up until the main one has drained, so a
+        // draining pod is still scraped (and `up` does not fire at every
+        // scale-down); then it stops at once.
+        let (metrics_stop_tx, metrics_stop_rx) = watch::channel(false);
+        let serve_http = async {
+            let served =
+                http::server::serve(listener, app, limits, stop_rx, state.metrics.connections_open.clone()).await;
+            let _ = metrics_stop_tx.send(true);
+            served
+        };
+        let metrics_limits = http::server::Limits { drain_limit: std::time::Duration::from_secs(1), ..limits };
+        let serve_metrics = http::server::serve(metrics_listener, metrics_app, metrics_limits, metrics_stop_rx, unused);
         let (a, b) = tokio::join!(serve_http, serve_metrics);
         tracing::info!("stopped");
         a.and(b)

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::AppState;
 use super::error::ErrorDetail;
-use crate::telemetry::Metrics;
 use crate::telemetry::log_buffer::ACCESS_TARGET;
+use crate::telemetry::{Metrics, status_class};
 
 /// The Lambda request id of a response, for the request log line.
 #[derive(Debug, Clone)]
@@ -74,10 +74,22 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         tokio::spawn(async move {
             let ended = end.ended().await;
             let latency_ms = started.elapsed().as_secs_f64() * 1e3;
-            state.metrics.http_requests.with_label_values(&[&route, method, status.as_str()]).inc();
-            state.metrics.http_duration.with_label_values(&[&route]).observe(latency_ms / 1e3);
+            let m = &state.metrics;
+            m.http_requests.with_label_values(&[&route, method, status.as_str(), "none"]).inc();
+            m.http_duration.with_label_values(&[&route, status_class(status.as_u16())]).observe(latency_ms / 1e3);
+            let how = match ended {
+                Ok(Some(e)) if e.interrupted => "interrupted",
+                Ok(Some(_)) => "completed",
+                Ok(None) => "client_left",
+                Err(()) => "failed",
+            };
+            m.batches.with_label_values(&[how]).inc();
+            if let Ok(Some(e)) = ended {
+                m.batch_rows.with_label_values(&["translated"]).inc_by((e.rows - e.failed) as u64);
+                m.batch_rows.with_label_values(&["failed"]).inc_by(e.failed as u64);
+            }
             match ended {
-                Ok(Some((rows, failed))) => tracing::info!(
+                Ok(Some(super::batch::Ended { rows, failed, .. })) => tracing::info!(
                     target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, rows, rows_failed = failed,
                     "batch streamed"
                 ),
@@ -95,8 +107,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     }
     let elapsed = started.elapsed();
     let m = &state.metrics;
-    m.http_requests.with_label_values(&[route, method_label(&method), status.as_str()]).inc();
-    m.http_duration.with_label_values(&[route]).observe(elapsed.as_secs_f64());
+    // The error code is one of the fixed set (`ApiError`'s constructors).
+    let code = response.extensions().get::<ErrorDetail>().map_or("none", |e| e.code);
+    m.http_requests.with_label_values(&[route, method_label(&method), status.as_str(), code]).inc();
+    m.http_duration.with_label_values(&[route, status_class(status.as_u16())]).observe(elapsed.as_secs_f64());
 
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    pub batches: IntCounterVec,
+    pub batch_rows: IntCounterVec,
     pub invocations: IntCounterVec,
     pub invocation_duration: HistogramVec,
     pub invocations_in_flight: IntGauge,
@@ -101,21 +103,52 @@ pub struct Metrics {
 
 type Refresher = Box<dyn Fn() + Send + Sync>;
 
+/// Past the function's timeout (55 s), up to a long batch's quarter hour.
 const LATENCY_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0];
+
+/// The `status_class` label of a status code: `2xx` … `5xx`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route template and status"),
-            &["route", "method", "status"],
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template, status and error code (`none` when the request succeeded)",
+            ),
+            &["route", "method", "status", "code"],
         )
         .unwrap();
         let http_duration = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request duration by route template")
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route"],
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request duration by route template and status class (2xx, 4xx, 5xx)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "status_class"],
+        )
+        .unwrap();
+        let batches = IntCounterVec::new(
+            Opts::new(
+                "batches_total",
+                "Batches by how they ended: completed, interrupted (shutdown), client_left, failed (a fault)",
+            ),
+            &["ended"],
+        )
+        .unwrap();
+        let batch_rows = IntCounterVec::new(
+            Opts::new("batch_rows_total", "Batch rows written, by outcome: translated or failed"),
+            &["outcome"],
         )
         .unwrap();
         let invocations = IntCounterVec::new(
@@ -246,6 +279,8 @@ impl Metrics {
             Box::new(connections_open.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
+            Box::new(batches.clone()),
+            Box::new(batch_rows.clone()),
             Box::new(invocations.clone()),
             Box::new(invocation_duration.clone()),
             Box::new(invocations_in_flight.clone()),
@@ -278,6 +313,8 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            batches,
+            batch_rows,
             invocations,
             invocation_duration,
             invocations_in_flight,

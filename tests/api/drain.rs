@@ -182,3 +182,39 @@ async fn the_server_runs_the_preflight_at_start_and_shows_only_its_outcome() {
     s.wait_for_log(|l| l.contains("preflight failed") && l.contains("may not invoke")).await;
     assert_eq!(server().spawn().get("/api/v1/config").await.json["preflight"], Value::Null, "demo: none");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_pod_is_still_scraped_and_its_batches_are_counted() {
+    let emu = Emulator::start(Behavior::default()).await;
+    let mut s = server().lambda(&emu).env("SHUTDOWN_GRACE", "300ms").spawn();
+    let done = s.batch_text("", json!({"inputs": ["CCO", "CCN", "C1CC1"], "n_best": 1})).await;
+    assert!(done.contains("\"summary\""), "{done}");
+    let ended = async {
+        while s.metric("batches_total{ended=\"completed\"}").await < 1.0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(GUARD, ended).await.expect("the batch is counted when its stream ends");
+    assert_eq!(s.metric("batch_rows_total{outcome=\"translated\"}").await, 3.0);
+
+    // A request still in flight when the main listener closes.
+    emu.hold();
+    let pending = tokio::spawn(s.client.post(s.url("/api/v1/translate")).json(&json!({"text": "CCCO"})).send());
+    while emu.in_flight() < 1 {
+        tokio::task::yield_now().await;
+    }
+    s.signal("TERM");
+    let addr = s.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+    let closed = async {
+        while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(GUARD, closed).await.expect("the main listener closes after SHUTDOWN_GRACE");
+    // The metrics port still answers, and shows the call in flight.
+    assert_eq!(s.metric("lambda_invocations_in_flight").await, 1.0);
+    emu.release();
+    assert_eq!(pending.await.unwrap().unwrap().status(), 200, "the request in flight finished");
+    let code = tokio::task::spawn_blocking(move || s.wait(GUARD)).await.unwrap();
+    assert_eq!(code, Some(0));
+}

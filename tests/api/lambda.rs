@@ -235,8 +235,15 @@ async fn metrics_count_requests_invocations_and_the_process() {
     }
     assert_eq!(s.translate(json!({"text": ""})).await.status, 400);
     let text = s.metrics().await;
-    assert!(text.contains(r#"http_requests_total{method="POST",route="/api/v1/translate",status="200"} 3"#), "{text}");
-    assert!(text.contains(r#"http_requests_total{method="POST",route="/api/v1/translate",status="400"} 1"#));
+    let ok = r#"http_requests_total{code="none",method="POST",route="/api/v1/translate",status="200"} 3"#;
+    assert!(text.contains(ok), "{text}");
+    // The error code, from the fixed set, says which 4xx or 5xx it was.
+    let bad = r#"http_requests_total{code="invalid_input",method="POST",route="/api/v1/translate",status="400"} 1"#;
+    assert!(text.contains(bad), "{text}");
+    // Latency of successes apart from failures.
+    let fast = r#"http_request_duration_seconds_count{route="/api/v1/translate",status_class="2xx"} 3"#;
+    assert!(text.contains(fast), "{text}");
+    assert!(text.contains(r#"http_request_duration_seconds_count{route="/api/v1/translate",status_class="4xx"} 1"#));
     assert!(text.contains(r#"lambda_invocations_total{outcome="ok"} 3"#));
     assert!(text.contains(r#"lambda_invocation_duration_seconds_count{outcome="ok"} 3"#));
     assert!(text.contains("lambda_invocations_in_flight 0"));

@@ -35,13 +35,21 @@ use crate::inference::{CacheUse, InferenceError, Params};
 /// connection open while a slow chunk runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
-/// How a streamed batch ended, for the request logger: `(rows, rows failed)`,
-/// or `None` when its reader went away first. A sender dropped without a word
+/// How a streamed batch ended, for the request logger: its rows, or `None`
+/// when its reader went away first. A sender dropped without a word
 /// means the job panicked.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    pub rows: usize,
+    pub failed: usize,
+    /// Stopped by shutdown (the client was told where to resume).
+    pub interrupted: bool,
+}
+
 #[derive(Clone)]
 pub struct StreamEnd(Arc<std::sync::Mutex<Option<EndReceiver>>>);
 
-type EndReceiver = tokio::sync::oneshot::Receiver<Option<(usize, usize)>>;
+type EndReceiver = tokio::sync::oneshot::Receiver<Option<Ended>>;
 
 impl StreamEnd {
     fn new(rx: EndReceiver) -> Self {
@@ -49,7 +57,7 @@ impl StreamEnd {
     }
 
     /// Waits for the end (once; later calls see `Err`).
-    pub async fn ended(&self) -> Result<Option<(usize, usize)>, ()> {
+    pub async fn ended(&self) -> Result<Option<Ended>, ()> {
         let rx = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         match rx {
             Some(rx) => rx.await.map_err(|_| ()),
@@ -97,6 +105,8 @@ pub struct Summary {
     pub targets_invalid: usize,
     /// Top-1 to top-n_best, when any row was evaluated.
     pub top_k_accuracy: Option<Vec<f64>>,
+    /// Stopped by shutdown before every row was done.
+    pub interrupted: bool,
 }
 
 /// `POST /batch`: the batch page's form without JavaScript. The same job,
@@ -183,7 +193,11 @@ pub async fn post_batch(
         match job.await {
             Ok(summary) => {
                 drop(last_word);
-                let _ = ended_tx.send(summary.map(|s| (s.total, s.failed)));
+                let _ = ended_tx.send(summary.map(|s| Ended {
+                    rows: s.total,
+                    failed: s.failed,
+                    interrupted: s.interrupted,
+                }));
             }
             Err(_) => {
                 let _ = last_word.send(output::fault_line(format, with_targets, request_id.as_deref())).await;
@@ -399,7 +413,7 @@ impl Job {
                     out.interrupted(total);
                     out.flush(&tx).await;
                     return Some(Summary { total: out.done, failed: out.failed.len(), evaluated: out.evaluated,
-                        targets_invalid: out.targets_invalid, top_k_accuracy: None });
+                        targets_invalid: out.targets_invalid, top_k_accuracy: None, interrupted: true });
                 }
                 _ = tx.closed() => {
                     tracing::info!(done = out.done, total, "batch client went away; stopping");

@@ -304,6 +304,7 @@ impl Output {
             evaluated: self.evaluated,
             targets_invalid: self.targets_invalid,
             top_k_accuracy: accuracy.clone(),
+            interrupted: false,
         };
         if self.format == Format::Ndjson {
             self.line(&serde_json::json!({

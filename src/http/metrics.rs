@@ -48,6 +48,32 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// The id a request arrived with: the trace id of a valid W3C `traceparent`
+/// (from a client or a balancer), else an `X-Request-Id` of at most 64
+/// characters from `[A-Za-z0-9._:-]`; anything else is ignored (a new id is
+/// made), so no client can put arbitrary text in our logs.
+pub fn incoming_request_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let parts: Vec<&str> = tp.trim().split('-').collect();
+        if let [version, trace, parent, flags, ..] = parts[..]
+            && hex(version, 2)
+            && version != "ff"
+            && (version != "00" || parts.len() == 4)
+            && hex(trace, 32)
+            && trace.bytes().any(|b| b != b'0')
+            && hex(parent, 16)
+            && parent.bytes().any(|b| b != b'0')
+            && hex(flags, 2)
+        {
+            return Some(trace.to_string());
+        }
+    }
+    let id = headers.get("x-request-id").and_then(|v| v.to_str().ok())?.trim();
+    let safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+    (!id.is_empty() && id.len() <= 64 && id.bytes().all(safe)).then(|| id.to_string())
+}
+
 /// One log line and one observation per request, labelled by route template.
 /// Installed with `route_layer`, so unmatched paths create no new series.
 pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -56,7 +82,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("", MatchedPath::as_str);
     let method = req.method().clone();
-    let request_id = format!("{:016x}", fastrand::u64(..));
+    let request_id = incoming_request_id(req.headers()).unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
     let client = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map_or(0, |c| {
         let ip = super::ratelimit::client(c.0.ip(), req.headers(), &state.config.trusted_proxies.0);
         std::hash::BuildHasher::hash_one(&std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(), ip)
@@ -133,6 +159,40 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
 mod tests {
     use super::method_label;
     use axum::http::Method;
+
+    #[test]
+    fn a_request_id_comes_from_a_valid_traceparent_or_a_plain_x_request_id_and_nothing_else() {
+        use super::incoming_request_id as id;
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, axum::http::HeaderValue::from_str(v).unwrap());
+            }
+            h
+        };
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let tp = format!("00-{trace}-00f067aa0ba902b7-01");
+        assert_eq!(id(&headers(&[("traceparent", &tp)])).as_deref(), Some(trace));
+        // A traceparent wins over X-Request-Id; a later version may add fields.
+        let both = headers(&[("traceparent", &tp), ("x-request-id", "abc")]);
+        assert_eq!(id(&both).as_deref(), Some(trace));
+        let v1 = format!("01-{trace}-00f067aa0ba902b7-01-more");
+        assert_eq!(id(&headers(&[("traceparent", &v1)])).as_deref(), Some(trace));
+        for bad in [
+            format!("ff-{trace}-00f067aa0ba902b7-01"),
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01".to_string(),
+            format!("00-{trace}-0000000000000000-01"),
+            format!("00-{}-00f067aa0ba902b7-01", trace.to_uppercase()),
+            format!("00-{trace}-00f067aa0ba902b7-01-extra"),
+            "garbage".to_string(),
+        ] {
+            assert_eq!(id(&headers(&[("traceparent", &bad)])), None, "{bad}");
+        }
+        assert_eq!(id(&headers(&[("x-request-id", "req-42.a_b:c")])).as_deref(), Some("req-42.a_b:c"));
+        for bad in ["a b", "x".repeat(65).as_str(), "<script>", "", "a\"b"] {
+            assert_eq!(id(&headers(&[("x-request-id", bad)])), None, "{bad}");
+        }
+    }
 
     #[test]
     fn methods_outside_the_standard_set_are_one_label() {

@@ -357,6 +357,7 @@ pub async fn predict(
         deadline: started + state.config.lambda_timeout,
         admission: Admission::FailFast,
         cache: if input.cache == Some(false) { CacheUse::Bypass } else { CacheUse::Use },
+        request_ids: super::error::REQUEST_ID.try_with(Clone::clone).into_iter().collect(),
     };
     let invocation = state.translator.invoke(request).await?;
     let cached = invocation.was_cached(0);

@@ -84,6 +84,7 @@ pub async fn invoke_chunk(
     params: Params,
     timeout: Duration,
     cache: CacheUse,
+    request_ids: Vec<String>,
 ) -> ChunkResult {
     let inputs: Vec<String> = rows[range.clone()]
         .iter()
@@ -96,7 +97,7 @@ pub async fn invoke_chunk(
         return (range, Ok((Vec::new(), 0)));
     }
     let deadline = Instant::now() + timeout;
-    let request = Request { inputs, params, deadline, admission: Admission::Wait, cache };
+    let request = Request { inputs, params, deadline, admission: Admission::Wait, cache, request_ids };
     let result = translator.invoke(request).await.map(|inv| {
         let hits = inv.cached.iter().filter(|&&c| c).count();
         (inv.results, hits)

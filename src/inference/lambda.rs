@@ -332,7 +332,12 @@ impl Inner {
 
     /// One call with retries, all within `deadline`. Returns the payload and the
     /// request id of the successful attempt.
-    async fn call(&self, payload: Vec<u8>, deadline: Instant) -> Result<(Vec<u8>, Option<String>), InferenceError> {
+    async fn call(
+        &self,
+        payload: Vec<u8>,
+        context: Option<String>,
+        deadline: Instant,
+    ) -> Result<(Vec<u8>, Option<String>), InferenceError> {
         let client = tokio::time::timeout_at(deadline, self.client()).await.map_err(|_| InferenceError::Timeout)?;
         let mut attempt = 1;
         self.retry_budget.earn();
@@ -342,13 +347,31 @@ impl Inner {
                 .function_name(&self.settings.function)
                 .set_qualifier(self.settings.qualifier.clone())
                 .invocation_type(InvocationType::RequestResponse)
+                .set_client_context(context.clone())
                 .payload(Blob::new(payload.clone()))
                 .send();
-            let result = tokio::time::timeout_at(deadline, send).await.map_err(|_| InferenceError::Timeout)?;
+            let attempt_started = Instant::now();
+            let observe = |outcome: &str| {
+                let took = attempt_started.elapsed().as_secs_f64();
+                self.metrics.attempt_duration.with_label_values(&[outcome]).observe(took);
+            };
+            let Ok(result) = tokio::time::timeout_at(deadline, send).await else {
+                observe("timeout");
+                return Err(InferenceError::Timeout);
+            };
             let error = match result {
-                Ok(output) => return read_output(output),
+                Ok(output) => {
+                    observe("ok");
+                    return read_output(output);
+                }
                 Err(e) => classify(e),
             };
+            observe(match &error {
+                Failure::Throttled { .. } => "throttled",
+                Failure::ServerError(_) => "server_error",
+                Failure::Timeout => "timeout",
+                Failure::Other(_) => "error",
+            });
             if let Failure::Throttled { reason, .. } = &error {
                 let label = throttle_label(reason.as_deref());
                 self.metrics.throttles.with_label_values(&[label]).inc();
@@ -472,6 +495,33 @@ fn arn_region(function: &str) -> Option<&str> {
     parts.next().filter(|r| !r.is_empty())
 }
 
+/// Lambda's limit on the client context, base64 included.
+const MAX_CLIENT_CONTEXT: usize = 3583;
+
+/// The invocation's client context: `{"custom": {"request_ids": [...]}}`,
+/// base64, the ids of the HTTP requests it serves (the function sees them in
+/// `context.client_context.custom`), as many as fit Lambda's limit, and how
+/// many more there were. `None` when there are none.
+fn client_context(request_ids: &[String]) -> Option<String> {
+    use base64::Engine;
+    if request_ids.is_empty() {
+        return None;
+    }
+    let mut n = request_ids.len();
+    loop {
+        let mut custom = serde_json::json!({"request_ids": &request_ids[..n]});
+        if n < request_ids.len() {
+            custom["more_request_ids"] = (request_ids.len() - n).into();
+        }
+        let json = serde_json::json!({"custom": custom}).to_string();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+        if encoded.len() <= MAX_CLIENT_CONTEXT || n == 0 {
+            return Some(encoded);
+        }
+        n /= 2;
+    }
+}
+
 fn protocol_error(e: ProtocolError) -> InferenceError {
     match e {
         ProtocolError::Status { status, message } => {
@@ -486,7 +536,8 @@ impl Translator for LambdaBackend {
         Box::pin(async move {
             let p = request.params;
             let event = protocol::encode_event(&request.inputs, p.beam, p.n_best, p.attention);
-            let (payload, request_id) = self.inner.call(event, request.deadline).await?;
+            let context = client_context(&request.request_ids);
+            let (payload, request_id) = self.inner.call(event, context, request.deadline).await?;
             let results = protocol::decode_result(&payload, request.inputs.len(), p.n_best, p.attention)
                 .map_err(protocol_error)?;
             Ok(Invocation { results, request_id, cached: Vec::new() })
@@ -495,7 +546,7 @@ impl Translator for LambdaBackend {
 
     fn warmup(&self, deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {
         Box::pin(async move {
-            let (payload, _) = self.inner.call(protocol::encode_warmup(), deadline).await?;
+            let (payload, _) = self.inner.call(protocol::encode_warmup(), None, deadline).await?;
             protocol::decode_warmup(&payload).map_err(protocol_error)
         })
     }
@@ -519,6 +570,24 @@ fn short_error<E: ProvideErrorMetadata + std::error::Error + 'static>(e: &SdkErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_context_names_the_requests_and_fits_lambdas_limit() {
+        use base64::Engine;
+        let decode = |c: String| -> serde_json::Value {
+            serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(c).unwrap()).unwrap()
+        };
+        assert_eq!(client_context(&[]), None);
+        let one = decode(client_context(&["4bf92f3577b34da6a3ce929d0e0e4736".into()]).unwrap());
+        assert_eq!(one, serde_json::json!({"custom": {"request_ids": ["4bf92f3577b34da6a3ce929d0e0e4736"]}}));
+        let many: Vec<String> = (0..500).map(|i| format!("{i:032x}")).collect();
+        let encoded = client_context(&many).unwrap();
+        assert!(encoded.len() <= MAX_CLIENT_CONTEXT, "{}", encoded.len());
+        let v = decode(encoded);
+        let sent = v["custom"]["request_ids"].as_array().unwrap().len();
+        assert!(sent > 10, "{sent}");
+        assert_eq!(sent as u64 + v["custom"]["more_request_ids"].as_u64().unwrap(), 500);
+    }
 
     #[test]
     fn arn_region_is_read_from_function_arns_only() {

@@ -60,6 +60,10 @@ pub struct Request {
     pub deadline: Instant,
     pub admission: Admission,
     pub cache: CacheUse,
+    /// The ids of the HTTP requests this serves (from their `traceparent` or
+    /// `X-Request-Id`, or made up), passed to the function in the
+    /// invocation's client context so its logs can be joined with ours.
+    pub request_ids: Vec<String>,
 }
 
 /// What one invocation returned: the n-best list of each input, in input order.

@@ -20,9 +20,11 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // JSON lines keep the target (`access` for request lines), so a log
+    // query can select them by field rather than by message text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
+        .with_target(matches!(format, LogFormat::Json))
         .with_ansi(ansi)
         .with_writer(log_buffer::Stdout::new());
     // try_init: a second init (tests, subcommands) keeps the first subscriber.
@@ -65,6 +67,9 @@ pub struct Metrics {
     /// chunk that has yet to run; read at render).
     pub invocation_slots_taken: IntGauge,
     pub retries: IntCounterVec,
+    /// Each attempt of a Lambda call apart from the whole call (retries and
+    /// backoff excluded): cold starts show here.
+    pub attempt_duration: HistogramVec,
     /// Retries not made because the pod's retry budget was spent.
     pub retries_denied: prometheus::IntCounter,
     /// Throttles by Lambda's reason (a fixed set of labels).
@@ -190,6 +195,16 @@ impl Metrics {
         let retries =
             IntCounterVec::new(Opts::new("lambda_retries_total", "Lambda calls retried, by reason"), &["reason"])
                 .unwrap();
+        let attempt_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "lambda_attempt_duration_seconds",
+                "Duration of one attempt of a Lambda invocation, by outcome (ok, throttled, server_error, timeout, \
+                 error); the whole call, retries included, is lambda_invocation_duration_seconds",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["outcome"],
+        )
+        .unwrap();
         let retries_denied = prometheus::IntCounter::new(
             "lambda_retries_denied_total",
             "Lambda retries not made because the pod's retry budget (a tenth of calls) was spent",
@@ -289,6 +304,7 @@ impl Metrics {
             Box::new(build_info),
             Box::new(retries.clone()),
             Box::new(retries_denied.clone()),
+            Box::new(attempt_duration.clone()),
             Box::new(throttles.clone()),
             Box::new(invocation_slot_seconds.clone()),
             Box::new(invocation_slots_refused.clone()),
@@ -322,6 +338,7 @@ impl Metrics {
             invocation_slots_taken,
             retries,
             retries_denied,
+            attempt_duration,
             throttles,
             invocation_slot_seconds,
             invocation_slots_refused,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use translation_front::inference::Params;
 use translation_front::inference::demo;
 
@@ -98,6 +98,10 @@ async fn throttled_twice_then_success_takes_three_calls() {
     assert_eq!(emu.calls().len(), 3);
     assert_eq!(s.metric("lambda_retries_total{reason=\"throttled\"}").await, 2.0);
     assert_eq!(s.metric("lambda_invocations_total{outcome=\"ok\"}").await, 1.0);
+    // Each attempt apart from the call: two throttled, one answered.
+    assert_eq!(s.metric("lambda_attempt_duration_seconds_count{outcome=\"throttled\"}").await, 2.0);
+    assert_eq!(s.metric("lambda_attempt_duration_seconds_count{outcome=\"ok\"}").await, 1.0);
+    assert_eq!(s.metric("lambda_invocation_duration_seconds_count{outcome=\"ok\"}").await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,4 +271,31 @@ async fn metrics_count_requests_invocations_and_the_process() {
     let logs = s.log_lines();
     assert_eq!(logs.iter().filter(|l| access(l)).count(), 3, "{logs:?}");
     assert!(!logs.iter().any(|l| l.contains("CCO")), "{logs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incoming_traceparent_is_the_request_id_in_the_response_the_log_and_the_functions_client_context() {
+    let (emu, s) = setup(Behavior::default()).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let request = s
+        .client
+        .post(s.url("/api/v1/translate"))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&json!({"text": "CCOC(C)=O"}));
+    let r = s.send(request).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.headers["x-request-id"], trace);
+    let calls = emu.calls();
+    let context = calls.last().unwrap().client_context.clone().expect("a client context");
+    assert_eq!(context["custom"]["request_ids"], json!([trace]), "{context}");
+    // The access line: found by its target, with our id and the function's.
+    let line = s.wait_for_log(|l| l.contains(trace)).await;
+    let line: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((line["target"].as_str(), line["request_id"].as_str()), (Some("access"), Some(trace)), "{line}");
+    assert!(line["lambda_request_id"].as_str().is_some_and(|id| id.starts_with("emu-")), "{line}");
+    // An X-Request-Id is kept as given; one a client could abuse is replaced.
+    let kept = s.send(s.client.get(s.url("/healthz")).header("x-request-id", "lb-7f3a.01")).await;
+    assert_eq!(kept.headers["x-request-id"], "lb-7f3a.01");
+    let replaced = s.send(s.client.get(s.url("/healthz")).header("x-request-id", "x".repeat(200))).await;
+    assert_eq!(replaced.headers["x-request-id"].len(), 16);
 }

@@ -98,6 +98,8 @@ pub struct Call {
     pub event: serde_json::Value,
     pub inputs: Vec<String>,
     pub authorization: Option<String>,
+    /// The invocation's client context (`X-Amz-Client-Context`), decoded.
+    pub client_context: Option<serde_json::Value>,
 }
 
 #[derive(Default)]
@@ -277,6 +279,11 @@ async fn invoke(
             event: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
             inputs: inputs.clone(),
             authorization: headers.get("authorization").and_then(|v| v.to_str().ok()).map(String::from),
+            client_context: headers.get("x-amz-client-context").and_then(|v| {
+                use base64::Engine;
+                let json = base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok()?;
+                serde_json::from_slice(&json).ok()
+            }),
         });
     }
     let _ = state.held.subscribe().wait_for(|held| !*held).await;

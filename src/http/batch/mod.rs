@@ -284,6 +284,8 @@ struct Job {
     cache: CacheUse,
     /// Who asked: its chemistry takes turns with other clients'.
     client: ClientKey,
+    /// The batch's request id, passed to the function with every chunk.
+    request_id: Option<String>,
 }
 
 /// A job's texts, shared with its chunks' chemistry on the chemistry threads.
@@ -365,6 +367,7 @@ impl Job {
             fold_duplicates: input.fold_duplicates,
             cache: if input.bypass_cache { CacheUse::Bypass } else { CacheUse::Use },
             client,
+            request_id: super::error::REQUEST_ID.try_with(Clone::clone).ok(),
         })
     }
 
@@ -399,7 +402,8 @@ impl Job {
             while in_flight.len() < fan_out && (in_flight.is_empty() || tx.capacity() > 0) {
                 let Some(range) = to_start.next() else { break };
                 let (translator, rows, params) = (translator.clone(), self.rows.clone(), self.params);
-                in_flight.start(fanout::invoke_chunk(translator, rows, range, params, timeout, cache));
+                let ids = self.request_id.iter().cloned().collect();
+                in_flight.start(fanout::invoke_chunk(translator, rows, range, params, timeout, cache, ids));
             }
             if in_flight.is_empty() {
                 break;

@@ -130,7 +130,7 @@ impl Cached {
     }
 
     async fn invoke_cached(&self, request: Request) -> Result<Invocation, InferenceError> {
-        let Request { inputs, params, deadline, admission, cache } = request;
+        let Request { inputs, params, deadline, admission, cache, request_ids } = request;
         let n = inputs.len();
         let mut cached = vec![false; n];
         // Inputs this request asks the model for (each once; with a sender when
@@ -178,13 +178,14 @@ impl Cached {
         let mut fresh: Vec<Answer> = Vec::with_capacity(asked.len());
         if !asked.is_empty() {
             let keys: Vec<&Key> = asked.iter().map(|(k, _)| k).collect();
-            let (answers, id) = self.ask(&keys, params, deadline, admission, cache).await.inspect_err(|e| {
-                for (_, tx) in &asked {
-                    if let Some(tx) = tx {
-                        tx.send_replace(Some(Err(e.clone())));
+            let (answers, id) =
+                self.ask(&keys, params, deadline, admission, cache, &request_ids).await.inspect_err(|e| {
+                    for (_, tx) in &asked {
+                        if let Some(tx) = tx {
+                            tx.send_replace(Some(Err(e.clone())));
+                        }
                     }
-                }
-            })?;
+                })?;
             for ((_, tx), answer) in asked.iter().zip(&answers) {
                 if let Some(tx) = tx {
                     tx.send_replace(Some(Ok(answer.clone())));
@@ -203,7 +204,7 @@ impl Cached {
             let answer = match got {
                 Some(answer) => answer?,
                 // Its owner went away without an answer: ask here.
-                None => self.ask(&[&key], params, deadline, admission, cache).await?.0.remove(0),
+                None => self.ask(&[&key], params, deadline, admission, cache, &request_ids).await?.0.remove(0),
             };
             shared.push(answer);
         }
@@ -232,9 +233,10 @@ impl Cached {
         deadline: Instant,
         admission: super::Admission,
         cache: CacheUse,
+        request_ids: &[String],
     ) -> Result<(Vec<Answer>, Option<String>), InferenceError> {
-        let request =
-            Request { inputs: keys.iter().map(|k| k.input.to_string()).collect(), params, deadline, admission, cache };
+        let inputs = keys.iter().map(|k| k.input.to_string()).collect();
+        let request = Request { inputs, params, deadline, admission, cache, request_ids: request_ids.to_vec() };
         let inv = self.inner.invoke(request).await?;
         if !fits(&inv, keys.len(), params) {
             return Err(InferenceError::BadPayload("the answer does not match the request".into()));

@@ -60,6 +60,7 @@ fn req(inputs: &[&str], cache: CacheUse) -> Request {
         deadline: Instant::now() + Duration::from_secs(10),
         admission: Admission::FailFast,
         cache,
+        request_ids: Vec::new(),
     }
 }
 

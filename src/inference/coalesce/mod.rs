@@ -30,6 +30,7 @@ type Answer = Result<(Vec<Hypothesis>, Option<String>), InferenceError>;
 
 struct Waiter {
     input: String,
+    request_ids: Vec<String>,
     deadline: Instant,
     queued: Instant,
     reply: oneshot::Sender<Answer>,
@@ -167,7 +168,9 @@ impl Coalescer {
             })
             .collect();
         let sent = inputs.len();
-        let request = Request { inputs, params, deadline, admission: Admission::FailFast, cache: CacheUse::Use };
+        let request_ids = members.iter().flat_map(|m| m.request_ids.iter().cloned()).collect();
+        let request =
+            Request { inputs, params, deadline, admission: Admission::FailFast, cache: CacheUse::Use, request_ids };
         match self.inner.invoke(request).await {
             Ok(invocation) if invocation.results.len() == sent => {
                 let id = invocation.request_id;
@@ -193,6 +196,7 @@ impl Coalescer {
                             deadline: m.deadline,
                             admission: Admission::FailFast,
                             cache: CacheUse::Use,
+                            request_ids: m.request_ids,
                         };
                         let answer = inner.invoke(request).await.and_then(|inv| {
                             let id = inv.request_id;
@@ -243,13 +247,14 @@ impl Coalescer {
         input: String,
         params: Params,
         deadline: Instant,
+        request_ids: Vec<String>,
     ) -> Result<Invocation, InferenceError> {
         let (reply, answer) = oneshot::channel();
         let wait = self.partner_likely(params);
         let arm = {
             let mut groups = self.groups();
             let group = groups.entry(params).or_default();
-            group.queue.push(Waiter { input, deadline, queued: Instant::now(), reply });
+            group.queue.push(Waiter { input, request_ids, deadline, queued: Instant::now(), reply });
             self.metrics.coalesce_queued.inc();
             let arm = wait && group.in_flight > 0 && !group.timer;
             group.timer |= arm;
@@ -296,9 +301,9 @@ impl Translator for Coalescing {
         if request.admission != Admission::FailFast || request.inputs.len() != 1 {
             return self.0.inner.invoke(request);
         }
-        let Request { mut inputs, params, deadline, .. } = request;
+        let Request { mut inputs, params, deadline, request_ids, .. } = request;
         let input = inputs.pop().expect("one input");
-        Box::pin(self.0.clone().single(input, params, deadline))
+        Box::pin(self.0.clone().single(input, params, deadline, request_ids))
     }
 
     fn warmup(&self, deadline: Instant) -> BoxFuture<'_, Result<(), InferenceError>> {

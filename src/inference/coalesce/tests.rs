@@ -52,6 +52,7 @@ fn req(input: &str, params: Params) -> Request {
         deadline: Instant::now() + Duration::from_secs(5),
         admission: Admission::FailFast,
         cache: CacheUse::Use,
+        request_ids: Vec::new(),
     }
 }
 
@@ -68,7 +69,8 @@ fn a_poisoned_lock_does_not_stop_coalescing() {
         .join();
         assert!(c.groups.is_poisoned());
         let p = Params { beam: 2, n_best: 1, attention: false };
-        let answer = c.clone().single("C C O".into(), p, tokio::time::Instant::now() + Duration::from_secs(5)).await;
+        let answer =
+            c.clone().single("C C O".into(), p, tokio::time::Instant::now() + Duration::from_secs(5), Vec::new()).await;
         assert!(answer.is_ok(), "{answer:?}");
     });
 }

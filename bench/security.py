@@ -328,40 +328,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def victim_beside_attackers(emu, attackers, seconds=15):
-    """A victim sending a small distinct molecule every 100 ms, beside
-    `attackers` clients (each its own address) sending the heaviest request
-    the limits allow, back to back. The victim's p50/p99, the attackers'
-    answers, the pod's CPU."""
-    s = Server(emu)
-    before = s.rss()
+def beside(s, attackers, attack, victim, seconds):
+    """`attackers` threads calling `attack(j, i)` back to back (j the attacker,
+    i its count) while a victim calls `victim(n)` every 100 ms for `seconds`.
+    Returns the victim's latencies (sorted, ms) and failures, the attackers'
+    answers and refusals, and the pod's cores meanwhile."""
     stop = threading.Event()
     counts = {"ok": 0, "other": 0}
     lock = threading.Lock()
 
-    def attack(j):
+    def attacker(j):
         i = j * 10_000
         while not stop.is_set():
             i += 1
             try:
-                status, _ = post(s.port, "/api/v1/translate", heavy_body(i), source=f"127.0.2.{j + 1}", timeout=60)
+                status = attack(j, i)
             except Exception:
                 status = None
             with lock:
                 counts["ok" if status == 200 else "other"] += 1
 
-    threads = [threading.Thread(target=attack, args=(j,), daemon=True) for j in range(attackers)]
+    threads = [threading.Thread(target=attacker, args=(j,), daemon=True) for j in range(attackers)]
     for t in threads:
         t.start()
     time.sleep(1)  # the attack under way
     cpu0, t0 = cpu_seconds(s.proc.pid), time.time()
-    latencies, failures = [], 0
-    n = 0
+    latencies, failures, n = [], 0, 0
     while time.time() - t0 < seconds:
         n += 1
         start = time.time()
         try:
-            status, _ = post(s.port, "/api/v1/translate", {"text": f"[{n}CH3]CC(=O)O", "n_best": 5}, timeout=60)
+            status = victim(n)
         except Exception:
             status = None
         latencies.append((time.time() - start) * 1000)
@@ -371,8 +368,29 @@ def victim_beside_attackers(emu, attackers, seconds=15):
     stop.set()
     for t in threads:
         t.join(timeout=70)
-    latencies.sort()
-    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return sorted(latencies), failures, counts, cores
+
+
+def percentiles(latencies):
+    return latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+
+def victim_beside_attackers(emu, attackers, seconds=15):
+    """A victim sending a small distinct molecule every 100 ms, beside
+    `attackers` clients (each its own address) sending the heaviest request
+    the limits allow, back to back. The victim's p50/p99, the attackers'
+    answers, the pod's CPU."""
+    s = Server(emu)
+    before = s.rss()
+
+    def attack(j, i):
+        return post(s.port, "/api/v1/translate", heavy_body(i), source=f"127.0.2.{j + 1}", timeout=60)[0]
+
+    def victim(n):
+        return post(s.port, "/api/v1/translate", {"text": f"[{n}CH3]CC(=O)O", "n_best": 5}, timeout=60)[0]
+
+    latencies, failures, counts, cores = beside(s, attackers, attack, victim, seconds)
+    p50, p99 = percentiles(latencies)
     peak = int(open(f"/proc/{s.proc.pid}/status").read().split("VmHWM:")[1].split()[0]) / 1024
     row(f"{attackers} clients sending the heaviest allowed request back to back (200-atom chains, beam 10, n_best 10)",
         before, s.rss(), f"pod CPU {cores:.2f} cores; attackers answered {counts['ok']}, refused {counts['other']}",
@@ -399,43 +417,17 @@ def drawings_beside_attackers(emu, attackers=2, seconds=15):
     250-atom chains, 1200 x 1200)."""
     s = Server(emu)
     before = s.rss()
-    stop = threading.Event()
-    counts = {"ok": 0, "other": 0}
-    lock = threading.Lock()
 
-    def attack(j):
-        i = j * 100_000
-        while not stop.is_set():
-            i += 1
-            k, iso = 1 + i % 247, 1 + (i // 247) % 250
-            chain = "C" * k + f"[{iso}CH2]" + "C" * (250 - k - 1)
-            try:
-                status = get_from(s.port, f"/api/v1/depict?smiles={chain}&width=1200&height=1200", f"127.0.4.{j + 1}")
-            except Exception:
-                status = None
-            with lock:
-                counts["ok" if status == 200 else "other"] += 1
+    def attack(j, i):
+        k, iso = 1 + i % 247, 1 + (i // 247) % 250
+        chain = "C" * k + f"[{iso}CH2]" + "C" * (250 - k - 1)
+        return get_from(s.port, f"/api/v1/depict?smiles={chain}&width=1200&height=1200", f"127.0.4.{j + 1}")
 
-    threads = [threading.Thread(target=attack, args=(j,), daemon=True) for j in range(attackers)]
-    for t in threads:
-        t.start()
-    time.sleep(1)
-    latencies, failures, n, t0 = [], 0, 0, time.time()
-    while time.time() - t0 < seconds:
-        n += 1
-        start = time.time()
-        try:
-            status = get_from(s.port, f"/api/v1/depict?smiles=[{n}CH3]CC(=O)O", "127.0.0.2")
-        except Exception:
-            status = None
-        latencies.append((time.time() - start) * 1000)
-        failures += status != 200
-        time.sleep(max(0.0, 0.1 - (time.time() - start)))
-    stop.set()
-    for t in threads:
-        t.join(timeout=70)
-    latencies.sort()
-    p50, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    def victim(n):
+        return get_from(s.port, f"/api/v1/depict?smiles=[{n}CH3]CC(=O)O", "127.0.0.2")
+
+    latencies, failures, counts, _ = beside(s, attackers, attack, victim, seconds)
+    p50, p99 = percentiles(latencies)
     row(f"{attackers} clients drawing the largest molecules allowed back to back (250-atom chains, 1200 px)",
         before, s.rss(), f"attackers answered {counts['ok']}, refused {counts['other']}", "", failures == 0,
         f"a victim's drawing every 100 ms: p50 {p50:.0f} ms, p99 {p99:.0f} ms, {failures} failed of {len(latencies)}")

@@ -561,10 +561,16 @@ hop, and the response's trip through the kernel.
   invocation through the SDK ({med("text_distinct_sat_invocations_per_request"):.3f} invocations per request in text mode),
   the result cache storing every distinct answer with its attention (it fills
   to its 32 MiB budget; RSS after the phase {med("smiles_distinct_sat_rss_mb"):.0f} MB), and in SMILES mode
-  two hand-offs to a chemistry thread and back. Not profiled yet for
-  distinct molecules; the profile below is of the repeated input. Where
-  the service stands against a Python front end doing the same work is at
-  the end of this section.
+  two hand-offs to a chemistry thread and back. A profile of the
+  distinct-molecule path (perf, the `profiling` build, 128 in flight): in
+  text mode reading the answer (30%), inflating it (12%) and writing the
+  attention (6%) are about the codec floor's own work, since the floor reads
+  the same padded answers; what sits above it is spread thin: the kernel's
+  scheduling and interrupts ~11%, the allocator ~5%, copies 3%, and routing,
+  middleware, the SDK and the coalescer at 1% or less each. The next steps
+  are structural: canonicalizing a coalesced group's predictions in one
+  chemistry job instead of one per request. Where the service stands against
+  a Python front end doing the same work is at the end of this section.
 - **RSS with 1,000 connections**: measured on the service that has just run
   the distinct-molecule phases, so it includes the result cache filled to its
   budget ({med("conn_rss_mb"):.0f} MB; earlier runs measured it on a fresh service, ~44 MB).
@@ -645,8 +651,18 @@ HISTORY = """
   sixteenth of its budget inserted instead of after every insert, and does
   not write again an answer it holds (102 → 82 µs); mimalloc instead of
   glibc's allocator, whose arena locks and free-list consolidation were a
-  sixth of the profile (73 → 55 µs in paired runs).
-- Tried and not kept: one tokio worker instead of two
+  sixth of the profile (73 → 55 µs in paired runs). RDKit's own allocations
+  (C++ `new` goes to `malloc`) stay with glibc: with distinct molecules in
+  SMILES mode, glibc's malloc and free are ~13% of the service's CPU.
+- Tried and not kept: mimalloc's `override` feature, which replaces `malloc`
+  and `free` for the whole process so RDKit's allocations use it too. It cut
+  SMILES mode's CPU per request with distinct molecules by 14% (three paired
+  runs at saturation: 835/847/822 → 732/718/714 µs, 1,552 → 1,722 req/s).
+  But in the 10-minute soak at 64 in flight with the result cache at its
+  defaults, RSS over the last 5 minutes was 111–136 MB (flat, but past the
+  128 MiB line; 101–119 MB with glibc for RDKit). Without the cache it stayed
+  at 75–99 MB (16 in flight: 65–74 MB; text mode: 50–65 MB). Worth another
+  look with a smaller cache budget or mimalloc's purge options. Also: one tokio worker instead of two
   (`TOKIO_WORKER_THREADS=1`, read by the runtime: ~10% less CPU per request,
   ~15% less throughput, left to operators); jemalloc (the same as mimalloc
   within the noise, a slower build); mimalloc with transparent huge pages

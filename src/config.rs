@@ -100,11 +100,8 @@ pub fn parse_cidrs(s: &str) -> Result<TrustedProxies, String> {
         .map(TrustedProxies)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+/// How log lines are written (`LOG_FORMAT`): telemetry's own type.
+pub use crate::telemetry::LogFormat;
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {

@@ -62,8 +62,9 @@
 //!   `tests/support/wire.rs`, not in the library.
 //!   Inference knows nothing of HTTP or chemistry: it moves tokenized strings.
 //! - `config -> chem` (to check SMILES examples at start), `config ->
-//!   inference::tokenize` (the `Tokenizer` it parses into); `telemetry -> config`
-//!   (`LogFormat` only); `chem` imports only `memory`, a leaf.
+//!   inference::tokenize` (the `Tokenizer` it parses into) and `config ->
+//!   telemetry` (`LogFormat`); `telemetry` imports nothing of the crate;
+//!   `chem` imports only `memory`, a leaf.
 
 // tests/support/wire.rs names the crate as the emulator and examples do; the
 // protocol's unit tests include it too.

@@ -49,7 +49,7 @@ pub async fn post_translate(
     ApiJson(mut input): ApiJson<TranslateInput>,
 ) -> Result<Response, ApiError> {
     let beam = input.beam.unwrap_or(state.config.default_beam);
-    if asks_no_cache(&headers) {
+    if super::extract::asks_no_cache(&headers) {
         input.cache = Some(false);
     }
     let wants_html =
@@ -72,16 +72,6 @@ pub async fn post_translate(
         response.extensions_mut().insert(LambdaRequestId(id));
     }
     Ok(response)
-}
-
-/// `Cache-Control: no-cache` (or `no-store`, or `max-age=0`): the client wants
-/// a fresh answer from the model.
-pub fn asks_no_cache(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split(',')
-            .map(|d| d.trim().to_ascii_lowercase())
-            .any(|d| d == "no-cache" || d == "no-store" || d == "max-age=0")
-    })
 }
 
 /// The settings a client needs (`GET /api/v1/config`).

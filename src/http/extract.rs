@@ -131,6 +131,16 @@ fn body_error(status: StatusCode, error: &(dyn std::error::Error + 'static), wha
     }
 }
 
+/// `Cache-Control: no-cache` (or `no-store`, or `max-age=0`): the client wants
+/// a fresh answer from the model.
+pub fn asks_no_cache(headers: &axum::http::HeaderMap) -> bool {
+    headers.get_all(header::CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',')
+            .map(|d| d.trim().to_ascii_lowercase())
+            .any(|d| d == "no-cache" || d == "no-store" || d == "max-age=0")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::form_is_utf8;

@@ -48,6 +48,39 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// How a streamed batch ended, for the request logger: its rows, or `None`
+/// when its reader went away first. A sender dropped without a word
+/// means the job panicked.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    pub rows: usize,
+    pub failed: usize,
+    /// Stopped by shutdown (the client was told where to resume).
+    pub interrupted: bool,
+}
+
+/// Put on a streamed response by its handler (the batch route): the request
+/// logger waits on it to count and log how the stream ended.
+#[derive(Clone)]
+pub struct StreamEnd(Arc<std::sync::Mutex<Option<EndReceiver>>>);
+
+type EndReceiver = tokio::sync::oneshot::Receiver<Option<Ended>>;
+
+impl StreamEnd {
+    pub fn new(rx: EndReceiver) -> Self {
+        StreamEnd(Arc::new(std::sync::Mutex::new(Some(rx))))
+    }
+
+    /// Waits for the end (once; later calls see `Err`).
+    pub async fn ended(&self) -> Result<Option<Ended>, ()> {
+        let rx = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        match rx {
+            Some(rx) => rx.await.map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+}
+
 /// The id a request arrived with: the trace id of a valid W3C `traceparent`
 /// (from a client or a balancer), else an `X-Request-Id` of at most 64
 /// characters from `[A-Za-z0-9._:-]`; anything else is ignored (a new id is
@@ -93,7 +126,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         response.headers_mut().insert("x-request-id", value);
     }
     let status = response.status();
-    if let Some(end) = response.extensions().get::<super::batch::StreamEnd>().cloned() {
+    if let Some(end) = response.extensions().get::<StreamEnd>().cloned() {
         // A streamed batch: its status line left long ago; record it when the
         // stream ends, with what happened to its rows.
         let (route, method) = (route.to_string(), method_label(&method));
@@ -115,7 +148,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
                 m.batch_rows.with_label_values(&["failed"]).inc_by(e.failed as u64);
             }
             match ended {
-                Ok(Some(super::batch::Ended { rows, failed, .. })) => tracing::info!(
+                Ok(Some(Ended { rows, failed, .. })) => tracing::info!(
                     target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, rows, rows_failed = failed,
                     "batch streamed"
                 ),

@@ -18,6 +18,7 @@ pub mod prediction;
 pub mod ratelimit;
 pub mod server;
 pub mod site;
+pub mod words;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

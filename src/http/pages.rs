@@ -114,19 +114,6 @@ pub fn probability_text(p: f64) -> String {
     }
 }
 
-/// `10000` as `10,000`.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A structure drawing on the page: the image's URL and its SMILES.
 pub struct Structure {
     pub url: String,
@@ -529,8 +516,8 @@ pub async fn batch(State(state): State<Arc<AppState>>) -> Response {
     render(&BatchPage {
         shell: Shell::new(&state, "batch"),
         smiles: c.input_format == InputFormat::Smiles,
-        max_batch_text: thousands(c.max_batch_inputs),
-        max_chars_text: thousands(c.max_input_chars),
+        max_batch_text: super::words::thousands(c.max_batch_inputs),
+        max_chars_text: super::words::thousands(c.max_input_chars),
         beam_options: options(c.max_beam, c.default_beam),
         n_best_options: options(c.max_beam, c.default_n_best),
     })
@@ -539,11 +526,6 @@ pub async fn batch(State(state): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn big_numbers_get_separators() {
-        assert_eq!([0, 999, 1000, 10_000, 1_234_567].map(thousands), ["0", "999", "1,000", "10,000", "1,234,567"]);
-    }
 
     #[test]
     fn small_probabilities_keep_their_digits() {

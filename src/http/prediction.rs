@@ -93,8 +93,8 @@ pub fn attention_over_budget(cells: usize, budget: usize) -> Option<String> {
         format!(
             "this answer has {} attention weights, more than the {} this server sends; ask for fewer results \
              or a shorter input to see them",
-            super::pages::thousands(cells),
-            super::pages::thousands(budget)
+            super::words::thousands(cells),
+            super::words::thousands(budget)
         )
     })
 }

@@ -14,7 +14,13 @@ pub mod log_buffer;
 #[cfg(target_os = "linux")]
 mod process;
 
-use crate::config::LogFormat;
+/// How log lines are written: text for a terminal, JSON lines for a log
+/// pipeline (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Initialises the global tracing subscriber. `RUST_LOG` overrides the level.
 pub fn init(format: LogFormat) {

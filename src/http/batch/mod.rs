@@ -25,6 +25,7 @@ use output::Output;
 
 use super::AppState;
 use super::error::ApiError;
+use super::metrics::{Ended, StreamEnd};
 use super::prediction::{self, Prepared};
 use crate::chem::pool::{Admission, ClientKey};
 use crate::config::InputFormat;
@@ -34,37 +35,6 @@ use crate::inference::{CacheUse, InferenceError, Params};
 /// Progress lines at least this often, so proxies with idle timeouts keep the
 /// connection open while a slow chunk runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// How a streamed batch ended, for the request logger: its rows, or `None`
-/// when its reader went away first. A sender dropped without a word
-/// means the job panicked.
-#[derive(Debug, Clone, Copy)]
-pub struct Ended {
-    pub rows: usize,
-    pub failed: usize,
-    /// Stopped by shutdown (the client was told where to resume).
-    pub interrupted: bool,
-}
-
-#[derive(Clone)]
-pub struct StreamEnd(Arc<std::sync::Mutex<Option<EndReceiver>>>);
-
-type EndReceiver = tokio::sync::oneshot::Receiver<Option<Ended>>;
-
-impl StreamEnd {
-    fn new(rx: EndReceiver) -> Self {
-        StreamEnd(Arc::new(std::sync::Mutex::new(Some(rx))))
-    }
-
-    /// Waits for the end (once; later calls see `Err`).
-    pub async fn ended(&self) -> Result<Option<Ended>, ()> {
-        let rx = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        match rx {
-            Some(rx) => rx.await.map_err(|_| ()),
-            None => Err(()),
-        }
-    }
-}
 
 /// A bulk request, whatever it came in as (JSON, an upload, the command line).
 #[derive(Debug, Default)]
@@ -170,7 +140,7 @@ pub async fn post_batch(
             return Err(ApiError::invalid_input(format!("unknown columns '{other}' (use standard or classic)")));
         }
     }
-    let no_cache = super::api::asks_no_cache(req.headers());
+    let no_cache = super::extract::asks_no_cache(req.headers());
     // Counted before the body is read: a client at its bound sends no more.
     let running = PerClient::claim(&state, super::error::client(), state.config.max_batches_per_client)?;
     let mut input = input::parse(&state, req).await?;
@@ -312,8 +282,8 @@ impl Job {
         if input.inputs.len() > c.max_batch_inputs {
             return Err(ApiError::too_large(format!(
                 "{} inputs; the limit is {} per request",
-                super::pages::thousands(input.inputs.len()),
-                super::pages::thousands(c.max_batch_inputs)
+                super::words::thousands(input.inputs.len()),
+                super::words::thousands(c.max_batch_inputs)
             )));
         }
         if let Some(targets) = &input.targets

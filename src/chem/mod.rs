@@ -72,7 +72,8 @@ pub fn max_atoms() -> usize {
 /// overruns its budget by about that at most.
 pub const DEFAULT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
-static BUDGET_MICROS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2_000_000);
+static BUDGET_MICROS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_BUDGET.as_micros() as u64);
 
 thread_local! {
     /// When the job running on this thread must stop starting RDKit calls.

@@ -112,15 +112,12 @@ pub async fn invoke_chunk(
 /// stalled reader), a chunk handed an invocation slot uses it and gives it
 /// back, instead of holding it unpolled for as long as the reader stalls.
 /// Dropping this aborts every chunk still in flight.
+#[derive(Default)]
 pub struct InFlight {
     chunks: std::collections::VecDeque<tokio::task::JoinHandle<ChunkResult>>,
 }
 
 impl InFlight {
-    pub fn new() -> Self {
-        InFlight { chunks: std::collections::VecDeque::new() }
-    }
-
     pub fn len(&self) -> usize {
         self.chunks.len()
     }
@@ -146,12 +143,6 @@ impl InFlight {
             Ok(result) => result,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
-    }
-}
-
-impl Default for InFlight {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

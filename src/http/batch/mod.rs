@@ -362,7 +362,7 @@ impl Job {
         let (translator, timeout, cache) = (state.translator.clone(), state.config.lambda_batch_timeout, self.cache);
         let fan_out = state.config.lambda_fan_out.max(1);
         let mut to_start = self.chunks.into_iter();
-        let mut in_flight = fanout::InFlight::new();
+        let mut in_flight = fanout::InFlight::default();
         let mut heartbeat = tokio::time::interval_at(Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
         let mut stopping = state.stopping.subscribe();
         loop {

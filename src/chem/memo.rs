@@ -194,7 +194,10 @@ mod tests {
                 }
             }
             let held = crate::testing::allocated_here() - before;
-            assert!(memo.len() > 1_000, "{} entries", memo.len());
+            // Right after shards drop their old generations it holds about
+            // one generation per shard (~850 entries of ~150 bytes at this
+            // budget); the bound is that it holds many, not a tuned count.
+            assert!(memo.len() > 600, "{} entries", memo.len());
             assert!(peak <= budget as isize, "peak {peak} bytes against a budget of {budget}");
             assert!(held <= budget as isize, "{held} bytes against a budget of {budget}");
             assert!(memo.bytes() <= budget);

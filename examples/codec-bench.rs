@@ -17,9 +17,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use translation_front::config::InputFormat;
-use translation_front::http::prediction::{Prepared, Reading};
-use translation_front::http::{json, prediction};
 use translation_front::inference::protocol::{self, ResultBody};
+use translation_front::translate::{Prepared, Reading};
+use translation_front::translate::{json, view};
 
 #[path = "../tests/support/wire.rs"]
 mod wire;
@@ -87,7 +87,7 @@ fn main() {
         let results = protocol::decode_result(&payload, GROUP, 5, true).expect("decodes");
         let started = Instant::now();
         for i in 0..iterations * GROUP {
-            let view = prediction::view(
+            let view = view::view(
                 Reading { tokenizer: Tokenizer::Chars, format: InputFormat::Text },
                 Tokenizer::Chars.detokenize(&inputs[i % GROUP]),
                 Prepared { canonical: None, tokenized: inputs[i % GROUP].clone() },

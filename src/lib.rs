@@ -13,16 +13,25 @@
 //!                RDKit's answers remembered, bounded by their real bytes
 //! memory         what an allocation really takes (what caches are charged)
 //! telemetry      tracing init and the per-app Prometheus registry
-//! startup        app_state wires the backend; Application::build binds the
-//!                sockets; run_until drains and stops; the warmup/check subcommands
-//! http/          routes and views; prediction: one input's path (prepare,
-//!                predict, view), shared by the API, the page and batch rows;
-//!                extract: the body/query/form extractors;
-//!                error: maps every error to a status and a body, in one place;
-//!                batch/ is the streamed bulk route (mod: the job; input: the
-//!                JSON and multipart bodies; output: the NDJSON and CSV encoders);
-//!                openapi: the generated API document, api_page: its page;
-//!                server.rs is the accept loop and its bounds
+//! translate/     the product's core, no HTTP: the Service (translator,
+//!                reading, limits, chemistry threads) and one translation
+//!                (mod); request: the fields, the one beam/n_best parser, the
+//!                checks, preparation; view: the n-best list as shown (one
+//!                view and one finish for single and batch); batch/: the bulk
+//!                job and its encoders (output: the NDJSON lines the API
+//!                document describes, CSV); error: the core's Error and the
+//!                wire's ErrorCode; json: how answers are written; words
+//! backend        the Translator the settings ask for (Lambda or demo, with the
+//!                limit, coalescer and cache around it), wired once
+//! startup        app_state wires the server's state; Application::build binds
+//!                the sockets; run_until drains and stops; warmup/check
+//! http/          the web doors onto the core: routes, extractors (extract),
+//!                the error mapping (error: each code's status, in one place),
+//!                the middleware (metrics: the request log; ratelimit), the
+//!                server's bounds (server), pages, the batch route (batch/:
+//!                the stream, a client's bound; input: the JSON and multipart
+//!                bodies), openapi: the document assembled from the served
+//!                types, api_page: its page
 //! inference/     the Translator trait and its backends:
 //!   answer       the model's answer: Hypothesis, Matrix (attention), probability
 //!   protocol/    the Lambda event/result codec (pure: serde, base64, gzip):
@@ -42,7 +51,8 @@
 //!                --metrics-url; molecules:
 //!                distinct valid inputs; threshold: pass/fail; series: the run
 //!                second by second and its plot; report; schedule)
-//! offline        the `translate` subcommand: the batch route's job, files to CSV
+//! offline        the `translate` subcommand: the core's batch job, files to
+//!                CSV, beside the web server (no HTTP)
 //! ```
 //!
 //! Dependencies point one way, and these are all of them:
@@ -50,12 +60,15 @@
 //! - `main -> {cli, config, telemetry, startup, loadtest, offline}`;
 //!   `cli -> {config, loadtest, offline}` (each subcommand's flags);
 //!   `loadtest -> config` (two flag parsers only);
-//!   `startup -> {config, telemetry, http, inference}`; `offline -> {config, http::batch, startup}`.
-//! - `http -> inference`: the trait, its request and error types, the answer's
-//!   types (`answer`), `tokenize::Tokens` and `Tokenizer`, and `fanout`'s chunk
-//!   plan for batches; never the wire codec (`protocol`) and never
-//!   `inference::lambda`, so never the AWS SDK.
-//! - `http -> chem`, `http -> telemetry`, `http -> config`.
+//!   `startup -> {config, telemetry, backend, http, inference, translate}`;
+//!   `offline -> {config, telemetry, backend, translate, chem::pool}`.
+//! - `http -> translate` (the core); `http -> inference` for the answer's
+//!   types (`Matrix`, `Tokens`), `InferenceError`, `keep_warm` (pings on a
+//!   page visit) and the demo's answers (the document's example); `http ->
+//!   chem` (drawings), `http -> telemetry`, `http -> config`; never the wire
+//!   codec (`protocol`) and never `inference::lambda`, so never the AWS SDK.
+//! - `translate -> {inference, chem, config}`: no axum, no `AppState`.
+//! - `backend -> {config, inference, telemetry}`.
 //! - `inference -> telemetry` (its metrics handles), `inference::cache -> memory`;
 //!   `inference::lambda -> protocol
 //!   -> answer`. The encoders only the emulator and tests need live in
@@ -71,6 +84,7 @@
 #[cfg(test)]
 extern crate self as translation_front;
 
+pub mod backend;
 pub mod chem;
 pub mod cli;
 pub mod config;
@@ -81,6 +95,7 @@ pub mod memory;
 pub mod offline;
 pub mod startup;
 pub mod telemetry;
+pub mod translate;
 
 /// The allocator of every program of this crate (the service, its examples
 /// and tests, so the codec benchmark measures what the service runs). glibc's

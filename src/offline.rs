@@ -9,6 +9,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -16,7 +17,8 @@ use tokio::sync::{mpsc, watch};
 use clap::{Args, ValueEnum};
 
 use crate::config::Config;
-use crate::http::batch::{self, BatchInput, Format, Summary};
+use crate::translate::Service;
+use crate::translate::batch::{self, BatchInput, Format, Job, Summary};
 
 /// `translation-front translate`: the batch route from the command line.
 #[derive(Debug, Clone, Args)]
@@ -94,13 +96,21 @@ pub async fn run(config: Config, args: TranslateArgs) -> ExitCode {
         Columns::Classic => Format::ClassicCsv,
     };
     let backend = config.backend_name();
-    let state = crate::startup::app_state(config);
+    let metrics = crate::telemetry::Metrics::new();
+    let warmth = Arc::new(crate::inference::keep_warm::OnVisit::new(config.lambda_warm_on_visit));
+    let translator = crate::backend::translator(&config, &metrics, warmth);
+    // Nothing tells a command-line job to stop but the end of its input (or ^C).
+    let never_stopping = watch::channel(false).1;
+    let service = Arc::new(Service::new(translator, &config, crate::chem::pool::pool(), never_stopping));
     if backend == "demo" && !args.quiet {
         eprintln!("note: TRANSLATION_FUNCTION is not set: the built-in demo backend answers, not the model");
     }
     let (tx, mut rx) = mpsc::channel(8);
     let (progress_tx, progress_rx) = watch::channel(0usize);
-    let job = tokio::spawn(batch::run_job(state, input, format, tx, progress_tx));
+    let job = tokio::spawn(async move {
+        let job = Job::new(&service, input, Default::default()).await?;
+        Ok::<_, crate::translate::Error>(job.run(service, format, tx, Some(progress_tx)).await)
+    });
     let bar = (!args.quiet).then(|| tokio::spawn(progress_bar(progress_rx, total)));
     let mut write_error = None;
     while let Some(chunk) = rx.recv().await {

@@ -15,13 +15,8 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::inference::Translator;
-use crate::inference::cache::Cached;
-use crate::inference::coalesce::{Coalescer, Coalescing};
-use crate::inference::demo::DemoBackend;
 use crate::inference::keep_warm;
-use crate::inference::lambda::{LambdaBackend, LambdaSettings, Preflight};
-use crate::inference::limit::Limited;
+use crate::inference::lambda::{LambdaBackend, Preflight};
 use crate::telemetry::Metrics;
 
 pub struct Application {
@@ -72,7 +67,7 @@ impl Application {
         let c = &state.config;
         if !c.lambda_warmup_interval.is_zero() {
             tokio::spawn(keep_warm::run(
-                state.translator.clone(),
+                state.service.translator.clone(),
                 c.lambda_warmup_interval,
                 c.lambda_warmup_concurrency,
                 keep_warm::PING_TIMEOUT.min(c.lambda_timeout),
@@ -123,9 +118,8 @@ impl Application {
     }
 }
 
-/// Everything the handlers share, wired from the settings: the backend, the
-/// tokenizer, metrics, the pages' identity. Also what the `translate`
-/// subcommand runs its bulk job on. Never waits on AWS.
+/// Everything the handlers share, wired from the settings: the core's
+/// service on its backend, metrics, the pages' identity. Never waits on AWS.
 pub fn app_state(config: Config) -> Arc<AppState> {
     let metrics = Metrics::new();
     let chemistry = crate::chem::pool::pool();
@@ -137,62 +131,25 @@ pub fn app_state(config: Config) -> Arc<AppState> {
         memo.set(crate::chem::memo_bytes() as i64);
     });
     let warmth = Arc::new(keep_warm::OnVisit::new(config.lambda_warm_on_visit));
-    let translator = translator(&config, &metrics, warmth.clone());
-    let tokenizer = config.tokenizer;
+    let translator = crate::backend::translator(&config, &metrics, warmth.clone());
+    let stopping = watch::channel(false).0;
+    let service = crate::translate::Service::new(translator.clone(), &config, chemistry, stopping.subscribe());
     Arc::new(AppState {
+        service: Arc::new(service),
         site: crate::http::site::Site::new(&config),
         rate_limiter: config
             .rate_limit
             .map(|limit| crate::http::ratelimit::Limiter::new(limit, config.trusted_proxies.0.clone())),
         warmth,
-        translator,
         config: Arc::new(config),
-        tokenizer,
         metrics,
         ready: Arc::new(AtomicBool::new(true)),
-        stopping: watch::channel(false).0,
+        stopping,
         preflight: std::sync::Mutex::new(None),
         openapi: std::sync::OnceLock::new(),
         chemistry,
         batches: Default::default(),
     })
-}
-
-/// The backend the settings ask for, behind the pod-wide in-flight limit,
-/// (unless `COALESCE_MAX_WAIT` is 0) the coalescer and (unless `CACHE_TTL` or
-/// `CACHE_MAX_BYTES` is 0) the result cache.
-pub fn translator(config: &Config, metrics: &Metrics, activity: Arc<keep_warm::OnVisit>) -> Arc<dyn Translator> {
-    let backend: Arc<dyn Translator> = match &config.translation_function {
-        Some(function) => Arc::new(LambdaBackend::new(lambda_settings(config, function), metrics.clone())),
-        None => Arc::new(DemoBackend),
-    };
-    let limited: Arc<dyn Translator> =
-        Arc::new(Limited::new(backend, config.max_inflight_invocations, metrics.clone(), activity));
-    metrics.invocations_limit.set(config.max_inflight_invocations as i64);
-    let coalesced: Arc<dyn Translator> = if config.coalesce_max_wait.is_zero() {
-        limited
-    } else {
-        Arc::new(Coalescing(Coalescer::new(limited, config.coalesce_max_wait, metrics.clone())))
-    };
-    if config.cache_max_bytes == 0 || config.cache_ttl.is_zero() {
-        return coalesced;
-    }
-    let function = match (&config.translation_function, &config.translation_qualifier) {
-        (Some(f), Some(q)) => format!("{f}:{q}"),
-        (Some(f), None) => f.clone(),
-        (None, _) => "demo".into(),
-    };
-    Arc::new(Cached::new(coalesced, config.cache_max_bytes as u64, config.cache_ttl, &function, metrics.clone()))
-}
-
-fn lambda_settings(config: &Config, function: &str) -> LambdaSettings {
-    LambdaSettings {
-        function: function.to_string(),
-        qualifier: config.translation_qualifier.clone(),
-        // The client's own timeouts allow the longest deadline; each call
-        // keeps to its request's deadline (interactive or batch chunk).
-        timeout: config.lambda_timeout.max(config.lambda_batch_timeout),
-    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT. A second one exits at once.
@@ -261,7 +218,7 @@ pub async fn warmup(config: Config) -> ExitCode {
         eprintln!("error: TRANSLATION_FUNCTION is not set: there is no Lambda to warm up");
         return ExitCode::from(2);
     };
-    let backend = LambdaBackend::new(lambda_settings(&config, function), Metrics::new());
+    let backend = LambdaBackend::new(crate::backend::lambda_settings(&config, function), Metrics::new());
     let started = Instant::now();
     let deadline = started + config.lambda_timeout;
     let n = config.lambda_warmup_concurrency;
@@ -287,7 +244,7 @@ pub async fn check(config: Config, max_replicas: u32) -> ExitCode {
         eprintln!("error: TRANSLATION_FUNCTION is not set: there is no Lambda to check");
         return ExitCode::from(2);
     };
-    let backend = LambdaBackend::new(lambda_settings(&config, function), Metrics::new());
+    let backend = LambdaBackend::new(crate::backend::lambda_settings(&config, function), Metrics::new());
     let (outcome, message) = backend.preflight(Instant::now() + PREFLIGHT_TIMEOUT).await;
     if outcome == Preflight::Ok {
         println!("ok: {message}");
@@ -314,14 +271,14 @@ fn spawn_preflight(state: &Arc<AppState>) {
     };
     let state = state.clone();
     tokio::spawn(async move {
-        let backend = LambdaBackend::new(lambda_settings(&state.config, &function), Metrics::new());
+        let backend = LambdaBackend::new(crate::backend::lambda_settings(&state.config, &function), Metrics::new());
         let (outcome, message) = backend.preflight(Instant::now() + PREFLIGHT_TIMEOUT).await;
         if outcome == Preflight::Ok {
             tracing::info!(outcome = outcome.name(), "preflight: {message}");
         } else {
             tracing::warn!(outcome = outcome.name(), "preflight failed: {message}");
         }
-        *state.preflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome);
+        *state.preflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(outcome.name());
     });
 }
 

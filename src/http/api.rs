@@ -2,20 +2,18 @@
 
 use std::sync::Arc;
 
-use super::openapi::ErrorBody;
-use super::prediction::TranslationView;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
-use super::json;
 use super::metrics::LambdaRequestId;
 use super::pages;
-use super::prediction::{self, TranslateInput};
+use crate::translate::{TranslateInput, TranslationView, json};
 
 #[utoipa::path(
     post,
@@ -55,7 +53,7 @@ pub async fn post_translate(
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
     let asked = wants_html.then(|| input.clone());
-    let (view, request_id) = match prediction::predict(&state, input).await {
+    let (view, request_id) = match state.service.predict(input, &super::error::caller()).await.map_err(ApiError::from) {
         Ok(done) => done,
         // The page's script shows the words as they are: it words nothing itself.
         Err(e) if wants_html => return Ok(e.into_people_response()),
@@ -64,7 +62,7 @@ pub async fn post_translate(
     let cached = view.cached;
     let mut response = match asked {
         Some(asked) => pages::render(&pages::ResultsFragment::new(view, &asked, beam)),
-        None => json::response(&view),
+        None => json_response(&view),
     };
     let x_cache = if cached { "hit" } else { "miss" };
     response.headers_mut().insert("x-cache", header::HeaderValue::from_static(x_cache));
@@ -72,6 +70,14 @@ pub async fn post_translate(
         response.extensions_mut().insert(LambdaRequestId(id));
     }
     Ok(response)
+}
+
+/// A `200 application/json` response holding `value`, written as answers are
+/// (`translate::json`: attention weights with 4 decimals).
+pub fn json_response<T: Serialize + ?Sized>(value: &T) -> Response {
+    let mut body = Vec::with_capacity(4096);
+    json::write(&mut body, value);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 /// The settings a client needs (`GET /api/v1/config`).
@@ -119,20 +125,14 @@ struct CacheSettings {
 pub fn config_view(state: &AppState) -> ConfigView {
     let c = &state.config;
     ConfigView {
-        backend: state.translator.backend(),
+        backend: state.service.translator.backend(),
         // The outcome only: the details (function, region, role) are in the log.
-        preflight: match state.translator.backend() {
+        preflight: match state.service.translator.backend() {
             "demo" => None,
-            _ => Some(
-                state
-                    .preflight
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .map_or("pending", |p| p.name()),
-            ),
+            _ => Some(state.preflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or("pending")),
         },
         input_format: c.input_format.name(),
-        tokenizer: state.tokenizer.name(),
+        tokenizer: state.service.reading.tokenizer.name(),
         version: env!("CARGO_PKG_VERSION"),
         defaults: Defaults { beam: c.default_beam, n_best: c.default_n_best },
         limits: Limits {

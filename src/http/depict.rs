@@ -55,10 +55,10 @@ pub fn url(smiles: &str) -> String {
     ),
     responses(
         (status = 200, description = "The drawing (transparent, recoloured in dark mode)", content_type = "image/svg+xml", body = String),
-        (status = 400, description = "invalid_input: missing, not a molecule, or a size out of bounds", body = super::openapi::ErrorBody),
-        (status = 413, description = "too_large: more atoms than this server draws", body = super::openapi::ErrorBody),
-        (status = 429, description = "rate_limited (Retry-After)", body = super::openapi::ErrorBody),
-        (status = 503, description = "overloaded: chemistry is busy (Retry-After)", body = super::openapi::ErrorBody),
+        (status = 400, description = "invalid_input: missing, not a molecule, or a size out of bounds", body = super::error::ErrorBody),
+        (status = 413, description = "too_large: more atoms than this server draws", body = super::error::ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After)", body = super::error::ErrorBody),
+        (status = 503, description = "overloaded: chemistry is busy (Retry-After)", body = super::error::ErrorBody),
     )
 )]
 pub async fn depict(

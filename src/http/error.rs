@@ -8,17 +8,19 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::inference::InferenceError;
+use crate::translate::{self, ErrorCode, error::ErrorInfo};
 
+/// An error on its way to the client: the core's code and words, and a status.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// What the client is told.
     pub message: String,
     /// What only the log is told (the full cause), when it says more.
@@ -26,11 +28,53 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
 }
 
+/// The body of every API error.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorInfo,
+}
+
+/// Each code's status: the one mapping from the core's failures to HTTP.
+pub fn status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Overloaded | ErrorCode::LambdaThrottled => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::LambdaFunctionError | ErrorCode::LambdaBadPayload | ErrorCode::LambdaUnavailable => {
+            StatusCode::BAD_GATEWAY
+        }
+        ErrorCode::LambdaTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+    }
+}
+
+impl From<translate::Error> for ApiError {
+    fn from(e: translate::Error) -> Self {
+        ApiError {
+            status: status(e.code),
+            code: e.code,
+            message: e.message,
+            detail: e.detail,
+            retry_after: e.retry_after,
+        }
+    }
+}
+
+impl From<InferenceError> for ApiError {
+    fn from(e: InferenceError) -> Self {
+        translate::Error::from(e).into()
+    }
+}
+
 /// What the request logger reads to log the error once, at the boundary (and
 /// what a browser's error page shows).
 #[derive(Debug, Clone)]
 pub struct ErrorDetail {
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// For the log: the full cause.
     pub message: String,
     /// What the client was told.
@@ -52,29 +96,34 @@ pub fn client() -> crate::chem::pool::ClientKey {
     CLIENT.try_with(|c| *c).unwrap_or(0)
 }
 
+/// Who the request being handled is, as the core knows callers.
+pub fn caller() -> translate::Caller {
+    translate::Caller { client: client(), request_id: REQUEST_ID.try_with(Clone::clone).ok() }
+}
+
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), detail: None, retry_after: None }
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        translate::Error::new(code, message).into()
     }
 
     pub fn invalid_input(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+        translate::Error::invalid_input(message).into()
     }
 
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+        translate::Error::too_large(message).into()
     }
 
     /// `503 overloaded` with `Retry-After`: this pod has no room for the work now.
     pub fn busy(message: impl Into<String>, retry_after: Duration) -> Self {
-        Self { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message) }
+        translate::Error::busy(message, retry_after).into()
     }
 
     /// `429 rate_limited` with `Retry-After`: this client is over `RATE_LIMIT`.
     pub fn rate_limited(wait: Duration) -> Self {
         Self {
             retry_after: Some(wait),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests from this client; slow down")
+            ..Self::new(ErrorCode::RateLimited, "too many requests from this client; slow down")
         }
     }
 
@@ -84,8 +133,7 @@ impl ApiError {
         Self {
             retry_after: Some(Duration::from_secs(5)),
             ..Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "this client already has {running} batches running, the most it may; send the next when one ends"
                 ),
@@ -95,21 +143,21 @@ impl ApiError {
 
     /// `408 request_timeout`: the body did not arrive within `BODY_READ_TIMEOUT`.
     pub fn request_timeout() -> Self {
-        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body did not arrive in time")
+        Self::new(ErrorCode::RequestTimeout, "the request body did not arrive in time")
     }
 
     /// A fault of ours (a task that panicked); the log has the detail.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+        translate::Error::internal(message).into()
     }
 
     /// `405 method_not_allowed` (the router adds `Allow`).
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address does not take that method")
+        Self::new(ErrorCode::MethodNotAllowed, "this address does not take that method")
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ErrorCode::NotFound, message)
     }
 
     /// Seconds to tell the client to wait, rounded up, at least 1.
@@ -118,54 +166,27 @@ impl ApiError {
     }
 }
 
-impl From<InferenceError> for ApiError {
-    fn from(e: InferenceError) -> Self {
-        let detail = Some(e.to_string());
-        let error = match e {
-            InferenceError::Overloaded { retry_after } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the server is busy; try again shortly")
-            },
-            InferenceError::Throttled { retry_after } => Self {
-                retry_after: Some(retry_after),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "lambda_throttled",
-                    "the model is busy with other requests; try again shortly",
-                )
-            },
-            InferenceError::FunctionError { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, "lambda_function_error", "the model failed on this input")
-            }
-            InferenceError::BadPayload(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "lambda_bad_payload", "the model's answer could not be read")
-            }
-            InferenceError::Timeout => {
-                Self::new(StatusCode::GATEWAY_TIMEOUT, "lambda_timeout", "the model did not answer in time")
-            }
-            InferenceError::Unavailable(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "lambda_unavailable", "the model cannot be reached right now")
-            }
-        };
-        Self { detail, ..error }
-    }
-}
-
 /// The words a person sees for an error, in one place: the translate page
 /// renders them, its script shows them (`ApiError::into_people_response`).
 impl ApiError {
     pub fn for_people(&self) -> String {
         match (self.code, self.retry_after_secs()) {
-            ("overloaded" | "lambda_throttled", Some(s)) => format!("The model is busy. Try again in {s} s."),
-            ("overloaded" | "lambda_throttled", None) => "The model is busy. Try again in a few seconds.".into(),
-            ("lambda_timeout", _) => "The model did not answer in time. It may still be warming up after a quiet \
+            (ErrorCode::Overloaded | ErrorCode::LambdaThrottled, Some(s)) => {
+                format!("The model is busy. Try again in {s} s.")
+            }
+            (ErrorCode::Overloaded | ErrorCode::LambdaThrottled, None) => {
+                "The model is busy. Try again in a few seconds.".into()
+            }
+            (ErrorCode::LambdaTimeout, _) => {
+                "The model did not answer in time. It may still be warming up after a quiet \
                 spell: try again in a minute."
-                .into(),
-            ("lambda_unavailable", _) => "The model cannot be reached right now. Try again in a minute.".into(),
-            ("lambda_function_error", _) => {
+                    .into()
+            }
+            (ErrorCode::LambdaUnavailable, _) => "The model cannot be reached right now. Try again in a minute.".into(),
+            (ErrorCode::LambdaFunctionError, _) => {
                 "The model failed on this input. Try another input, or try again later.".into()
             }
-            ("lambda_bad_payload", _) => "The model's answer could not be read. Try again later.".into(),
+            (ErrorCode::LambdaBadPayload, _) => "The model's answer could not be read. Try again later.".into(),
             _ => sentence(&self.message),
         }
     }
@@ -201,11 +222,10 @@ pub fn sentence(message: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(Clone::clone).ok();
-        let body = match &request_id {
-            Some(id) => json!({"error": {"code": self.code, "message": self.message, "request_id": id}}),
-            None => json!({"error": {"code": self.code, "message": self.message}}),
+        let body = ErrorBody {
+            error: ErrorInfo { code: self.code, message: self.message.clone(), request_id: request_id.clone() },
         };
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -235,25 +255,7 @@ mod tests {
         ];
         for (e, status, code) in cases {
             let api = ApiError::from(e);
-            assert_eq!((api.status.as_u16(), api.code), (status, code));
-        }
-    }
-
-    #[test]
-    fn clients_never_see_what_aws_or_the_function_said() {
-        let arn = "AccessDeniedException (HTTP 403): User: arn:aws:sts::123456789012:assumed-role/node/i-0abc \
-                   is not authorized to perform: lambda:InvokeFunction on resource: arn:aws:lambda:eu-west-1:123456789012:function:T";
-        for e in [
-            InferenceError::Unavailable(arn.into()),
-            InferenceError::FunctionError { error_type: "RuntimeError".into(), message: "secret input CCO".into() },
-            InferenceError::BadPayload("body: {\"x\": 123456789012}".into()),
-        ] {
-            let api = ApiError::from(e);
-            assert!(!api.message.contains("123456789012") && !api.message.contains("arn:"), "{}", api.message);
-            assert!(!api.message.contains("RuntimeError") && !api.message.contains("secret"), "{}", api.message);
-            let response = api.clone().into_response();
-            let logged = &response.extensions().get::<ErrorDetail>().unwrap().message;
-            assert!(logged.contains("123456789012") || logged.contains("secret") || logged.contains("x"), "{logged}");
+            assert_eq!((api.status.as_u16(), api.code.as_str()), (status, code));
         }
     }
 

@@ -167,7 +167,7 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let elapsed = started.elapsed();
     let m = &state.metrics;
     // The error code is one of the fixed set (`ApiError`'s constructors).
-    let code = response.extensions().get::<ErrorDetail>().map_or("none", |e| e.code);
+    let code = response.extensions().get::<ErrorDetail>().map_or("none", |e| e.code.as_str());
     m.http_requests.with_label_values(&[route, method_label(&method), status.as_str(), code]).inc();
     m.http_duration.with_label_values(&[route, status_class(status.as_u16())]).observe(elapsed.as_secs_f64());
 
@@ -175,11 +175,11 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());
     match response.extensions().get::<ErrorDetail>() {
         Some(e) if status.is_server_error() => tracing::warn!(
-            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code, error = %e.message,
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code.as_str(), error = %e.message,
             "request failed"
         ),
         Some(e) => tracing::info!(
-            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code, error = %e.message, "request rejected"
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code.as_str(), error = %e.message, "request rejected"
         ),
         None => {
             tracing::info!(target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, "request")

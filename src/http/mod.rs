@@ -10,15 +10,12 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod heatmap;
-pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
-pub mod prediction;
 pub mod ratelimit;
 pub mod server;
 pub mod site;
-pub mod words;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -34,23 +31,22 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
-use crate::inference::Translator;
-use crate::inference::tokenize::Tokenizer;
 use crate::telemetry::Metrics;
 
 /// Everything a handler needs; shared by every request, holding no per-user state.
 pub struct AppState {
-    pub translator: Arc<dyn Translator>,
+    /// The product's core: translations, one or many (`translate`).
+    pub service: Arc<crate::translate::Service>,
     pub config: Arc<Config>,
-    pub tokenizer: Tokenizer,
     pub metrics: Metrics,
     /// False from the moment shutdown starts (`/readyz` answers 503).
     pub ready: Arc<AtomicBool>,
     /// Turns true when `SHUTDOWN_GRACE` ends: listeners stop accepting and
     /// running batches stop with an `interrupted` line.
     pub stopping: tokio::sync::watch::Sender<bool>,
-    /// The start-up preflight's outcome (`None` while it runs, or on the demo).
-    pub preflight: std::sync::Mutex<Option<crate::inference::lambda::Preflight>>,
+    /// The start-up preflight's outcome, by name (`ok`, or what failed;
+    /// `None` while it runs, or on the demo). Set by `startup`.
+    pub preflight: std::sync::Mutex<Option<&'static str>>,
     /// The title and description the pages show.
     pub site: site::Site,
     /// Per-client limits (`RATE_LIMIT`), when set.
@@ -60,7 +56,7 @@ pub struct AppState {
     /// The OpenAPI document, made on first use (`openapi::document`).
     pub openapi: std::sync::OnceLock<serde_json::Value>,
     /// The chemistry threads every RDKit call runs on (`chem::pool`): one
-    /// per core, jobs taken in turns per client.
+    /// per core, jobs taken in turns per client (drawings use them here).
     pub chemistry: &'static crate::chem::pool::Pool,
     /// Batches running per client (`MAX_BATCHES_PER_CLIENT`).
     pub batches: batch::PerClient,
@@ -77,7 +73,7 @@ impl AppState {
         let state = self.clone();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + crate::inference::keep_warm::PING_TIMEOUT;
-            let outcome = match state.translator.warmup(deadline).await {
+            let outcome = match state.service.translator.warmup(deadline).await {
                 Ok(()) => "ok",
                 Err(e) => {
                     tracing::warn!(error = %e, "keep-warm ping on page visit failed");

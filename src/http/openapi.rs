@@ -1,5 +1,6 @@
-//! The API contract: an OpenAPI 3.1 document generated from the handlers'
-//! and the bodies' own declarations (`utoipa`), with this server's limits
+//! The API contract: an OpenAPI 3.1 document assembled from the handlers'
+//! and the bodies' own declarations (`utoipa`: the types that are serialized
+//! are the ones described; none is declared here), with this server's limits
 //! written in (lengths, beam, top-k at most the beam, batch size) and examples
 //! produced by the code that answers requests. Served as
 //! `GET /api/v1/openapi.json` and read by people at `GET /api`.
@@ -9,150 +10,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::{Value, json};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 use super::AppState;
-use super::prediction::{self, PredictionView, TargetView, TranslateInput, TranslationView};
+use super::error::ErrorBody;
 use crate::config::InputFormat;
 use crate::inference::{Params, demo};
-
-/// The error body of every API error.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorInfo,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ErrorInfo {
-    /// What went wrong, for programs.
-    #[schema(value_type = String, example = "invalid_input")]
-    pub code: ErrorCode,
-    /// What went wrong, in words.
-    pub message: String,
-    /// The id of this request in the server's log.
-    pub request_id: Option<String>,
-}
-
-/// The `code` of an error.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// 400: the request is malformed or asks for something out of bounds.
-    InvalidInput,
-    /// 413: the body or the batch is larger than this server takes.
-    TooLarge,
-    /// 408: the body did not arrive within `BODY_READ_TIMEOUT`.
-    RequestTimeout,
-    /// 429: this client sends too fast (`RATE_LIMIT`).
-    RateLimited,
-    /// 503: this server has all its invocations in flight.
-    Overloaded,
-    /// 503: the Lambda function is throttled.
-    LambdaThrottled,
-    /// 502: the model failed on this input.
-    LambdaFunctionError,
-    /// 502: the model's answer could not be read.
-    LambdaBadPayload,
-    /// 504: the model did not answer in time.
-    LambdaTimeout,
-    /// 502: the model cannot be reached.
-    LambdaUnavailable,
-    /// 500: a fault in this server.
-    InternalError,
-    /// 404.
-    NotFound,
-    /// 405.
-    MethodNotAllowed,
-}
-
-/// The multipart form of `POST /api/v1/translate/batch` (what the batch page
-/// sends): UTF-8 text files, one input (or target) per line.
-#[derive(Serialize, ToSchema)]
-pub struct BatchUpload {
-    /// The inputs file. Blank lines at its end are not rows.
-    #[schema(value_type = String, content_media_type = "text/plain")]
-    pub inputs: String,
-    /// The targets file: as many lines as the inputs file.
-    #[schema(value_type = Option<String>, content_media_type = "text/plain")]
-    pub targets: Option<String>,
-    /// Beam width; empty (as a form sends an unset field) is the default.
-    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
-    pub beam: Option<String>,
-    /// Results per row; empty is the default.
-    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
-    pub n_best: Option<String>,
-}
-
-/// One line of the NDJSON answer of a batch: `start` first, then `result`
-/// lines (one per row, in order) and `progress` lines, then `summary`; or
-/// `interrupted` when the server shuts down mid-way (resume from
-/// `resume_from`), or `error` when the server failed.
-#[derive(Serialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum BatchLine {
-    Start { total: usize, chunks: usize, beam: u32, n_best: u32, attention: bool },
-    Result(BatchRow),
-    Progress { done: usize, total: usize, elapsed_ms: u64, eta_ms: Option<u64>, rate_per_s: f64 },
-    Summary(BatchSummary),
-    Interrupted { reason: String, resume_from: usize, total: usize },
-    Error { error: ErrorInfo },
-}
-
-/// One row: its predictions, or its error.
-#[derive(Serialize, ToSchema)]
-pub struct BatchRow {
-    /// Row number, from 0.
-    pub index: usize,
-    pub input: String,
-    pub canonical: Option<String>,
-    pub target: Option<String>,
-    pub target_canonical: Option<String>,
-    /// Why the target could not be compared.
-    pub target_error: Option<String>,
-    /// The rank of the first prediction that is the target.
-    pub correct_rank: Option<usize>,
-    pub attention_omitted: Option<bool>,
-    pub predictions: Option<Vec<BatchPrediction>>,
-    /// Present instead of predictions when the row failed.
-    pub error: Option<RowError>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchPrediction {
-    pub rank: usize,
-    pub text: String,
-    pub score: f64,
-    pub probability: f64,
-    pub canonical: Option<String>,
-    pub merged_ranks: Option<Vec<usize>>,
-    #[schema(value_type = Option<Vec<Vec<f32>>>)]
-    pub attention: Option<Vec<Vec<f32>>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RowError {
-    #[schema(value_type = String)]
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BatchSummary {
-    pub total: usize,
-    pub succeeded: usize,
-    pub failed: usize,
-    pub failed_indices: Vec<usize>,
-    /// Rows with a comparable target that were translated.
-    pub evaluated: usize,
-    pub targets_invalid: usize,
-    /// Top-1 to top-n_best accuracy over the evaluated rows, when any.
-    pub top_k_accuracy: Option<Vec<f64>>,
-    /// Rows answered from the result cache.
-    pub cached: usize,
-    pub elapsed_ms: u64,
-}
+use crate::translate::batch::{BatchLine, BatchPrediction, BatchRow, BatchSummary, RowError};
+use crate::translate::error::{ErrorCode, ErrorInfo};
+use crate::translate::{PredictionView, TargetView, TranslateInput, TranslationView, request, view};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -180,7 +47,7 @@ pub struct BatchSummary {
         ErrorInfo,
         ErrorCode,
         super::batch::BatchJson,
-        BatchUpload,
+        super::batch::BatchUpload,
         BatchLine,
         BatchRow,
         BatchPrediction,
@@ -245,15 +112,16 @@ pub fn document(state: &AppState) -> Value {
 /// answers requests, from the demo model (no invocation).
 fn example(state: &AppState) -> Value {
     let text = state.config.examples.first().cloned().unwrap_or_else(|| "CCO".into());
-    let Ok(prepared) = prediction::prepare(state, &text, "text") else {
+    let service = &state.service;
+    let Ok(prepared) = request::prepare(service.reading, &service.limits, &text, "text") else {
         return Value::Null;
     };
     let params = Params { beam: 3, n_best: 2, attention: true };
     let hypotheses = demo::hypotheses(&prepared.tokenized, params);
-    let view = prediction::view(state.reading(), text, prepared, hypotheses, tokio::time::Instant::now());
+    let view = view::view(service.reading, text, prepared, hypotheses, tokio::time::Instant::now());
     // As the API writes it (4-decimal weights).
     let mut body = Vec::new();
-    super::json::write(&mut body, &view);
+    crate::translate::json::write(&mut body, &view);
     serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 

@@ -16,9 +16,9 @@ use super::assets;
 use super::depict;
 use super::error::ApiError;
 use super::heatmap::Heatmap;
-use super::prediction::{self, TranslateInput, TranslationView};
 use crate::config::InputFormat;
 use crate::inference::tokenize::Tokens;
+use crate::translate::{TranslateInput, TranslationView};
 
 /// What every page's frame needs.
 pub struct Shell {
@@ -33,7 +33,7 @@ impl Shell {
     pub fn new(state: &AppState, active: &'static str) -> Self {
         Shell {
             title: state.site.title.clone(),
-            demo: state.translator.backend() == "demo",
+            demo: state.service.translator.backend() == "demo",
             active,
             version: assets::version(),
             version_label: env!("CARGO_PKG_VERSION"),
@@ -370,13 +370,7 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
     // The same rules as the API: a number that is not one is an error, not
     // a silent default.
     let number = |what: &str, s: Option<String>| -> Result<Option<u32>, ApiError> {
-        match s.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(v) => v
-                .parse::<u32>()
-                .map(Some)
-                .map_err(|_| ApiError::invalid_input(format!("{what} must be a whole number, got '{v}'"))),
-        }
+        Ok(crate::translate::request::whole_number_text(what, s.as_deref().unwrap_or(""))?)
     };
     let (beam, n_best) = match (number("the beam width", form.beam), number("the number of results", form.n_best)) {
         (Ok(b), Ok(n)) => (b, n),
@@ -407,7 +401,7 @@ async fn translate_and_render(state: &Arc<AppState>, form: FormInput) -> Respons
         return (StatusCode::BAD_REQUEST, render(&page)).into_response();
     }
     let asked = input.clone();
-    match prediction::predict(state, input).await {
+    match state.service.predict(input, &super::error::caller()).await.map_err(ApiError::from) {
         Ok((view, _)) => {
             let fragment = ResultsFragment::new(view, &asked, beam);
             match fragment.render() {
@@ -491,7 +485,7 @@ pub async fn about(State(state): State<Arc<AppState>>) -> Response {
         shell: Shell::new(&state, "about"),
         description: &state.site.about,
         smiles: c.input_format == InputFormat::Smiles,
-        tokenizer: state.tokenizer.name(),
+        tokenizer: state.service.reading.tokenizer.name(),
         max_chars: c.max_input_chars,
         max_beam: c.max_beam,
         max_batch: c.max_batch_inputs,
@@ -516,8 +510,8 @@ pub async fn batch(State(state): State<Arc<AppState>>) -> Response {
     render(&BatchPage {
         shell: Shell::new(&state, "batch"),
         smiles: c.input_format == InputFormat::Smiles,
-        max_batch_text: super::words::thousands(c.max_batch_inputs),
-        max_chars_text: super::words::thousands(c.max_input_chars),
+        max_batch_text: crate::translate::words::thousands(c.max_batch_inputs),
+        max_chars_text: crate::translate::words::thousands(c.max_input_chars),
         beam_options: options(c.max_beam, c.default_beam),
         n_best_options: options(c.max_beam, c.default_n_best),
     })

@@ -35,11 +35,12 @@ pub fn chunk_size_for_beam(beam: u32) -> usize {
     (250 / beam as usize).max(5)
 }
 
-/// A row of a bulk request: tokenized and ready, or already failed validation.
+/// A row of a bulk request: tokenized and ready, or already failed its checks
+/// (the caller keeps why).
 #[derive(Debug, Clone)]
 pub enum Row {
     Valid(String),
-    Invalid { code: &'static str, message: String },
+    Invalid,
 }
 
 /// A generous estimate of what one input adds to the event and to the answer.
@@ -90,7 +91,7 @@ pub async fn invoke_chunk(
         .iter()
         .filter_map(|r| match r {
             Row::Valid(t) => Some(t.clone()),
-            Row::Invalid { .. } => None,
+            Row::Invalid => None,
         })
         .collect();
     if inputs.is_empty() {
@@ -184,9 +185,9 @@ mod tests {
     #[test]
     fn invalid_rows_ride_along_without_counting() {
         let mut r = rows(4);
-        r.insert(2, Row::Invalid { code: "invalid_input", message: "empty".into() });
+        r.insert(2, Row::Invalid);
         assert_eq!(plan(&r, P, 2, MAX_CHUNK_BYTES), vec![0..3, 3..5], "the invalid row rides with its neighbours");
-        let all_invalid = vec![Row::Invalid { code: "invalid_input", message: "empty".into() }];
+        let all_invalid = vec![Row::Invalid];
         assert_eq!(plan(&all_invalid, P, 2, MAX_CHUNK_BYTES), vec![0..1]);
         assert!(plan(&[], P, 2, MAX_CHUNK_BYTES).is_empty());
     }

@@ -1,25 +1,17 @@
-//! How the API writes JSON: serde, except that attention weights (the only
-//! `f32`s in any answer) are written with 4 decimals by hand. 0.01% is plenty
+//! How answers are written as JSON (the API's bodies, a batch's lines):
+//! serde, except that attention weights (the only `f32`s in any answer) are
+//! written with 4 decimals by hand. 0.01% is plenty
 //! for any heatmap, makes answers smaller, and costs a fraction of general
 //! float formatting for the thousands of weights in an answer.
 
 use std::io;
 
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// Appends `value` as JSON to `out`.
 pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let mut serializer = serde_json::Serializer::with_formatter(out, Weights);
     value.serialize(&mut serializer).expect("our views always serialize to a Vec");
-}
-
-/// A `200 application/json` response holding `value`.
-pub fn response<T: Serialize + ?Sized>(value: &T) -> Response {
-    let mut body = Vec::with_capacity(4096);
-    write(&mut body, value);
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 struct Weights;

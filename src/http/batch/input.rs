@@ -7,11 +7,33 @@ use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
 use serde::Deserialize;
 
-use super::BatchInput;
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::extract::{self, ApiJson};
-use crate::http::prediction;
+use crate::translate::batch::{BatchInput, lines};
+use crate::translate::request::{whole_number, whole_number_text};
+
+/// The multipart form of `POST /api/v1/translate/batch` (what the batch page
+/// sends): UTF-8 text files, one input (or target) per line. Read field by
+/// field (`parse_multipart`); this type describes it.
+#[derive(Serialize, ToSchema)]
+pub struct BatchUpload {
+    /// The inputs file. Blank lines at its end are not rows.
+    #[schema(value_type = String, content_media_type = "text/plain")]
+    pub inputs: String,
+    /// The targets file: as many lines as the inputs file.
+    #[schema(value_type = Option<String>, content_media_type = "text/plain")]
+    pub targets: Option<String>,
+    /// Beam width; empty (as a form sends an unset field) is the default.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
+    pub beam: Option<String>,
+    /// Results per row; empty is the default.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
+    pub n_best: Option<String>,
+}
 
 /// The JSON body of `POST /api/v1/translate/batch`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -23,11 +45,11 @@ pub struct BatchJson {
     /// Expected answers, one per input (the same number), for top-k accuracy.
     targets: Option<Vec<String>>,
     /// Beam width (default 5).
-    #[serde(default, deserialize_with = "prediction::whole_number")]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(value_type = Option<u32>)]
     beam: Option<u32>,
     /// Results per row (default 5, at most the beam).
-    #[serde(default, deserialize_with = "prediction::whole_number")]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(value_type = Option<u32>)]
     n_best: Option<u32>,
     /// Include attention matrices (default false).
@@ -68,21 +90,14 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
         let name = field.name().unwrap_or("").to_string();
         let bytes = field.bytes().await.map_err(|e| extract::multipart_error(&e))?;
         let number = |what: &str| -> Result<Option<u32>, ApiError> {
-            let text = String::from_utf8_lossy(&bytes);
-            let text = text.trim();
-            if text.is_empty() {
-                return Ok(None);
-            }
-            text.parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid_input(format!("{what} must be a number, got '{text}'")))
+            Ok(whole_number_text(what, &String::from_utf8_lossy(&bytes))?)
         };
         match name.as_str() {
             "inputs" => {
-                input.inputs = lines(&bytes, "inputs")?;
+                input.inputs = lines(&bytes, "inputs").map_err(ApiError::from)?;
                 saw_inputs = true;
             }
-            "targets" if !bytes.is_empty() => input.targets = Some(lines(&bytes, "targets")?),
+            "targets" if !bytes.is_empty() => input.targets = Some(lines(&bytes, "targets").map_err(ApiError::from)?),
             "beam" => input.beam = number("beam")?,
             "n_best" => input.n_best = number("n_best")?,
             "attention" => input.attention = matches!(&bytes[..], b"true" | b"on" | b"1"),
@@ -94,19 +109,4 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
         return Err(ApiError::invalid_input("the upload has no 'inputs' file"));
     }
     Ok(input)
-}
-
-/// The lines of an uploaded file: UTF-8, LF or CRLF. Blank lines at the end
-/// (an editor's final newline, or a few) are not rows; blank lines between
-/// rows are, so line numbers stay those of the file.
-pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, ApiError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        ApiError::invalid_input(format!("the {what} file is not valid UTF-8 (at byte {})", e.valid_up_to()))
-    })?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines: Vec<String> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).collect();
-    while lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    Ok(lines)
 }

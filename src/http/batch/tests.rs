@@ -1,17 +1,6 @@
-//! The batch route's parsing, and its stream when the job fails.
+//! The batch route's stream when the job fails.
 
 use super::*;
-
-#[test]
-fn lines_accept_lf_crlf_bom_and_a_missing_final_newline() {
-    assert_eq!(lines(b"a\r\nb\r\n", "x").unwrap(), vec!["a", "b"]);
-    assert_eq!(lines(b"a\nb", "x").unwrap(), vec!["a", "b"]);
-    assert_eq!(lines("\u{feff}a\n\nb\n".as_bytes(), "x").unwrap(), vec!["a", "", "b"]);
-    assert!(lines(b"", "x").unwrap().is_empty());
-    assert_eq!(lines(b"a\n\nb\r\n\r\n \n\n", "x").unwrap(), vec!["a", "", "b"], "blank lines at the end are not rows");
-    assert!(lines(b"\n\n", "x").unwrap().is_empty());
-    assert!(lines(b"\xff\n", "x").is_err());
-}
 
 /// A backend with a bug: it panics.
 struct Panics;
@@ -41,7 +30,9 @@ async fn a_job_that_panics_ends_its_stream_with_a_line_that_says_so() {
     use tower::ServiceExt;
     let config = crate::config::Config::from_args(&[]).unwrap();
     let mut state = Arc::try_unwrap(crate::startup::app_state(config)).ok().expect("not shared yet");
-    state.translator = Arc::new(Panics);
+    let stopping = state.stopping.subscribe();
+    state.service =
+        Arc::new(crate::translate::Service::new(Arc::new(Panics), &state.config, state.chemistry, stopping));
     let router = crate::http::router(Arc::new(state));
     for (format, want) in [
         ("ndjson", r#"{"type":"error","error":{"code":"internal_error","#),

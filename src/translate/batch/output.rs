@@ -1,64 +1,143 @@
 //! Encoding a batch's rows as they finish: NDJSON lines or CSV records (the
 //! standard columns or the original app's), with the running counts for the
-//! progress lines and the summary.
+//! progress lines and the summary. The line types here are the ones the API
+//! document describes: what is written is what is documented.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use utoipa::ToSchema;
 
 use super::{Format, Summary, TargetPrep};
-use crate::http::AppState;
-use crate::http::json;
-use crate::http::prediction::{self, PredictionView, Prepared};
 use crate::inference::Matrix;
 use crate::inference::{Hypothesis, Params};
+use crate::translate::Service;
+use crate::translate::error::{Error, ErrorCode, ErrorInfo};
+use crate::translate::json;
+use crate::translate::request::Prepared;
+use crate::translate::view::{self, PredictionView};
 
-#[derive(Serialize)]
-struct BatchPrediction<'a> {
-    rank: usize,
-    text: &'a str,
-    /// As in the single API: absent in text mode, `null` when not a molecule.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    canonical: Option<Option<&'a str>>,
-    score: f64,
-    probability: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    merged_ranks: Option<&'a [usize]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attention: Option<&'a Matrix>,
+/// One line of the NDJSON answer of a batch: `start` first, then `result`
+/// lines (one per row, in order) and `progress` lines, then `summary`; or
+/// `interrupted` when the server shuts down mid-way (resume from
+/// `resume_from`), or `error` when the server failed.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BatchLine<'a> {
+    Start {
+        total: usize,
+        chunks: usize,
+        beam: u32,
+        n_best: u32,
+        attention: bool,
+    },
+    Result(BatchRow<'a>),
+    Progress {
+        done: usize,
+        total: usize,
+        elapsed_ms: u64,
+        eta_ms: Option<u64>,
+        rate_per_s: f64,
+    },
+    Summary(BatchSummary),
+    Interrupted {
+        #[schema(value_type = String)]
+        reason: &'static str,
+        resume_from: usize,
+        total: usize,
+    },
+    Error {
+        error: ErrorInfo,
+    },
 }
 
-/// A `result` line with predictions; a struct rather than `json!`, so the
-/// attention weights keep their 4-decimal form (see [`super::json`]).
-#[derive(Serialize)]
-struct ResultLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    index: usize,
-    input: &'a str,
+/// One row: its predictions, or its error.
+#[derive(Serialize, ToSchema)]
+pub struct BatchRow<'a> {
+    /// Row number, from 0.
+    pub index: usize,
+    #[schema(value_type = String)]
+    pub input: &'a str,
+    /// SMILES mode: the input's canonical form.
     #[serde(skip_serializing_if = "Option::is_none")]
-    canonical: Option<&'a str>,
-    target: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub canonical: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub target: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    target_canonical: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub target_canonical: Option<&'a str>,
     /// Why the target could not be compared (not a molecule, too long).
     #[serde(skip_serializing_if = "Option::is_none")]
-    target_error: Option<&'a str>,
-    correct_rank: Option<usize>,
+    #[schema(value_type = Option<String>)]
+    pub target_error: Option<&'a str>,
+    /// The rank of the first prediction that is the target (`null`: not
+    /// found, or no target); absent on a failed row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<usize>)]
+    pub correct_rank: Option<Option<usize>>,
     /// This row's attention exceeded MAX_ATTENTION_CELLS and was left out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    attention_omitted: bool,
-    predictions: Vec<BatchPrediction<'a>>,
+    pub attention_omitted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Vec<BatchPrediction<'a>>>,
+    /// Present instead of predictions when the row failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RowError>,
+}
+
+/// One result of a row's n-best list.
+#[derive(Serialize, ToSchema)]
+pub struct BatchPrediction<'a> {
+    pub rank: usize,
+    #[schema(value_type = String)]
+    pub text: &'a str,
+    /// As in the single API: absent in text mode, `null` when not a molecule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub canonical: Option<Option<&'a str>>,
+    pub score: f64,
+    pub probability: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<usize>>)]
+    pub merged_ranks: Option<&'a [usize]>,
+    /// Result tokens x input tokens, weights with 4 decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Vec<f32>>>)]
+    pub attention: Option<&'a Matrix>,
+}
+
+/// Why a row failed.
+#[derive(Serialize, ToSchema)]
+pub struct RowError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The last line: what the batch adds up to.
+#[derive(Serialize, ToSchema)]
+pub struct BatchSummary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub failed_indices: Vec<usize>,
+    /// Rows with a comparable target that were translated.
+    pub evaluated: usize,
+    pub targets_invalid: usize,
+    /// Top-1 to top-n_best accuracy over the evaluated rows, when any.
+    pub top_k_accuracy: Option<Vec<f64>>,
+    /// Rows answered from the result cache.
+    pub cached: usize,
+    pub elapsed_ms: u64,
 }
 
 /// Encodes rows as NDJSON or CSV into a buffer flushed per chunk, and keeps the
 /// running counts for progress and the summary.
 pub(super) struct Output {
     format: Format,
-    state: Arc<AppState>,
+    service: Arc<Service>,
     buf: Vec<u8>,
     pub(super) done: usize,
     pub(super) failed: Vec<usize>,
@@ -74,10 +153,10 @@ pub(super) struct Output {
 }
 
 impl Output {
-    pub(super) fn new(format: Format, state: Arc<AppState>, n_best: usize) -> Self {
+    pub(super) fn new(format: Format, service: Arc<Service>, n_best: usize) -> Self {
         Output {
             format,
-            state,
+            service,
             buf: Vec::with_capacity(16 * 1024),
             done: 0,
             failed: Vec::new(),
@@ -97,10 +176,9 @@ impl Output {
 
     pub(super) fn start(&mut self, total: usize, chunks: usize, p: Params) {
         match self.format {
-            Format::Ndjson => self.line(&serde_json::json!({
-                "type": "start", "total": total, "chunks": chunks,
-                "beam": p.beam, "n_best": p.n_best, "attention": p.attention,
-            })),
+            Format::Ndjson => {
+                self.line(&BatchLine::Start { total, chunks, beam: p.beam, n_best: p.n_best, attention: p.attention })
+            }
             Format::Csv => {
                 self.buf.extend_from_slice(b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n")
             }
@@ -119,18 +197,26 @@ impl Output {
         input: &str,
         canonical: Option<&str>,
         target: Option<(&str, &TargetPrep)>,
-        outcome: Result<(&str, Vec<Hypothesis>), (&'static str, String)>,
+        outcome: Result<(&str, Vec<Hypothesis>), Error>,
     ) {
         self.done += 1;
         let target_text = target.map(|t| t.0);
         let (tokenized, hypotheses) = match outcome {
             Ok(ok) => ok,
-            Err((code, message)) => {
+            Err(Error { code, message, .. }) => {
                 self.failed.push(index);
                 match self.format {
-                    Format::Ndjson => self.line(&serde_json::json!({
-                        "type": "result", "index": index, "input": input, "target": target_text,
-                        "error": {"code": code, "message": message},
+                    Format::Ndjson => self.line(&BatchLine::Result(BatchRow {
+                        index,
+                        input,
+                        canonical: None,
+                        target: target_text,
+                        target_canonical: None,
+                        target_error: None,
+                        correct_rank: None,
+                        attention_omitted: false,
+                        predictions: None,
+                        error: Some(RowError { code, message }),
                     })),
                     Format::Csv => {
                         let fields = [
@@ -161,23 +247,22 @@ impl Output {
             }
         };
         let prepared = Prepared { canonical: canonical.map(String::from), tokenized: tokenized.to_owned() };
-        let mut view = prediction::view(self.state.reading(), String::new(), prepared, hypotheses, Instant::now());
-        let budget = self.state.config.max_attention_cells;
-        let attention_omitted =
-            prediction::attention_over_budget(prediction::attention_cells(&view.predictions), budget)
-                .inspect(|_| view.predictions.iter_mut().for_each(|p| p.attention = None))
-                .is_some();
-        if self.fold_duplicates {
-            view.predictions = prediction::fold_duplicates(view.predictions);
-        }
+        let reading = self.service.reading;
+        let mut view = view::view(reading, String::new(), prepared, hypotheses, Instant::now());
+        let key = match target.map(|t| t.1) {
+            Some(Ok((_, key))) => Some(key.as_str()),
+            _ => None,
+        };
+        let budget = self.service.limits.max_attention_cells;
+        let rank = view::finish(reading.tokenizer, &mut view, budget, self.fold_duplicates, key);
+        let attention_omitted = view.attention_omitted;
         let (target_canonical, target_error, correct_rank) = match target.map(|t| t.1) {
             None => (None, None, None),
             Some(Err(why)) => {
                 self.targets_invalid += 1;
                 (None, Some(why.as_str()), None)
             }
-            Some(Ok((target_canonical, key))) => {
-                let rank = prediction::correct_rank(&self.state, &view.predictions, key);
+            Some(Ok((target_canonical, _))) => {
                 self.evaluated += 1;
                 if let Some(r) = rank {
                     for hit in self.hits.iter_mut().skip(r - 1) {
@@ -189,20 +274,19 @@ impl Output {
         };
         match self.format {
             Format::Ndjson => {
-                let predictions = view.predictions.iter().map(lean).collect();
-                let correct_rank = correct_rank.flatten();
-                self.line(&ResultLine {
-                    kind: "result",
+                let predictions = Some(view.predictions.iter().map(lean).collect());
+                self.line(&BatchLine::Result(BatchRow {
                     index,
                     input,
                     canonical,
                     target: target_text,
                     target_canonical,
                     target_error,
-                    correct_rank,
+                    correct_rank: Some(correct_rank.flatten()),
                     attention_omitted,
                     predictions,
-                });
+                    error: None,
+                }));
             }
             Format::Csv => {
                 for p in &view.predictions {
@@ -266,20 +350,20 @@ impl Output {
         let elapsed = started.elapsed().as_secs_f64();
         let rate = if elapsed > 0.0 { self.done as f64 / elapsed } else { 0.0 };
         let eta_ms = (self.done > 0).then(|| ((total - self.done) as f64 / rate * 1e3).round() as u64);
-        self.line(&serde_json::json!({
-            "type": "progress", "done": self.done, "total": total,
-            "elapsed_ms": (elapsed * 1e3).round() as u64, "eta_ms": eta_ms,
-            "rate_per_s": (rate * 10.0).round() / 10.0,
-        }));
+        self.line(&BatchLine::Progress {
+            done: self.done,
+            total,
+            elapsed_ms: (elapsed * 1e3).round() as u64,
+            eta_ms,
+            rate_per_s: (rate * 10.0).round() / 10.0,
+        });
     }
 
     /// The last line of a batch cut by shutdown: rows `0..done` were sent.
     pub(super) fn interrupted(&mut self, total: usize) {
         let resume_from = self.done;
         match self.format {
-            Format::Ndjson => self.line(&serde_json::json!({
-                "type": "interrupted", "reason": "shutdown", "resume_from": resume_from, "total": total,
-            })),
+            Format::Ndjson => self.line(&BatchLine::Interrupted { reason: "shutdown", resume_from, total }),
             Format::Csv | Format::ClassicCsv => {
                 let message = format!(
                     "interrupted: this server is shutting down; rows 0 to {} were sent; send the rest again from row {resume_from}",
@@ -307,11 +391,16 @@ impl Output {
             interrupted: false,
         };
         if self.format == Format::Ndjson {
-            self.line(&serde_json::json!({
-                "type": "summary", "total": total, "succeeded": total - failed.len(), "failed": failed.len(),
-                "failed_indices": failed, "evaluated": self.evaluated, "targets_invalid": self.targets_invalid,
-                "top_k_accuracy": accuracy, "cached": self.cached,
-                "elapsed_ms": elapsed_ms,
+            self.line(&BatchLine::Summary(BatchSummary {
+                total,
+                succeeded: total - failed.len(),
+                failed: failed.len(),
+                failed_indices: failed,
+                evaluated: self.evaluated,
+                targets_invalid: self.targets_invalid,
+                top_k_accuracy: accuracy,
+                cached: self.cached,
+                elapsed_ms,
             }));
         }
         summary
@@ -325,12 +414,12 @@ impl Output {
     /// Hands what is written to the response; false when the client is gone
     /// or has read nothing for `BATCH_WRITE_STALL` (the job then stops and
     /// gives back what it holds).
-    pub(super) async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
+    pub(super) async fn flush(&mut self, tx: &mpsc::Sender<Vec<u8>>) -> bool {
         if self.buf.is_empty() {
             return true;
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024)));
-        let stall = self.state.config.batch_write_stall;
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(16 * 1024));
+        let stall = self.service.limits.batch_write_stall;
         match tokio::time::timeout(stall, tx.send(chunk)).await {
             Ok(sent) => sent.is_ok(),
             Err(_) => {
@@ -355,15 +444,17 @@ fn csv_columns(format: Format, with_targets: bool) -> usize {
 
 /// The last line of a batch whose job failed on a server fault (a panic): the
 /// rows before it were sent; the client sees why the rest is missing.
-pub(super) fn fault_line(format: Format, with_targets: bool, request_id: Option<&str>) -> Bytes {
+pub fn fault_line(format: Format, with_targets: bool, request_id: Option<&str>) -> Vec<u8> {
     let message = "the batch stopped on a server fault; the rows above were sent, send the rest again";
     let mut buf = Vec::new();
     match format {
         Format::Ndjson => {
-            let line = serde_json::json!({
-                "type": "error", "error": {"code": "internal_error", "message": message, "request_id": request_id},
-            });
-            serde_json::to_writer(&mut buf, &line).expect("a JSON value serializes");
+            let error = ErrorInfo {
+                code: ErrorCode::InternalError,
+                message: message.into(),
+                request_id: request_id.map(String::from),
+            };
+            json::write(&mut buf, &BatchLine::Error { error });
             buf.push(b'\n');
         }
         Format::Csv | Format::ClassicCsv => {
@@ -373,7 +464,7 @@ pub(super) fn fault_line(format: Format, with_targets: bool, request_id: Option<
             csv_record(&mut buf, &fields);
         }
     }
-    Bytes::from(buf)
+    buf
 }
 
 fn lean(p: &PredictionView) -> BatchPrediction<'_> {

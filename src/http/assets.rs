@@ -16,10 +16,21 @@ struct Asset {
 
 const ASSETS: &[Asset] = &[
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../static/app.css") },
+    // The scripts: helpers every page uses, then one per page.
     Asset {
-        name: "app.js",
+        name: "common.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../static/app.js"),
+        body: include_bytes!("../../static/common.js"),
+    },
+    Asset {
+        name: "translate.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/translate.js"),
+    },
+    Asset {
+        name: "batch.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/batch.js"),
     },
     Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../../static/favicon.svg") },
     // The demo set: 100 reaction mixtures from patents and their recorded

@@ -103,7 +103,7 @@ pub struct Prepared {
 /// Checks one input (or target) and turns it into the model's tokens: in SMILES
 /// mode through RDKit's canonical form, so a molecule written any valid way
 /// reaches the model as it was trained. `what` names it in errors ("text",
-/// "target", "input 3"). RDKit work: call it on the chemistry threads unless
+/// "target", "line 3"). RDKit work: call it on the chemistry threads unless
 /// [`preparation_is_cheap`].
 pub fn prepare(reading: Reading, limits: &Limits, text: &str, what: &str) -> Result<Prepared, Error> {
     check_text(limits, text, what)?;

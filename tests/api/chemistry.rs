@@ -84,7 +84,7 @@ async fn an_unparsable_input_is_refused_on_every_path_and_never_sent() {
     let lines = batch_lines(&s, json!({"inputs": ["CCO", "C1CC", "c1ccccc1"], "n_best": 1})).await;
     let rows = results(&lines);
     assert_eq!(rows[1]["error"]["code"], "invalid_input");
-    assert!(rows[1]["error"]["message"].as_str().unwrap().starts_with("input 2 'C1CC'"), "{}", rows[1]);
+    assert!(rows[1]["error"]["message"].as_str().unwrap().starts_with("line 2 'C1CC'"), "{}", rows[1]);
     assert!(rows[0].get("error").is_none() && rows[2].get("error").is_none());
     let sent: Vec<String> = emu.calls().iter().flat_map(|c| c.inputs.clone()).collect();
     assert_eq!(sent, [tokens("CCO"), tokens("c1ccccc1")]);

@@ -94,7 +94,7 @@ async fn classic_columns_on_standard_output_failed_rows_and_bad_files_have_their
     assert_eq!(output.status.code(), Some(1), "a row failed");
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(stdout.starts_with("ID,Sources,Prediction_Tokens,Scores,Predictions,Error\r\n0,CCO,C C O,"), "{stdout}");
-    assert!(stdout.contains("invalid_input: input 2 'C1CC'"), "{stdout}");
+    assert!(stdout.contains("invalid_input: line 2 'C1CC'"), "{stdout}");
     assert!(!stdout.contains("INFO") && !stdout.contains("level"), "no log lines among the CSV: {stdout}");
     let missing = vec!["translate".into(), "--source".into(), "/nonexistent/data.txt".into()];
     let output = translate(missing, emu.url()).await;

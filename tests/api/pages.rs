@@ -124,7 +124,7 @@ async fn pages_reference_only_embedded_assets_which_are_cached_and_gzipped() {
     let html = s.client.get(s.url("/")).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains("http://") && !html.contains("https://"), "no external requests");
     assert!(!html.contains("<script>") && !html.contains("style=\""), "no inline script or style");
-    for asset in ["/static/app.css", "/static/app.js", "/static/favicon.svg"] {
+    for asset in ["/static/app.css", "/static/common.js", "/static/translate.js", "/static/favicon.svg"] {
         assert!(html.contains(asset));
         let r = s.client.get(s.url(asset)).header("accept-encoding", "gzip").send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -132,6 +132,8 @@ async fn pages_reference_only_embedded_assets_which_are_cached_and_gzipped() {
         assert_eq!(r.headers()["content-encoding"], "gzip");
     }
     assert_eq!(s.client.get(s.url("/static/nope.js")).send().await.unwrap().status(), 404);
+    let batch = s.client.get(s.url("/batch")).send().await.unwrap().text().await.unwrap();
+    assert!(batch.contains("/static/batch.js") && !batch.contains("/static/translate.js"), "each page its own script");
 }
 
 #[tokio::test]

@@ -124,7 +124,7 @@ async fn the_original_csv_columns_are_offered() {
     assert_eq!((&rows[0][5], &rows[0][6]), ("CCO", "True"));
     let p: f64 = rows[0][3].parse().unwrap();
     assert!(p > 0.5 && p <= 1.0, "{p}");
-    assert!(rows[2][7].starts_with("invalid_input: input 2 'C1CC'"), "{:?}", &rows[2]);
+    assert!(rows[2][7].starts_with("invalid_input: line 2 'C1CC'"), "{:?}", &rows[2]);
     let without = csv("?format=csv&columns=classic", json!({"inputs": ["OCC"], "n_best": 1})).await;
     assert!(without.starts_with("ID,Sources,Prediction_Tokens,Scores,Predictions,Error\r\n"), "{without}");
     let r = s.send(s.client.post(s.url("/api/v1/translate/batch?columns=classic")).json(&json!({"inputs": ["C"]})));

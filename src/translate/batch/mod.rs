@@ -138,7 +138,7 @@ impl Job {
                 input.inputs.len()
             )));
         }
-        let prepared = prepare_texts(service, caller.client, &input.inputs, "input").await;
+        let prepared = prepare_texts(service, caller.client, &input.inputs, "line").await;
         let mut canonical = Vec::with_capacity(input.inputs.len());
         let mut rejected = Vec::with_capacity(input.inputs.len());
         let rows: Vec<Row> = prepared
@@ -159,7 +159,7 @@ impl Job {
         let targets = match input.targets {
             None => None,
             Some(targets) => {
-                let prepared = prepare_texts(service, caller.client, &targets, "target").await;
+                let prepared = prepare_texts(service, caller.client, &targets, "target line").await;
                 let tokenizer = service.reading.tokenizer;
                 Some(
                     targets
@@ -325,8 +325,10 @@ async fn chemistry<T: Send + 'static>(
 /// (MAX_ATOMS) takes about a second; most take milliseconds.
 const PREPARE_SLICE: usize = 32;
 
-/// Each text prepared (`request::prepare`), `what` and its number from 1
-/// naming it in errors; a slice at a time on the chemistry threads.
+/// Each text prepared (`request::prepare`), named in errors as the line it
+/// is (`line 2` is the row with `index` 1: lines count from 1, as in the
+/// file, indices from 0, as in the API); a slice at a time on the chemistry
+/// threads.
 async fn prepare_texts(
     service: &Service,
     client: ClientKey,

@@ -49,7 +49,7 @@ async fn every_input_gets_one_row_in_order_and_a_bad_one_an_error_row() {
     assert_eq!(rows[0]["correct_rank"], 1, "the folded list's first is the target");
     assert_eq!(rows[0]["predictions"][0]["merged_ranks"], serde_json::json!([1, 2]));
     assert_eq!(rows[1]["error"]["code"], "invalid_input");
-    assert!(rows[1]["error"]["message"].as_str().unwrap().starts_with("input 2 'C1CC' "), "{}", rows[1]);
+    assert!(rows[1]["error"]["message"].as_str().unwrap().starts_with("line 2 'C1CC' "), "{}", rows[1]);
     assert!(rows[1].get("predictions").is_none() && rows[1].get("correct_rank").is_none());
     assert_eq!(rows[2]["correct_rank"], serde_json::Value::Null, "the target is not among them");
     assert_eq!(fake.asked.lock().unwrap()[0].inputs, ["C C O", "C N"], "the bad row is not sent");

@@ -1,0 +1,172 @@
+//! The results view: one translation's n-best list as the page shows it
+//! (ranks, probabilities in words, drawings, heatmaps, the share link). The
+//! translate page renders it; so does the API for `Accept: text/html`.
+
+use askama::Template;
+
+use crate::http::depict;
+use crate::http::heatmap::Heatmap;
+use crate::inference::tokenize::Tokens;
+use crate::translate::{TranslateInput, TranslationView};
+
+pub struct Item {
+    pub rank: usize,
+    pub text: String,
+    pub score: String,
+    pub percent: String,
+    pub bar: String,
+    /// SMILES mode: `reactants>>product`, ready to paste into other tools.
+    pub reaction: Option<String>,
+    /// Folded duplicates: the model's ranks this result stands for.
+    pub merged: Option<String>,
+    /// SMILES mode: the drawing of the canonical form, when it is a molecule.
+    pub structure: Option<Structure>,
+    /// SMILES mode: the prediction is not a molecule.
+    pub invalid: bool,
+    /// The prediction is the expected product.
+    pub correct: bool,
+    pub heatmap: Option<Heatmap>,
+}
+
+/// A probability for people: three significant digits as a percentage, so
+/// small ones stay distinct (`0.0312%`, not `0.0%`); below 0.01% in scientific
+/// notation (`1.2e-5`). `static/batch.js` has the same rule (its table is
+/// drawn in the browser from the NDJSON lines).
+pub fn probability_text(p: f64) -> String {
+    let pct = p * 100.0;
+    if pct.is_nan() || pct <= 0.0 {
+        return "0%".into();
+    }
+    if pct >= 10.0 {
+        format!("{pct:.1}%")
+    } else if pct >= 1.0 {
+        format!("{pct:.2}%")
+    } else if pct >= 0.01 {
+        let decimals = (2 - pct.log10().floor() as i32) as usize;
+        format!("{pct:.decimals$}%")
+    } else {
+        let mut exponent = p.log10().floor() as i32;
+        let mut mantissa = p / 10f64.powi(exponent);
+        if mantissa >= 9.95 {
+            mantissa /= 10.0;
+            exponent += 1;
+        }
+        format!("{mantissa:.1}e{exponent}")
+    }
+}
+
+/// A structure drawing on the page: the image's URL and its SMILES.
+pub struct Structure {
+    pub url: String,
+    pub smiles: String,
+}
+
+impl Structure {
+    fn of(smiles: &str) -> Self {
+        Structure { url: depict::url(smiles), smiles: smiles.to_string() }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "results.html")]
+pub struct ResultsFragment {
+    count: usize,
+    beam: u32,
+    /// The query of a link that asks for these results again (`GET /?…&run=1`).
+    share: String,
+    /// Answered from the result cache.
+    cached: bool,
+    elapsed: String,
+    source: Tokens,
+    /// Up to 60 tokens show as chips; more as one line of text, so a long
+    /// input does not become thousands of elements.
+    source_count: usize,
+    input: Option<Structure>,
+    target: Option<Structure>,
+    /// The target was given and no prediction is it.
+    target_missed: bool,
+    /// Why there are no heatmaps, when attention was left out.
+    attention_omitted: Option<String>,
+    items: Vec<Item>,
+}
+
+impl ResultsFragment {
+    /// `asked` is the request as given: its text, target, beam, top-k and
+    /// folding go into the share link.
+    pub fn new(view: TranslationView, asked: &TranslateInput, beam: u32) -> Self {
+        let mut share = vec![("text", view.input.clone()), ("beam", beam.to_string())];
+        if let Some(n) = asked.n_best {
+            share.push(("n_best", n.to_string()));
+        }
+        if let Some(t) = asked.target.as_ref().filter(|t| !t.trim().is_empty()) {
+            share.push(("target", t.clone()));
+        }
+        if asked.fold_duplicates == Some(true) {
+            share.push(("fold", "1".into()));
+        }
+        share.push(("run", "1".into()));
+        let share = serde_urlencoded::to_string(&share).unwrap_or_default();
+        let correct_rank = view.target.as_ref().and_then(|t| t.correct_rank);
+        let sources: Vec<&str> = view.tokens.iter().collect();
+        let items = view
+            .predictions
+            .into_iter()
+            .map(|p| {
+                let targets: Vec<&str> = p.tokens.iter().collect();
+                let heatmap = p.attention.as_ref().and_then(|m| Heatmap::new(&sources, &targets, m));
+                Item {
+                    rank: p.rank,
+                    text: p.text,
+                    score: format!("{:.4}", p.score),
+                    percent: probability_text(p.probability),
+                    reaction: match (&view.canonical, &p.canonical) {
+                        (Some(input), Some(Some(product))) => Some(format!("{input}>>{product}")),
+                        _ => None,
+                    },
+                    bar: format!("{:.2}", (p.probability * 100.0).max(0.5)),
+                    merged: p
+                        .merged_ranks
+                        .as_ref()
+                        .map(|r| r.iter().map(|x| format!("#{x}")).collect::<Vec<_>>().join(" + ")),
+                    invalid: matches!(p.canonical, Some(None)),
+                    structure: p.canonical.flatten().as_deref().map(Structure::of),
+                    correct: correct_rank == Some(p.rank),
+                    heatmap,
+                }
+            })
+            .collect::<Vec<_>>();
+        let elapsed = if view.elapsed_ms >= 1000.0 {
+            format!("{:.1} s", view.elapsed_ms / 1000.0)
+        } else {
+            format!("{:.0} ms", view.elapsed_ms.max(1.0))
+        };
+        let target = view.target.as_ref().and_then(|t| t.canonical.as_deref()).map(Structure::of);
+        ResultsFragment {
+            count: items.len(),
+            beam,
+            share,
+            cached: view.cached,
+            elapsed,
+            source_count: view.tokens.len(),
+            source: view.tokens,
+            input: view.canonical.as_deref().map(Structure::of),
+            target_missed: view.target.is_some() && correct_rank.is_none(),
+            // The core's words, as the API gives them.
+            attention_omitted: view.attention_omitted_reason,
+            target,
+            items,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_probabilities_keep_their_digits() {
+        let shown: Vec<String> =
+            [0.942, 0.0314, 0.00312, 0.00024, 0.000156, 0.000012, 0.0000999, 1.0, 0.0].map(probability_text).into();
+        assert_eq!(shown, ["94.2%", "3.14%", "0.312%", "0.0240%", "0.0156%", "1.2e-5", "1.0e-4", "100.0%", "0%"]);
+    }
+}

@@ -1,0 +1,226 @@
+'use strict';
+// The translate page (after common.js): translate without reloading, a live
+// character counter, example chips, top-k bounded by the beam, a spinner with
+// elapsed time, inline errors, copy buttons. Every feature also works without
+// this file (the form posts and the server renders the same results).
+(() => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const form = $('#translate');
+  if (!form) return;
+  const text = $('#text');
+  const targetField = $('#target');
+  const foldField = $('#fold');
+  const counter = $('#counter');
+  const beam = $('#beam');
+  const nBest = $('#n_best');
+  const status = $('#status');
+  const statusText = $('#status-text');
+  const error = $('#error');
+  const results = $('#results');
+  const max = Number(counter.dataset.max);
+
+  // The server counts Unicode code points; so does the spread operator.
+  const length = (s) => [...s].length;
+
+  const updateCounter = () => {
+    const n = length(text.value);
+    counter.textContent = `${n} / ${max} characters`;
+    counter.classList.toggle('over', n > max);
+  };
+
+  const boundTopK = () => boundTopKByBeam(beam, nBest);
+
+  const showError = (message) => {
+    error.textContent = message || '';
+    error.hidden = !message;
+  };
+
+  // Screen readers hear the start and the end of a request, not every tick
+  // of the visible timer.
+  const announce = $('#announce');
+  const say = (words) => { announce.textContent = words; };
+
+  let timer = null;
+  const startSpinner = () => {
+    const started = performance.now();
+    status.hidden = false;
+    results.setAttribute('aria-busy', 'true');
+    say('Translating…');
+    let warned = false;
+    const tick = () => {
+      const s = (performance.now() - started) / 1000;
+      statusText.textContent = s < 4
+        ? `Translating… ${s.toFixed(1)} s`
+        : `Translating… ${s.toFixed(0)} s. The model may be starting up: the first request after a quiet period can take 10–30 s.`;
+      if (s >= 4 && !warned) {
+        warned = true;
+        say('Still translating. The model may be starting up: this can take up to 30 seconds.');
+      }
+    };
+    tick();
+    timer = setInterval(tick, 200);
+  };
+  const stopSpinner = () => {
+    clearInterval(timer);
+    status.hidden = true;
+    results.removeAttribute('aria-busy');
+  };
+
+  // Results on screen that are not the current input's: dimmed, labelled.
+  const markStale = (words) => {
+    if (!results.querySelector('.results-head')) return;
+    results.classList.add('stale');
+    let label = results.querySelector('.stale-label');
+    if (!label) {
+      label = document.createElement('p');
+      label.className = 'stale-label';
+      results.prepend(label);
+    }
+    label.textContent = words;
+  };
+
+  // The server words its errors for people (text/plain, same status); a
+  // JSON error is one the request itself caused, shown as its message says.
+  const describe = async (response) => {
+    const type = response.headers.get('content-type') || '';
+    let text = '';
+    try { text = await response.text(); } catch (_) { /* the connection dropped */ }
+    if (type.startsWith('text/plain') && text.trim()) return text.trim();
+    try {
+      const message = JSON.parse(text).error.message;
+      if (message) return message.charAt(0).toUpperCase() + message.slice(1);
+    } catch (_) { /* not our JSON */ }
+    return `The server answered with status ${response.status}. Please try again.`;
+  };
+
+  const enhance = () => {
+    for (const b of results.querySelectorAll('[data-copy], #copy-link, .heatmap-tools')) b.hidden = false;
+    if (results.heatmapsChanged) results.heatmapsChanged();
+  };
+
+  const copy = async (value, button, fallbackSelect) => {
+    const label = button.textContent;
+    const done = await copyText(value);
+    if (done) {
+      button.textContent = 'Copied';
+    } else {
+      // Nothing could write to the clipboard: select the text for Ctrl+C.
+      if (fallbackSelect) {
+        const range = document.createRange();
+        range.selectNodeContents(fallbackSelect);
+        const selection = getSelection();
+        selection.removeAllRanges();
+        selection.addRange(range);
+      }
+      button.textContent = 'Selected: press Ctrl+C';
+    }
+    setTimeout(() => { button.textContent = label; }, 2500);
+  };
+
+  let inflight = null;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const value = text.value;
+    if (!value.trim()) {
+      showError('Type something to translate first.');
+      text.focus();
+      return;
+    }
+    if (length(value) > max) {
+      showError(`The input has ${length(value)} characters; the limit is ${max}.`);
+      text.focus();
+      return;
+    }
+    if (inflight) inflight.abort();
+    const controller = new AbortController();
+    inflight = controller;
+    showError(null);
+    markStale('Translating your new input: the results below are for the previous one.');
+    startSpinner();
+    try {
+      const response = await fetch('/api/v1/translate', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/html' },
+        body: JSON.stringify({
+          text: value,
+          beam: Number(beam.value),
+          n_best: Number(nBest.value),
+          target: targetField && targetField.value.trim() ? targetField.value : undefined,
+          fold_duplicates: foldField ? foldField.checked : undefined,
+        }),
+        signal: controller.signal,
+      });
+      if (response.ok) {
+        results.innerHTML = await response.text();
+        results.classList.remove('stale');
+        enhance();
+        const n = results.querySelectorAll('.prediction').length;
+        say(`${n} result${n === 1 ? '' : 's'} ready.`);
+        // On small screens the results start below the fold: bring them up.
+        if (results.getBoundingClientRect().top > window.innerHeight * 0.6) {
+          results.scrollIntoView({ block: 'start', behavior: 'smooth' });
+        }
+      } else {
+        showError(await describe(response));
+        markStale('The results below are for an earlier input, not for the one above.');
+      }
+    } catch (err) {
+      if (err.name !== 'AbortError') {
+        showError('The server could not be reached. Check the connection and try again.');
+        markStale('The results below are for an earlier input, not for the one above.');
+      }
+    } finally {
+      if (inflight === controller) {
+        inflight = null;
+        stopSpinner();
+      }
+    }
+  });
+
+  text.addEventListener('input', updateCounter);
+  text.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  beam.addEventListener('change', boundTopK);
+
+  form.addEventListener('click', (event) => {
+    const chip = event.target.closest('button.chip');
+    if (!chip) return;
+    event.preventDefault();
+    text.value = chip.value;
+    updateCounter();
+    text.focus();
+  });
+
+  $('#clear').addEventListener('click', (event) => {
+    event.preventDefault();
+    text.value = '';
+    results.innerHTML = '';
+    results.classList.remove('stale');
+    showError(null);
+    updateCounter();
+    text.focus();
+  });
+
+  results.addEventListener('click', (event) => {
+    const target = event.target.closest('[data-copy], #copy-link');
+    if (!target) return;
+    if (target.id === 'copy-link') {
+      // The link of the results on screen (text, beam, top-k, target), which
+      // translates when opened: not whatever the box holds now.
+      const share = target.closest('.results-head').dataset.share;
+      copy(`${location.origin}${share}`, target, null);
+    } else {
+      copy(target.dataset.copy, target, target.parentElement.querySelector('code'));
+    }
+  });
+  heatmaps(results);
+
+  $('#shortcut').hidden = false;
+  boundTopK();
+  updateCounter();
+  enhance();
+})();

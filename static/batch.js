@@ -2,6 +2,8 @@
 // The batch page: upload, stream NDJSON results with progress, cancel, a paged
 // table, the accuracy summary, and a CSV built from what arrived. Without this
 // file the form posts and the server answers with the CSV download.
+// (Over 500 lines: one page's script, one closure over the page's elements;
+// its parts share the rows that have arrived and the table's state.)
 (() => {
   const $ = (sel) => document.querySelector(sel);
   const form = $('#batch');

@@ -4,6 +4,9 @@
 //! The SDK's own retries are off: they would sleep past our deadline. Our loop
 //! retries throttles (429) and server errors (5xx) only; a function error is the
 //! model failing on this input, and retrying it would fail again at full cost.
+//! (Over 600 lines with its tests: the client, its retry loop and budget, the
+//! error mapping and the preflight all read the SDK's errors the same way, and
+//! are kept side by side so no path maps them differently.)
 
 use std::sync::Arc;
 use std::time::Duration;

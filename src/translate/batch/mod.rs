@@ -14,10 +14,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+mod lines;
 mod output;
 
+pub use lines::{BatchLine, BatchPrediction, BatchRow, BatchSummary, RowError};
 use output::Output;
-pub use output::{BatchLine, BatchPrediction, BatchRow, BatchSummary, RowError, fault_line};
+pub use output::fault_line;
 
 use super::error::{Error, ErrorCode};
 use super::request::{self, Prepared};

@@ -1,0 +1,123 @@
+//! The NDJSON lines of a batch's answer, as written (`output`) and as the API
+//! document describes them (`http::openapi` lists these types): one type per
+//! thing on the wire.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::inference::Matrix;
+use crate::translate::error::{ErrorCode, ErrorInfo};
+
+/// One line of the NDJSON answer of a batch: `start` first, then `result`
+/// lines (one per row, in order) and `progress` lines, then `summary`; or
+/// `interrupted` when the server shuts down mid-way (resume from
+/// `resume_from`), or `error` when the server failed.
+#[derive(Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BatchLine<'a> {
+    Start {
+        total: usize,
+        chunks: usize,
+        beam: u32,
+        n_best: u32,
+        attention: bool,
+    },
+    Result(BatchRow<'a>),
+    Progress {
+        done: usize,
+        total: usize,
+        elapsed_ms: u64,
+        eta_ms: Option<u64>,
+        rate_per_s: f64,
+    },
+    Summary(BatchSummary),
+    Interrupted {
+        #[schema(value_type = String)]
+        reason: &'static str,
+        resume_from: usize,
+        total: usize,
+    },
+    Error {
+        error: ErrorInfo,
+    },
+}
+
+/// One row: its predictions, or its error.
+#[derive(Serialize, ToSchema)]
+pub struct BatchRow<'a> {
+    /// Row number, from 0.
+    pub index: usize,
+    #[schema(value_type = String)]
+    pub input: &'a str,
+    /// SMILES mode: the input's canonical form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub canonical: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
+    pub target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub target_canonical: Option<&'a str>,
+    /// Why the target could not be compared (not a molecule, too long).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub target_error: Option<&'a str>,
+    /// The rank of the first prediction that is the target (`null`: not
+    /// found, or no target); absent on a failed row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<usize>)]
+    pub correct_rank: Option<Option<usize>>,
+    /// This row's attention exceeded MAX_ATTENTION_CELLS and was left out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub attention_omitted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Vec<BatchPrediction<'a>>>,
+    /// Present instead of predictions when the row failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RowError>,
+}
+
+/// One result of a row's n-best list.
+#[derive(Serialize, ToSchema)]
+pub struct BatchPrediction<'a> {
+    pub rank: usize,
+    #[schema(value_type = String)]
+    pub text: &'a str,
+    /// As in the single API: absent in text mode, `null` when not a molecule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub canonical: Option<Option<&'a str>>,
+    pub score: f64,
+    pub probability: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<usize>>)]
+    pub merged_ranks: Option<&'a [usize]>,
+    /// Result tokens x input tokens, weights with 4 decimals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Vec<f32>>>)]
+    pub attention: Option<&'a Matrix>,
+}
+
+/// Why a row failed.
+#[derive(Serialize, ToSchema)]
+pub struct RowError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The last line: what the batch adds up to.
+#[derive(Serialize, ToSchema)]
+pub struct BatchSummary {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub failed_indices: Vec<usize>,
+    /// Rows with a comparable target that were translated.
+    pub evaluated: usize,
+    pub targets_invalid: usize,
+    /// Top-1 to top-n_best accuracy over the evaluated rows, when any.
+    pub top_k_accuracy: Option<Vec<f64>>,
+    /// Rows answered from the result cache.
+    pub cached: usize,
+    pub elapsed_ms: u64,
+}

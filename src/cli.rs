@@ -49,4 +49,36 @@ pub enum Command {
     /// Translate a file without a server, through the same Lambda path, chunking
     /// and fan-out as the batch API; writes CSV and reports accuracy.
     Translate(TranslateArgs),
+    /// API keys (API_KEYS_FILE).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random key (give it to its caller) and its entry for the
+    /// keys file (which holds only the key's SHA-256).
+    New {
+        /// The key's name in metrics and logs: letters, digits, '-', '_', '.'.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// `translation-front key new --name NAME`: the key on standard output's
+/// first line, then its entry; exit 2 for a name the file would refuse.
+pub fn key_new(name: &str) -> std::process::ExitCode {
+    match crate::keys::new_key(name) {
+        Ok((key, entry)) => {
+            println!("{key}");
+            println!();
+            println!("# Add to API_KEYS_FILE (the key above is shown once and stored nowhere):");
+            print!("{entry}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }

@@ -49,37 +49,25 @@ impl InputFormat {
     }
 }
 
-/// `RATE_LIMIT`: one request per `period` per client, `burst` at once.
+pub use crate::rate::{RateLimit, parse_rate_limit};
+
+/// `ANONYMOUS_RATE`: callers without a key are refused, or limited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub period: Duration,
-    pub burst: u32,
+pub enum AnonymousRate {
+    Refused,
+    Limited(RateLimit),
 }
 
-/// Parses `20/s`, `600/m`, `5/h`, optionally `burst N` (`20/s burst 40`); the
-/// burst defaults to the per-second rate (at least 1).
-pub fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
-    let bad = || format!("'{s}' is not a rate like 20/s, 600/m or '20/s burst 40'");
-    let mut words = s.split_whitespace();
-    let rate = words.next().ok_or_else(bad)?;
-    let (n, unit) = rate.split_once('/').ok_or_else(bad)?;
-    let n: u32 = n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
-    let per = match unit {
-        "s" => Duration::from_secs(1),
-        "m" => Duration::from_secs(60),
-        "h" => Duration::from_secs(3600),
-        _ => return Err(bad()),
-    };
-    let period = per / n;
-    let burst = match (words.next(), words.next(), words.next()) {
-        (None, _, _) => ((n as f64) / per.as_secs_f64()).ceil().max(1.0) as u32,
-        (Some("burst"), Some(b), None) => b.parse().ok().filter(|b| *b > 0).ok_or_else(bad)?,
-        _ => return Err(bad()),
-    };
-    if period.is_zero() {
-        return Err(bad());
+/// The anonymous rate when API_KEYS_FILE is set and ANONYMOUS_RATE is not:
+/// enough for colleagues on the pages, little for a script without a key.
+pub const DEFAULT_ANONYMOUS_RATE: &str = "1/s burst 10";
+
+/// `0` (refused) or a rate as `RATE_LIMIT` writes it.
+pub fn parse_anonymous_rate(s: &str) -> Result<AnonymousRate, String> {
+    match s.trim() {
+        "0" => Ok(AnonymousRate::Refused),
+        rate => parse_rate_limit(rate).map(AnonymousRate::Limited).map_err(|e| format!("{e}, or 0 to refuse")),
     }
-    Ok(RateLimit { period, burst })
 }
 
 /// `TRUSTED_PROXIES`: networks whose `X-Forwarded-For` is believed.
@@ -275,6 +263,23 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = parse_cidrs, global = true)]
     pub trusted_proxies: TrustedProxies,
 
+    /// API keys: a TOML file of `[[key]]` entries (name, sha256 of the key,
+    /// optional rate and daily_inputs), reloaded when it changes. Unset: no
+    /// keys, every caller anonymous, as before. `translation-front key new`
+    /// makes a key and its entry.
+    #[arg(long, env = "API_KEYS_FILE", global = true)]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// With API_KEYS_FILE: the rate of callers without a key, per client
+    /// (e.g. '1/s burst 10'), or 0: translations need a key (pages still
+    /// load). Unset: 1/s burst 10.
+    #[arg(long, env = "ANONYMOUS_RATE", value_parser = parse_anonymous_rate, global = true)]
+    pub anonymous_rate: Option<AnonymousRate>,
+
+    /// The keys in force at start, read from `api_keys_file` by [`Config::finish`].
+    #[arg(skip)]
+    pub api_keys: Vec<crate::keys::Entry>,
+
     /// How long to keep serving after SIGTERM (readiness already 503) before stopping.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "5s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
@@ -398,6 +403,15 @@ impl Config {
                 text
             }
         };
+        if let Some(path) = &self.api_keys_file {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?;
+            self.api_keys = crate::keys::parse(&text).map_err(|e| format!("API_KEYS_FILE {}: {e}", path.display()))?;
+            if self.anonymous_rate.is_none() {
+                self.anonymous_rate = Some(parse_anonymous_rate(DEFAULT_ANONYMOUS_RATE).expect("a valid rate"));
+            }
+        } else if self.anonymous_rate.is_some() {
+            return Err("ANONYMOUS_RATE is for callers without a key: it needs API_KEYS_FILE".into());
+        }
         // RDKit's bound is the process's: set before the examples are read with it.
         crate::chem::set_max_atoms(self.max_atoms);
         crate::chem::set_budget(self.chemistry_budget);

@@ -11,6 +11,8 @@
 //!                rdkit.rs/rdkit.cc bridge is the crate's only foreign code;
 //!                pool: the chemistry threads every RDKit call runs on; memo:
 //!                RDKit's answers remembered, bounded by their real bytes
+//! keys           API keys (API_KEYS_FILE): the file, hashes, rates and daily
+//!                quotas on a clock; `key new`
 //! memory         what an allocation really takes (what caches are charged)
 //! telemetry      tracing init and the per-app Prometheus registry
 //! translate/     the product's core, no HTTP: the Service (translator,
@@ -90,9 +92,11 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod inference;
+pub mod keys;
 pub mod loadtest;
 pub mod memory;
 pub mod offline;
+pub mod rate;
 pub mod startup;
 pub mod telemetry;
 pub mod translate;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use translation_front::cli::{Cli, Command};
+use translation_front::cli::{Cli, Command, KeyCommand};
 use translation_front::{startup, telemetry};
 
 fn main() -> ExitCode {
@@ -15,6 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Making a key needs no settings at all.
+    if let Some(Command::Key(KeyCommand::New { name })) = &cli.command {
+        return translation_front::cli::key_new(name);
+    }
     // The load generator is only an HTTP client: the server's settings are not its own.
     let config = match &cli.command {
         Some(Command::Loadtest(_)) => cli.config,
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
             Command::Check { max_replicas } => startup::check(config, max_replicas).await,
             Command::Loadtest(args) => translation_front::loadtest::run(*args).await,
             Command::Translate(args) => translation_front::offline::run(config, args).await,
+            Command::Key(KeyCommand::New { name }) => translation_front::cli::key_new(&name),
         }
     });
     telemetry::log_buffer::flush();

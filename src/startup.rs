@@ -59,6 +59,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
         let Self { listener, metrics_listener, state } = self;
         spawn_preflight(&state);
+        tokio::spawn(http::auth::reload(state.clone()));
         let stop_rx = state.stopping.subscribe();
         let stopping = state.clone();
         let (draining_tx, draining_rx) = watch::channel(false);
@@ -136,6 +137,7 @@ pub fn app_state(config: Config) -> Arc<AppState> {
     let service = crate::translate::Service::new(translator.clone(), &config, chemistry, stopping.subscribe());
     Arc::new(AppState {
         service: Arc::new(service),
+        access: crate::http::auth::Access::new(&config, &metrics),
         site: crate::http::site::Site::new(&config),
         rate_limiter: config
             .rate_limit

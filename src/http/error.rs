@@ -40,7 +40,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::RateLimited | ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Overloaded | ErrorCode::LambdaThrottled => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::LambdaFunctionError | ErrorCode::LambdaBadPayload | ErrorCode::LambdaUnavailable => {
             StatusCode::BAD_GATEWAY
@@ -141,6 +142,32 @@ impl ApiError {
         }
     }
 
+    /// `401 unauthorized` (with `WWW-Authenticate`): no key where one is
+    /// needed, or a key that is not one of ours.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    /// `429 quota_exceeded` with `Retry-After`: the key's `daily_inputs` is
+    /// used; the message says when it starts again.
+    pub fn quota_exceeded(used: u64, limit: u64, asked: u64, resets: std::time::SystemTime, wait: Duration) -> Self {
+        let words = crate::translate::words::thousands;
+        Self {
+            retry_after: Some(wait),
+            ..Self::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "this API key's daily quota is {} inputs and {} are used today; this request has {}; the count \
+                     starts again at {} (00:00 UTC)",
+                    words(limit as usize),
+                    words(used as usize),
+                    words(asked as usize),
+                    humantime::format_rfc3339_seconds(resets)
+                ),
+            )
+        }
+    }
+
     /// `408 request_timeout`: the body did not arrive within `BODY_READ_TIMEOUT`.
     pub fn request_timeout() -> Self {
         Self::new(ErrorCode::RequestTimeout, "the request body did not arrive in time")
@@ -228,6 +255,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.code == ErrorCode::Unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         let message = self.detail.unwrap_or_else(|| self.message.clone());
         response.extensions_mut().insert(ErrorDetail { code: self.code, message, public: self.message, request_id });

@@ -130,7 +130,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         // A streamed batch: its status line left long ago; record it when the
         // stream ends, with what happened to its rows.
         let (route, method) = (route.to_string(), method_label(&method));
+        let key = response.extensions().get::<super::auth::KeyName>().map(|k| k.0.clone());
         tokio::spawn(async move {
+            let key = key.as_deref();
             let ended = end.ended().await;
             let latency_ms = started.elapsed().as_secs_f64() * 1e3;
             let m = &state.metrics;
@@ -149,15 +151,15 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
             }
             match ended {
                 Ok(Some(Ended { rows, failed, .. })) => tracing::info!(
-                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, rows, rows_failed = failed,
+                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, key, rows, rows_failed = failed,
                     "batch streamed"
                 ),
                 Ok(None) => tracing::info!(
-                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id,
+                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, key,
                     "batch ended early: its client went away or stopped reading"
                 ),
                 Err(()) => tracing::error!(
-                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id,
+                    target: ACCESS_TARGET, method, route, status = status.as_u16(), latency_ms, request_id, key,
                     "batch job failed (panicked); the stream was cut"
                 ),
             }
@@ -173,16 +175,17 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
 
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     let lambda_request_id = response.extensions().get::<LambdaRequestId>().map(|r| r.0.as_str());
+    let key = response.extensions().get::<super::auth::KeyName>().map(|k| k.0.as_str());
     match response.extensions().get::<ErrorDetail>() {
         Some(e) if status.is_server_error() => tracing::warn!(
-            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code.as_str(), error = %e.message,
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, key, code = e.code.as_str(), error = %e.message,
             "request failed"
         ),
         Some(e) => tracing::info!(
-            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, code = e.code.as_str(), error = %e.message, "request rejected"
+            target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, key, code = e.code.as_str(), error = %e.message, "request rejected"
         ),
         None => {
-            tracing::info!(target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, "request")
+            tracing::info!(target: ACCESS_TARGET, %method, route, status = status.as_u16(), latency_ms, request_id, lambda_request_id, key, "request")
         }
     }
     response

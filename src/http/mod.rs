@@ -4,6 +4,7 @@
 pub mod api;
 pub mod api_page;
 pub mod assets;
+pub mod auth;
 pub mod batch;
 pub mod depict;
 pub mod error;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub preflight: std::sync::Mutex<Option<&'static str>>,
     /// The title and description the pages show.
     pub site: site::Site,
+    /// API keys and quotas (`API_KEYS_FILE`), when set.
+    pub access: Option<auth::Access>,
     /// Per-client limits (`RATE_LIMIT`), when set.
     pub rate_limiter: Option<ratelimit::Limiter>,
     /// Whether the function has been idle: a page visit then warms it.
@@ -122,6 +125,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let bulk = Router::new()
         .route("/api/v1/translate/batch", post(batch::post_batch))
         .route("/batch", post(batch::post_form))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes));
     let mut router = Router::new()
@@ -136,6 +140,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/depict", get(depict::depict))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)

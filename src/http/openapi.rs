@@ -102,6 +102,22 @@ pub fn document(state: &AppState) -> Value {
     inputs["maxItems"] = json!(c.max_batch_inputs);
     schemas["TranslationView"]["example"] = example(state);
     schemas["ConfigView"]["example"] = json!(super::api::config_view(state));
+    if let Some(access) = &state.access {
+        // Keys in force: say how to send one, on the operations that need it
+        // (and that going without is allowed, when anonymous callers are).
+        doc["components"]["securitySchemes"] = json!({
+            "bearer": {"type": "http", "scheme": "bearer", "description": "An API key from this server's operator"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same key, in a header"},
+        });
+        let mut security = vec![json!({"bearer": []}), json!({"apiKey": []})];
+        if access.admits_anonymous() {
+            security.push(json!({}));
+        }
+        for path in ["/api/v1/translate", "/api/v1/translate/batch"] {
+            doc["paths"][path]["post"]["security"] = Value::Array(security.clone());
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
     if let Some(target) = schemas["TranslateInput"]["properties"]["target"].as_object_mut() {
         target.insert("maxLength".into(), json!(c.max_input_chars));
     }

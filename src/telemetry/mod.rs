@@ -63,6 +63,14 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub batches: IntCounterVec,
+    /// Translation requests by API key name (`anonymous`, `unknown`) and
+    /// outcome: accepted, unauthorized, rate_limited, quota_exceeded.
+    pub key_requests: IntCounterVec,
+    /// Inputs charged to each key (a batch of 500 is 500).
+    pub key_inputs: IntCounterVec,
+    /// Keys in force; reloads of API_KEYS_FILE by outcome (ok, failed).
+    pub keys_loaded: IntGauge,
+    pub keys_reloads: IntCounterVec,
     pub batch_rows: IntCounterVec,
     pub invocations: IntCounterVec,
     pub invocation_duration: HistogramVec,
@@ -155,6 +163,25 @@ impl Metrics {
                 "Batches by how they ended: completed, interrupted (shutdown), client_left, failed (a fault)",
             ),
             &["ended"],
+        )
+        .unwrap();
+        let key_requests = IntCounterVec::new(
+            Opts::new(
+                "api_key_requests_total",
+                "Translation requests by API key name (anonymous: none sent; unknown: not one of ours) and outcome",
+            ),
+            &["key", "outcome"],
+        )
+        .unwrap();
+        let key_inputs = IntCounterVec::new(
+            Opts::new("api_key_inputs_total", "Inputs charged to each API key's daily quota"),
+            &["key"],
+        )
+        .unwrap();
+        let keys_loaded = IntGauge::new("api_keys_loaded", "API keys in force (API_KEYS_FILE)").unwrap();
+        let keys_reloads = IntCounterVec::new(
+            Opts::new("api_keys_reloads_total", "Reloads of API_KEYS_FILE after it changed, by outcome (ok, failed)"),
+            &["outcome"],
         )
         .unwrap();
         let batch_rows = IntCounterVec::new(
@@ -302,6 +329,10 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(batches.clone()),
             Box::new(batch_rows.clone()),
+            Box::new(key_requests.clone()),
+            Box::new(key_inputs.clone()),
+            Box::new(keys_loaded.clone()),
+            Box::new(keys_reloads.clone()),
             Box::new(invocations.clone()),
             Box::new(invocation_duration.clone()),
             Box::new(invocations_in_flight.clone()),
@@ -336,6 +367,10 @@ impl Metrics {
             http_requests,
             http_duration,
             batches,
+            key_requests,
+            key_inputs,
+            keys_loaded,
+            keys_reloads,
             batch_rows,
             invocations,
             invocation_duration,

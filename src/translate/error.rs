@@ -21,8 +21,13 @@ pub enum ErrorCode {
     TooLarge,
     /// 408: the body did not arrive within `BODY_READ_TIMEOUT`.
     RequestTimeout,
-    /// 429: this client sends too fast (`RATE_LIMIT`) or runs too many batches.
+    /// 401: this server needs an API key, or the key sent is not one of its.
+    Unauthorized,
+    /// 429: this client sends too fast (`RATE_LIMIT`, its key's rate) or runs
+    /// too many batches.
     RateLimited,
+    /// 429: this API key's daily quota of inputs is used.
+    QuotaExceeded,
     /// 503: this server has no room for the work now.
     Overloaded,
     /// 503: the Lambda function is throttled.
@@ -50,7 +55,9 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::LambdaThrottled => "lambda_throttled",
             ErrorCode::LambdaFunctionError => "lambda_function_error",

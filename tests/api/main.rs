@@ -15,6 +15,7 @@ mod coalesce;
 mod config;
 mod deploy;
 mod drain;
+mod keys;
 mod lambda;
 mod lifecycle;
 mod loadtest;

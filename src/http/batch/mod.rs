@@ -62,7 +62,8 @@ pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Resp
         (status = 400, description = "invalid_input: malformed, out of bounds, or targets not one per input", body = super::error::ErrorBody),
         (status = 408, description = "request_timeout", body = super::error::ErrorBody),
         (status = 413, description = "too_large: more inputs than this server takes", body = super::error::ErrorBody),
-        (status = 429, description = "rate_limited (Retry-After)", body = super::error::ErrorBody),
+        (status = 401, description = "unauthorized: this server has API keys (API_KEYS_FILE) and none, or an unknown one, was sent", body = super::error::ErrorBody),
+        (status = 429, description = "rate_limited, or quota_exceeded: the API key's daily inputs would be passed by this batch's (Retry-After: until 00:00 UTC)", body = super::error::ErrorBody),
         (status = 500, description = "internal_error", body = super::error::ErrorBody),
     )
 )]
@@ -92,8 +93,13 @@ pub async fn post_batch(
     let no_cache = super::extract::asks_no_cache(req.headers());
     // Counted before the body is read: a client at its bound sends no more.
     let running = PerClient::claim(&state, super::error::client(), state.config.max_batches_per_client)?;
+    let key = req.extensions().get::<super::auth::KeyInUse>().cloned();
     let mut input = input::parse(&state, req).await?;
     input.bypass_cache |= no_cache;
+    // A key pays for its batch's inputs before any is translated.
+    if let (Some(super::auth::KeyInUse(key)), Some(access)) = (key, state.access.as_ref()) {
+        access.charge(&key, input.inputs.len(), &state.metrics)?;
+    }
     let job = Job::new(&state.service, input, super::error::caller()).await?;
     // Two encoded chunks between the job and the socket: enough to keep the
     // socket busy, little to hold for a client that stops reading.

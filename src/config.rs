@@ -276,6 +276,11 @@ pub struct Config {
     #[arg(long, env = "ANONYMOUS_RATE", value_parser = parse_anonymous_rate, global = true)]
     pub anonymous_rate: Option<AnonymousRate>,
 
+    /// Serve the MCP tool server at `/mcp` (Streamable HTTP, for LLM agents),
+    /// behind the same keys and limits as the API.
+    #[arg(long, env = "MCP_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub mcp_enabled: bool,
+
     /// The keys in force at start, read from `api_keys_file` by [`Config::finish`].
     #[arg(skip)]
     pub api_keys: Vec<crate::keys::Entry>,

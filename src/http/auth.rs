@@ -130,6 +130,9 @@ enum Cost {
     One,
     /// A batch: its inputs, charged once its body is read.
     Batch,
+    /// An MCP message: the caller is let in (or not) here; a tool that
+    /// predicts charges its input itself.
+    Call,
 }
 
 fn cost(method: &Method, path: &str, query: Option<&str>) -> Cost {
@@ -138,6 +141,7 @@ fn cost(method: &Method, path: &str, query: Option<&str>) -> Cost {
         (&Method::POST, "/api/v1/translate/batch" | "/batch") => Cost::Batch,
         // A link that translates at once (the page without JavaScript).
         (&Method::GET, "/") if query.is_some_and(|q| q.split('&').any(|p| p == "run=1")) => Cost::One,
+        (_, "/mcp") => Cost::Call,
         _ => Cost::Free,
     }
 }

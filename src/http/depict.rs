@@ -19,7 +19,7 @@ use super::error::ApiError;
 use crate::chem;
 
 /// The default size, and the bounds of a requested one, in pixels.
-const DEFAULT_SIZE: (u32, u32) = (300, 220);
+pub const DEFAULT_SIZE: (u32, u32) = (300, 220);
 const SIZES: std::ops::RangeInclusive<u32> = 50..=1200;
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +66,30 @@ pub async fn depict(
     super::extract::ApiQuery(q): super::extract::ApiQuery<DepictQuery>,
 ) -> Result<Response, ApiError> {
     let smiles = q.smiles.unwrap_or_default();
+    let width = q.width.unwrap_or(DEFAULT_SIZE.0);
+    let height = q.height.unwrap_or(DEFAULT_SIZE.1);
+    let svg = draw(&state, super::error::client(), smiles, width, height).await?;
+    let mut response = svg.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    // The drawing's own stylesheet recolours it in dark mode; nothing else runs.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    Ok(response)
+}
+
+/// A structure drawing (SVG) within this server's bounds, on the chemistry
+/// threads at `client`'s turn: the route's and the MCP tool's.
+pub async fn draw(
+    state: &AppState,
+    client: chem::pool::ClientKey,
+    smiles: String,
+    width: u32,
+    height: u32,
+) -> Result<String, ApiError> {
     if smiles.trim().is_empty() {
         return Err(ApiError::invalid_input("smiles is missing: /api/v1/depict?smiles=CCO"));
     }
@@ -74,8 +98,6 @@ pub async fn depict(
     if chars > max {
         return Err(ApiError::too_large(format!("smiles has {chars} characters; the limit is {max}")));
     }
-    let width = q.width.unwrap_or(DEFAULT_SIZE.0);
-    let height = q.height.unwrap_or(DEFAULT_SIZE.1);
     if !SIZES.contains(&width) || !SIZES.contains(&height) {
         return Err(ApiError::invalid_input(format!(
             "width and height must be between {} and {} pixels",
@@ -85,7 +107,7 @@ pub async fn depict(
     }
     let drawn = state
         .chemistry
-        .run(super::error::client(), chem::pool::Admission::FailFast, move || {
+        .run(client, chem::pool::Admission::FailFast, move || {
             chem::depict(&smiles, width, height).map_err(|e| (smiles, e))
         })
         .await
@@ -95,24 +117,10 @@ pub async fn depict(
             }
             chem::pool::PoolError::Failed => ApiError::internal("the structure could not be drawn"),
         })?;
-    match drawn {
-        Ok(svg) => {
-            let mut response = svg.into_response();
-            let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
-            // The drawing's own stylesheet recolours it in dark mode; nothing else runs.
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
-            );
-            Ok(response)
-        }
-        Err((smiles, e)) => {
-            let short: String = smiles.chars().take(80).collect();
-            Err(ApiError::invalid_input(format!("'{short}' {e}")))
-        }
-    }
+    drawn.map_err(|(smiles, e)| {
+        let short: String = smiles.chars().take(80).collect();
+        ApiError::invalid_input(format!("'{short}' {e}"))
+    })
 }
 
 #[cfg(test)]

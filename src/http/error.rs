@@ -97,6 +97,11 @@ pub fn client() -> crate::chem::pool::ClientKey {
     CLIENT.try_with(|c| *c).unwrap_or(0)
 }
 
+/// Who sent a request, as the core knows callers: on the request's
+/// extensions, for work that runs in a task of its own.
+#[derive(Debug, Clone)]
+pub struct RequestCaller(pub translate::Caller);
+
 /// Who the request being handled is, as the core knows callers.
 pub fn caller() -> translate::Caller {
     translate::Caller { client: client(), request_id: REQUEST_ID.try_with(Clone::clone).ok() }

@@ -109,7 +109,7 @@ pub fn incoming_request_id(headers: &axum::http::HeaderMap) -> Option<String> {
 
 /// One log line and one observation per request, labelled by route template.
 /// Installed with `route_layer`, so unmatched paths create no new series.
-pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     // MatchedPath is a shared string: cloning it allocates nothing.
     let matched = req.extensions().get::<MatchedPath>().cloned();
@@ -120,6 +120,9 @@ pub async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Nex
         let ip = super::ratelimit::client(c.0.ip(), req.headers(), &state.config.trusted_proxies.0);
         std::hash::BuildHasher::hash_one(&std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(), ip)
     });
+    // Also on the request, for handlers that run outside this task (`mcp`).
+    let caller = crate::translate::Caller { client, request_id: Some(request_id.clone()) };
+    req.extensions_mut().insert(super::error::RequestCaller(caller));
     let handled = super::error::CLIENT.scope(client, next.run(req));
     let mut response = super::error::REQUEST_ID.scope(request_id.clone(), handled).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod heatmap;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -139,7 +140,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api", get(api_page::api_page))
         .route("/api/v1/depict", get(depict::depict))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .route("/readyz", get(health::readyz));
+    if state.config.mcp_enabled {
+        router = router.route_service("/mcp", mcp::service(state.clone()));
+    }
+    let mut router = router
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::middleware))
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::observe))
         .fallback(api::not_found)

@@ -19,6 +19,7 @@ mod keys;
 mod lambda;
 mod lifecycle;
 mod loadtest;
+mod mcp;
 mod openapi;
 mod pages;
 mod reactions;

@@ -72,6 +72,7 @@ pub async fn run(config: Config, args: TranslateArgs) -> ExitCode {
             attention: false,
             fold_duplicates: args.fold_duplicates,
             bypass_cache: false,
+            resume_from: 0,
         })
     })() {
         Ok(input) => input,

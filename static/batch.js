@@ -1,6 +1,7 @@
 'use strict';
 // The batch page: upload, stream NDJSON results with progress, cancel, a paged
-// table, the accuracy summary, and a CSV built from what arrived. Without this
+// table, the accuracy summary, and the CSV of what arrived (written by the
+// server from the rows). Without this
 // file the form posts and the server answers with the CSV download.
 // (Over 500 lines: one page's script, one closure over the page's elements;
 // its parts share the rows that have arrived and the table's state.)
@@ -81,18 +82,6 @@
     });
   }
   const pct = (p) => `${(p * 100).toFixed(1)}%`;
-  // A probability with three significant digits (the server's probability_text).
-  const prob = (p) => {
-    const x = p * 100;
-    if (!(x > 0)) return '0%';
-    if (x >= 10) return `${x.toFixed(1)}%`;
-    if (x >= 1) return `${x.toFixed(2)}%`;
-    if (x >= 0.01) return `${x.toFixed(2 - Math.floor(Math.log10(x)))}%`;
-    let e = Math.floor(Math.log10(p));
-    let m = p / 10 ** e;
-    if (m >= 9.95) { m /= 10; e += 1; }
-    return `${m.toFixed(1)}e${e}`;
-  };
   const duration = (ms) => (ms >= 90000 ? `${Math.round(ms / 60000)} min` : `${Math.max(1, Math.round(ms / 1000))} s`);
 
   const cell = (tr, text, cls) => {
@@ -146,7 +135,7 @@
     for (const p of r.predictions || []) {
       const li = el('li', 'row-prediction');
       const head = el('div', 'pred-main');
-      head.append(el('span', 'rank', `#${p.rank}`), el('code', 'pred-text', p.text), el('span', 'pct', prob(p.probability)));
+      head.append(el('span', 'rank', `#${p.rank}`), el('code', 'pred-text', p.text), el('span', 'pct', p.probability_text));
       if (p.canonical === null) head.appendChild(el('span', 'badge invalid', 'Not a valid molecule'));
       if (r.correct_rank === p.rank) head.appendChild(el('span', 'badge good', 'Expected product'));
       li.appendChild(head);
@@ -192,7 +181,7 @@
       } else {
         const top = r.predictions[0];
         cell(tr, top ? top.text + (top.canonical === null ? ' (not a molecule)' : '') : '', 'mono').title = top ? top.text : '';
-        cell(tr, top ? prob(top.probability) : '', 'num');
+        cell(tr, top ? top.probability_text : '', 'num');
       }
       cell(tr, r.target == null ? '' : r.target, 'mono').title = r.target || '';
       const verdict = el('td');
@@ -275,7 +264,7 @@
   let resumed = 0;
   let runStarted = 0;
   let retrying = null;
-  const handle = (msg) => {
+  const handle = async (msg) => {
     if (msg.type === 'start') {
       if (retrying) {
         progressText.textContent = `Retrying ${retrying.indices.length} failed rows…`;
@@ -284,7 +273,7 @@
       if (!offset) total = msg.total;
       progressText.textContent = `${offset} of ${total} rows…`;
     } else if (msg.type === 'interrupted') {
-      resumeFrom = offset + msg.resume_from;
+      resumeFrom = msg.resume_from;
     } else if (msg.type === 'result') {
       if (retrying) {
         msg.index = retrying.indices[msg.index];
@@ -292,7 +281,6 @@
         scheduleDraw();
         return;
       }
-      msg.index += offset;
       rows.push(msg);
       if (rows.length <= (page + 1) * PAGE) scheduleDraw();
     } else if (msg.type === 'progress') {
@@ -310,7 +298,7 @@
       bar.value = 1;
       // After a resume or a retry the server's summary covers only its part:
       // count all rows.
-      const s = resumed || retrying ? summaryOf(rows, performance.now() - runStarted) : msg;
+      const s = resumed || retrying ? (await summaryOf(rows, performance.now() - runStarted)) || msg : msg;
       const note = resumed ? ` (resumed ${resumed} time${resumed > 1 ? 's' : ''} on another server)` : '';
       if (!s.failed) {
         progressText.textContent = `Done: ${s.total} rows in ${duration(s.elapsed_ms)}${note}.`;
@@ -392,26 +380,25 @@
     return message;
   };
 
-  // The summary of every row received, as the server would write it.
-  const summaryOf = (all, elapsed) => {
-    const k = runParams.n_best;
-    const failed = all.filter((r) => r.error).length;
-    const evaluated = all.filter((r) => !r.error && r.target != null && !r.target_error);
-    const accuracy = evaluated.length
-      ? Array.from({ length: k }, (_, i) => evaluated.filter((r) => r.correct_rank && r.correct_rank <= i + 1).length / evaluated.length)
-      : null;
-    return { total: all.length, succeeded: all.length - failed, failed, evaluated: evaluated.length, top_k_accuracy: accuracy, elapsed_ms: elapsed };
-  };
+  // Every row received, as the batch's NDJSON lines: what the server's
+  // export reads to write them again by its own rules.
+  const asLines = (all) => all.map((r) => JSON.stringify(r)).join('\n') + '\n';
+  const exportRows = (query) => fetch(`/api/v1/translate/batch/export?${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-ndjson' },
+    body: asLines(rows),
+  });
 
-  // The lines of a file as the server reads them: BOM, CRLF, blank lines at
-  // the end dropped.
-  const fileLines = async (input) => {
-    if (!input.files.length) return null;
-    let text = await input.files[0].text();
-    if (text.startsWith('\ufeff')) text = text.slice(1);
-    const lines = text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-    while (lines.length && !lines[lines.length - 1].trim()) lines.pop();
-    return lines;
+  // The summary of every row received, from the server (after a resume or a
+  // retry the last request's own summary covers only its part); null if it
+  // cannot be had.
+  const summaryOf = async (all, elapsed) => {
+    try {
+      const r = await exportRows(`format=summary&n_best=${runParams.n_best}`);
+      return r.ok ? { ...(await r.json()), elapsed_ms: elapsed } : null;
+    } catch (_) {
+      return null;
+    }
   };
 
   // Streams one request's NDJSON into handle().
@@ -427,33 +414,26 @@
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
-        if (line.trim()) handle(JSON.parse(line));
+        if (line.trim()) await handle(JSON.parse(line));
       }
     }
   };
 
-  // As the server's CSV: RFC 4180 quoting, and a leading ' for cells a
-  // spreadsheet would run as a formula.
-  const csvField = (v) => {
-    let s = v == null ? '' : String(v);
-    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
-    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-  };
-  $('#download').addEventListener('click', () => {
-    // The same columns as the server's CSV (POST /api/v1/translate/batch?format=csv).
-    const lines = ['id,source,rank,prediction,canonical,probability,target,correct,error'];
-    for (const r of rows) {
-      if (r.error) {
-        lines.push([r.index, r.input, '', '', '', '', r.target, '', `${r.error.code}: ${r.error.message}`].map(csvField).join(','));
-        continue;
-      }
-      for (const p of r.predictions) {
-        const correct = r.target == null || r.target_error ? '' : String(r.correct_rank === p.rank);
-        const canonical = p.canonical === undefined ? '' : (p.canonical === null ? '(not a molecule)' : p.canonical);
-        lines.push([r.index, r.input, p.rank, p.text, canonical, p.probability.toFixed(6), r.target, correct, r.target_error || ''].map(csvField).join(','));
-      }
+  // The CSV of the rows that arrived, written by the server (the same as the
+  // batch's ?format=csv, from one request or several).
+  $('#download').addEventListener('click', async () => {
+    let response;
+    try {
+      response = await exportRows('format=csv');
+    } catch (_) {
+      showError('The CSV could not be made: the server cannot be reached. Try again in a moment.');
+      return;
     }
-    const blob = new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv' });
+    if (!response.ok) {
+      showError(await batchError(response));
+      return;
+    }
+    const blob = await response.blob();
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
     a.download = 'translations.csv';
@@ -498,9 +478,6 @@
     resumed = 0;
     runStarted = performance.now();
     try {
-      // Kept to resume on another server if this one shuts down mid-way.
-      const inputLines = await fileLines(form.inputs);
-      const targetLines = await fileLines(form.targets);
       let response = await fetch('/api/v1/translate/batch', {
         method: 'POST',
         body: data,
@@ -517,22 +494,22 @@
           return;
         }
         await stream(response);
-        if (resumeFrom == null || resumeFrom >= inputLines.length) break;
+        if (resumeFrom == null || resumeFrom >= total) break;
         // The server was shutting down (a scale-down or a rollout): send the
         // rest; the load balancer picks a server that is staying.
         offset = resumeFrom;
         resumeFrom = null;
         resumed += 1;
         progressText.textContent = `A server was replaced: continuing from row ${offset + 1} on another one…`;
+        // The same files again, from the row where it stopped: the server
+        // reads them as before and the rows keep their numbers.
+        const again = new FormData(form);
+        if (!form.targets.files.length) again.delete('targets');
+        again.set('resume_from', String(offset));
         response = await fetch('/api/v1/translate/batch', {
           method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' },
-          body: JSON.stringify({
-            inputs: inputLines.slice(offset),
-            targets: targetLines ? targetLines.slice(offset) : undefined,
-            beam: runParams.beam,
-            n_best: runParams.n_best,
-          }),
+          body: again,
+          headers: { accept: 'application/x-ndjson' },
           signal: controller.signal,
         });
       }

@@ -135,6 +135,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/batch", get(pages::batch))
         .route("/static/{file}", get(assets::serve))
         .route("/api/v1/translate", post(api::post_translate))
+        .route("/api/v1/translate/batch/export", post(batch::post_export))
         .route("/api/v1/config", get(api::config))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api", get(api_page::api_page))

@@ -32,6 +32,7 @@ use crate::translate::{PredictionView, TargetView, TranslateInput, TranslationVi
     paths(
         super::api::post_translate,
         super::batch::post_batch,
+        super::batch::post_export,
         super::api::config,
         super::depict::depict,
         openapi_json,

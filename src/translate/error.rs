@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::inference::InferenceError;
 
 /// The `code` of an error, as every error body and every failed batch row
 /// writes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// 400: the request is malformed or asks for something out of bounds.
@@ -78,7 +78,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// An error as every error body writes it (`{"error": ErrorInfo}`).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorInfo {
     /// What went wrong, for programs.
     pub code: ErrorCode,

@@ -317,3 +317,60 @@ async fn batches_queue_for_the_chemistry_threads() {
     // The chemistry threads (started on first use) and nothing per batch.
     assert!(threads_during <= threads_before + cores + 1, "{threads_before} threads before, {threads_during} during");
 }
+
+/// The batch page's resume and its download: rows sent again from a row keep
+/// their numbers, and the server writes the rows a client holds (from one
+/// request or several) as the batch itself would have.
+#[tokio::test]
+async fn a_batch_resumed_from_a_row_keeps_its_numbers_and_the_export_writes_what_the_batch_would() {
+    let s = server().spawn();
+    let inputs = json!(["CCO", "C1CC", "c1ccccc1", "CCN", "OCC"]);
+    let targets = json!(["OCC", "CCO", "c1ccccc1", "N", "CCO"]);
+    let whole = s.batch_text("", json!({"inputs": inputs, "targets": targets})).await;
+    let csv = s.batch_text("?format=csv", json!({"inputs": inputs, "targets": targets})).await;
+
+    let tail = batch(&s, json!({"inputs": inputs, "targets": targets, "resume_from": 3})).await;
+    let rows = of_type(&tail, "result");
+    assert_eq!(rows.iter().map(|r| r["index"].as_u64().unwrap()).collect::<Vec<_>>(), [3, 4]);
+    let head = batch(
+        &s,
+        json!({"inputs": [inputs[0], inputs[1], inputs[2]], "targets": [targets[0], targets[1], targets[2]]}),
+    )
+    .await;
+    assert!(of_type(&head, "result")[1]["error"]["message"].as_str().unwrap().starts_with("line 2 'C1CC'"));
+    let r = s
+        .send(s.client.post(s.url("/api/v1/translate/batch")).json(&json!({"inputs": inputs, "resume_from": 5})))
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "{}", r.json);
+
+    // The two parts' rows, as a client holds them after a resume.
+    let parts: String =
+        of_type(&head, "result").into_iter().chain(of_type(&tail, "result")).map(|l| format!("{l}\n")).collect();
+    let export = |query: &'static str, body: String| {
+        s.client.post(s.url(&format!("/api/v1/translate/batch/export?{query}"))).body(body).send()
+    };
+    let exported = export("format=csv", parts.clone()).await.unwrap();
+    assert_eq!(exported.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(exported.text().await.unwrap(), csv, "the same CSV as the batch's own");
+
+    let summary: Value = export("format=summary&n_best=5", parts).await.unwrap().json().await.unwrap();
+    let mut whole_summary: Value = serde_json::from_str(whole.lines().next_back().unwrap()).unwrap();
+    for (k, v) in [("cached", json!(0)), ("elapsed_ms", json!(0))] {
+        whole_summary[k] = v;
+    }
+    whole_summary.as_object_mut().unwrap().remove("type");
+    assert_eq!(summary, whole_summary, "the same summary as the batch's own");
+
+    let r = s
+        .send(s.client.post(s.url("/api/v1/translate/batch/export")).body("{\"type\":\"result\",\"index\":\"x\"}\n"))
+        .await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "{}", r.json);
+    assert!(r.json["error"]["message"].as_str().unwrap().starts_with("line 1 is not a batch result row"), "{}", r.json);
+    let r = s.send(s.client.post(s.url("/api/v1/translate/batch/export")).body("{\"type\":\"nonsense\"}\n")).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "an unknown line: {}", r.json);
+    let r = s.send(s.client.post(s.url("/api/v1/translate/batch/export")).body("")).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "an empty body: {}", r.json);
+    let r =
+        s.send(s.client.post(s.url("/api/v1/translate/batch/export?format=summary&n_best=99999999")).body("{}")).await;
+    assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "n_best is bounded: {}", r.json);
+}

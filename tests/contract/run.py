@@ -204,7 +204,8 @@ def run(svc, config, args):
     cmd = ["schemathesis", "--config-file", os.path.join(HERE, config), "run", svc.base + "/api/v1/openapi.json",
            "--checks", "all", "--max-examples", str(args.max_examples), "--seed", str(args.seed),
            "--no-color"]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    hooks = dict(os.environ, SCHEMATHESIS_HOOKS="hooks", PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run(cmd, capture_output=True, text=True, env=hooks)
     tail = [line for line in result.stdout.splitlines() if line.strip()][-12:]
     if result.returncode != 0:
         print(result.stdout[-20000:])

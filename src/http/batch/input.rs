@@ -33,6 +33,9 @@ pub struct BatchUpload {
     /// Results per row; empty is the default.
     #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
     pub n_best: Option<String>,
+    /// Start at this row (an `interrupted` line's `resume_from`); empty is 0.
+    #[schema(value_type = Option<String>, pattern = "^[0-9]*$")]
+    pub resume_from: Option<String>,
 }
 
 /// The JSON body of `POST /api/v1/translate/batch`.
@@ -58,6 +61,11 @@ pub struct BatchJson {
     fold_duplicates: Option<bool>,
     /// `false`: ask the model even for rows the result cache holds.
     cache: Option<bool>,
+    /// Start at this row, as an `interrupted` line's `resume_from` says: send
+    /// the same inputs again with it, and the rows keep their indices.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = Option<u32>)]
+    resume_from: Option<u32>,
 }
 
 /// JSON (`{"inputs": [...]}`) or multipart (an `inputs` file, optional `targets`).
@@ -75,6 +83,7 @@ pub(super) async fn parse(state: &Arc<AppState>, req: Request) -> Result<BatchIn
         attention: json.attention.unwrap_or(false),
         fold_duplicates: json.fold_duplicates.unwrap_or(false),
         bypass_cache: json.cache == Some(false),
+        resume_from: json.resume_from.unwrap_or(0) as usize,
     })
 }
 
@@ -102,6 +111,7 @@ async fn parse_multipart(mut multipart: Multipart) -> Result<BatchInput, ApiErro
             "n_best" => input.n_best = number("n_best")?,
             "attention" => input.attention = matches!(&bytes[..], b"true" | b"on" | b"1"),
             "fold_duplicates" => input.fold_duplicates = matches!(&bytes[..], b"true" | b"on" | b"1"),
+            "resume_from" => input.resume_from = number("resume_from")?.unwrap_or(0) as usize,
             _ => {}
         }
     }

@@ -20,7 +20,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::metrics::{Ended, StreamEnd};
 use crate::chem::pool::ClientKey;
-use crate::translate::batch::{BatchLine, Format, Job, fault_line};
+use crate::translate::batch::{BatchLine, BatchRow, BatchSummary, Export, Format, Job, export, fault_line};
 
 #[derive(Debug, Deserialize)]
 pub struct FormatQuery {
@@ -149,6 +149,72 @@ pub async fn post_batch(
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.extensions_mut().insert(StreamEnd::new(ended_rx));
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    format: Option<String>,
+    n_best: Option<u32>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/translate/batch/export",
+    tag = "translate",
+    summary = "Write rows you already have as the batch would: CSV, or their summary",
+    description = "The body is a batch's NDJSON `result` lines (only those), from one request or \
+        several (a batch resumed with `resume_from`, rows sent again): the answer is the standard CSV of those rows \
+        (`format=csv`, the default) or their `summary` line (`format=summary`, top-k accuracy up to `n_best`; its \
+        `elapsed_ms` is 0, the time being the client's to count). Nothing is translated.",
+    params(
+        ("format" = Option<String>, Query, description = "`csv` (default) or `summary`", pattern = "^(csv|summary)$"),
+        ("n_best" = Option<u32>, Query, description = "summary: the k of the top-k accuracy (default the server's default)", minimum = 1),
+    ),
+    request_body(description = "A batch's result rows, one per line (NDJSON): the items of this array, each on its own line",
+        content = Vec<BatchRow>, content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, description = "The CSV, or the summary", content((String = "text/csv"), (BatchSummary = "application/json"))),
+        (status = 400, description = "invalid_input: a line that is not JSON or not a result row, or a bad parameter", body = super::error::ErrorBody),
+        (status = 413, description = "too_large: over MAX_BODY_BYTES", body = super::error::ErrorBody),
+        (status = 429, description = "rate_limited (Retry-After)", body = super::error::ErrorBody),
+    )
+)]
+pub async fn post_export(
+    State(state): State<Arc<AppState>>,
+    super::extract::ApiQuery(query): super::extract::ApiQuery<ExportQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let body = super::extract::read_body(req, &state).await?;
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid_input("the body is not valid UTF-8"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid_input("the body is empty: send the batch's lines, one per line"));
+    }
+    let c = &state.config;
+    let n_best = query.n_best.unwrap_or(c.default_n_best);
+    if !(1..=c.max_beam).contains(&n_best) {
+        return Err(ApiError::invalid_input(format!("n_best must be between 1 and {}, got {n_best}", c.max_beam)));
+    }
+    let what = match query.format.as_deref() {
+        None | Some("csv") => Export::Csv,
+        Some("summary") => Export::Summary { n_best: n_best as usize },
+        Some(other) => return Err(ApiError::invalid_input(format!("unknown format '{other}' (use csv or summary)"))),
+    };
+    let out = export(text, what)?;
+    let mut response = out.into_response();
+    let h = response.headers_mut();
+    match what {
+        Export::Csv => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+            h.insert(
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"translations.csv\""),
+            );
+        }
+        Export::Summary { .. } => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
     Ok(response)
 }
 

@@ -20,7 +20,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 pub use errors::html_errors;
 pub use form::{index, index_post};
-pub use results::{ResultsFragment, probability_text};
+pub use results::ResultsFragment;
 
 use super::AppState;
 use super::assets;

@@ -2,7 +2,9 @@
 //! document describes them (`http::openapi` lists these types): one type per
 //! thing on the wire.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::inference::Matrix;
@@ -12,7 +14,7 @@ use crate::translate::error::{ErrorCode, ErrorInfo};
 /// lines (one per row, in order) and `progress` lines, then `summary`; or
 /// `interrupted` when the server shuts down mid-way (resume from
 /// `resume_from`), or `error` when the server failed.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BatchLine<'a> {
     Start {
@@ -22,7 +24,7 @@ pub enum BatchLine<'a> {
         n_best: u32,
         attention: bool,
     },
-    Result(BatchRow<'a>),
+    Result(#[serde(borrow)] BatchRow<'a>),
     Progress {
         done: usize,
         total: usize,
@@ -32,8 +34,9 @@ pub enum BatchLine<'a> {
     },
     Summary(BatchSummary),
     Interrupted {
+        #[serde(borrow)]
         #[schema(value_type = String)]
-        reason: &'static str,
+        reason: Cow<'a, str>,
         resume_from: usize,
         total: usize,
     },
@@ -42,71 +45,92 @@ pub enum BatchLine<'a> {
     },
 }
 
-/// One row: its predictions, or its error.
-#[derive(Serialize, ToSchema)]
+/// One row: its predictions, or its error. Also what
+/// `POST /api/v1/translate/batch/export` reads back.
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchRow<'a> {
-    /// Row number, from 0.
+    /// Row number, from 0 (the file's line number less one).
     pub index: usize,
+    #[serde(borrow)]
     #[schema(value_type = String)]
-    pub input: &'a str,
+    pub input: Cow<'a, str>,
     /// SMILES mode: the input's canonical form.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub canonical: Option<&'a str>,
+    pub canonical: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
     #[schema(value_type = Option<String>)]
-    pub target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Cow<'a, str>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub target_canonical: Option<&'a str>,
+    pub target_canonical: Option<Cow<'a, str>>,
     /// Why the target could not be compared (not a molecule, too long).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub target_error: Option<&'a str>,
+    pub target_error: Option<Cow<'a, str>>,
     /// The rank of the first prediction that is the target (`null`: not
     /// found, or no target); absent on a failed row.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<usize>)]
     pub correct_rank: Option<Option<usize>>,
     /// This row's attention exceeded MAX_ATTENTION_CELLS and was left out.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attention_omitted: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub predictions: Option<Vec<BatchPrediction<'a>>>,
     /// Present instead of predictions when the row failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RowError>,
 }
 
+/// A field that may be `null`: present (`Some(None)` for `null`) or absent
+/// (`None`, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
+    Option::<usize>::deserialize(d).map(Some)
+}
+
 /// One result of a row's n-best list.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchPrediction<'a> {
     pub rank: usize,
+    #[serde(borrow)]
     #[schema(value_type = String)]
-    pub text: &'a str,
+    pub text: Cow<'a, str>,
     /// As in the single API: absent in text mode, `null` when not a molecule.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(borrow, default, deserialize_with = "present_str", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub canonical: Option<Option<&'a str>>,
+    pub canonical: Option<Option<Cow<'a, str>>>,
     pub score: f64,
     pub probability: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The probability as the pages show it: three significant digits as a
+    /// percentage, below 0.01% in scientific notation (`1.2e-5`).
+    #[serde(default)]
+    pub probability_text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<usize>>)]
-    pub merged_ranks: Option<&'a [usize]>,
+    pub merged_ranks: Option<Cow<'a, [usize]>>,
     /// Result tokens x input tokens, weights with 4 decimals.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Vec<f32>>>)]
     pub attention: Option<&'a Matrix>,
 }
 
+/// `canonical` as written: absent, `null`, or a string.
+fn present_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Cow<'a, str>>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Option::<Text<'a>>::deserialize(d).map(|t| Some(t.map(|t| t.0)))
+}
+
 /// Why a row failed.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RowError {
     pub code: ErrorCode,
     pub message: String,
 }
 
 /// The last line: what the batch adds up to.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct BatchSummary {
     pub total: usize,
     pub succeeded: usize,

@@ -19,7 +19,7 @@ mod output;
 
 pub use lines::{BatchLine, BatchPrediction, BatchRow, BatchSummary, RowError};
 use output::Output;
-pub use output::fault_line;
+pub use output::{CSV_HEADER, Tally, csv_rows, fault_line};
 
 use super::error::{Error, ErrorCode};
 use super::request::{self, Prepared};
@@ -44,6 +44,10 @@ pub struct BatchInput {
     pub fold_duplicates: bool,
     /// Ask the model even for inputs the result cache holds.
     pub bypass_cache: bool,
+    /// Start at this row (the `resume_from` of an `interrupted` line): the
+    /// rows before it are neither checked nor translated, and the rows sent
+    /// keep their indices.
+    pub resume_from: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +89,62 @@ pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, Error> {
     Ok(lines)
 }
 
+/// What an export of rows makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Export {
+    /// The standard CSV, as `?format=csv` writes it.
+    Csv,
+    /// The summary line of the rows, as a batch's last line (`elapsed_ms`
+    /// 0: how long they took is the client's to count).
+    Summary { n_best: usize },
+}
+
+/// Rows a client already holds (a batch's `result` lines, one per line, from
+/// one request or several: a resumed batch, retried rows), written again by
+/// the server's own rules: the CSV the batch would have written, or its
+/// summary. Nothing is translated.
+pub fn export(ndjson: &str, what: Export) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    let mut tally = Tally::new(match what {
+        Export::Summary { n_best } => n_best,
+        Export::Csv => 0,
+    });
+    if what == Export::Csv {
+        buf.extend_from_slice(CSV_HEADER);
+    }
+    for (n, line) in ndjson.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| Error::invalid_input(format!("line {} is not JSON: {e}", n + 1)))?;
+        if !within_int64(&value) {
+            return Err(Error::invalid_input(format!("line {} has a whole number past 2^63 - 1", n + 1)));
+        }
+        let row = <BatchRow as serde::Deserialize>::deserialize(&value)
+            .map_err(|e| Error::invalid_input(format!("line {} is not a batch result row: {e}", n + 1)))?;
+        tally.add(&row);
+        if what == Export::Csv {
+            csv_rows(&mut buf, &row);
+        }
+    }
+    if let Export::Summary { .. } = what {
+        super::json::write(&mut buf, &tally.summary(0, 0));
+    }
+    Ok(buf)
+}
+
+/// Whether every whole number in `value` fits the document's `int64` (serde
+/// reads a `u64` or `usize` field up to 2^64 - 1).
+fn within_int64(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64().is_none_or(|u| u <= i64::MAX as u64),
+        serde_json::Value::Array(items) => items.iter().all(within_int64),
+        serde_json::Value::Object(fields) => fields.values().all(within_int64),
+        _ => true,
+    }
+}
+
 /// A target as compared: its canonical form (SMILES mode) and its key, or why
 /// it cannot be compared.
 type TargetPrep = Result<(Option<String>, String), String>;
@@ -95,6 +155,8 @@ pub struct Job {
     rows: Arc<Vec<Row>>,
     chunks: Vec<std::ops::Range<usize>>,
     params: Params,
+    /// The index of the job's first row (`resume_from`).
+    first: usize,
     fold_duplicates: bool,
     cache: CacheUse,
     /// Who asked: its chemistry takes turns with other clients'; its request
@@ -124,6 +186,14 @@ impl Job {
         if input.inputs.is_empty() {
             return Err(Error::invalid_input("there are no inputs"));
         }
+        let mut input = input;
+        let first = input.resume_from;
+        if first >= input.inputs.len() {
+            return Err(Error::invalid_input(format!(
+                "resume_from is {first}, but the inputs are rows 0 to {}",
+                input.inputs.len() - 1
+            )));
+        }
         if input.inputs.len() > limits.max_batch_inputs {
             return Err(Error::too_large(format!(
                 "{} inputs; the limit is {} per request",
@@ -140,7 +210,11 @@ impl Job {
                 input.inputs.len()
             )));
         }
-        let prepared = prepare_texts(service, caller.client, &input.inputs, "line").await;
+        input.inputs.drain(..first);
+        if let Some(t) = input.targets.as_mut() {
+            t.drain(..first);
+        }
+        let prepared = prepare_texts(service, caller.client, &input.inputs, "line", first).await;
         let mut canonical = Vec::with_capacity(input.inputs.len());
         let mut rejected = Vec::with_capacity(input.inputs.len());
         let rows: Vec<Row> = prepared
@@ -161,7 +235,7 @@ impl Job {
         let targets = match input.targets {
             None => None,
             Some(targets) => {
-                let prepared = prepare_texts(service, caller.client, &targets, "target line").await;
+                let prepared = prepare_texts(service, caller.client, &targets, "target line", first).await;
                 let tokenizer = service.reading.tokenizer;
                 Some(
                     targets
@@ -183,6 +257,7 @@ impl Job {
             rows: Arc::new(rows),
             chunks,
             params,
+            first,
             fold_duplicates: input.fold_duplicates,
             cache: if input.bypass_cache { CacheUse::Bypass } else { CacheUse::Use },
             caller,
@@ -207,6 +282,7 @@ impl Job {
         let total = self.rows.len();
         let mut out = Output::new(format, service.clone(), self.params.n_best as usize);
         out.fold_duplicates = self.fold_duplicates;
+        out.first = self.first;
         out.with_targets = self.texts.targets.is_some();
         out.start(total, self.chunks.len(), self.params);
         if !out.flush(&tx).await {
@@ -241,8 +317,8 @@ impl Job {
                     tracing::info!(done = out.done, total, "batch interrupted by shutdown");
                     out.interrupted(total);
                     out.flush(&tx).await;
-                    return Some(Summary { total: out.done, failed: out.failed.len(), evaluated: out.evaluated,
-                        targets_invalid: out.targets_invalid, top_k_accuracy: None, interrupted: true });
+                    return Some(Summary { total: out.done, failed: out.tally.failed.len(), evaluated: out.tally.evaluated,
+                        targets_invalid: out.tally.targets_invalid, top_k_accuracy: None, interrupted: true });
                 }
                 _ = tx.closed() => {
                     tracing::info!(done = out.done, total, "batch client went away; stopping");
@@ -336,11 +412,12 @@ async fn prepare_texts(
     client: ClientKey,
     texts: &[String],
     what: &'static str,
+    first_row: usize,
 ) -> Vec<Result<Prepared, Error>> {
     let mut out = Vec::with_capacity(texts.len());
     for (n, slice) in texts.chunks(PREPARE_SLICE).enumerate() {
         let (reading, limits, slice, first) =
-            (service.reading, service.limits.clone(), slice.to_vec(), n * PREPARE_SLICE);
+            (service.reading, service.limits.clone(), slice.to_vec(), first_row + n * PREPARE_SLICE);
         out.extend(
             chemistry(service, client, move || {
                 let name = |i: usize| format!("{what} {}", first + i + 1);

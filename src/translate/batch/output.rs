@@ -14,9 +14,9 @@ use super::{Format, Summary, TargetPrep};
 use crate::inference::{Hypothesis, Params};
 use crate::translate::Service;
 use crate::translate::error::{Error, ErrorCode, ErrorInfo};
-use crate::translate::json;
 use crate::translate::request::Prepared;
 use crate::translate::view::{self, PredictionView};
+use crate::translate::{json, words};
 
 /// Encodes rows as NDJSON or CSV into a buffer flushed per chunk, and keeps the
 /// running counts for progress and the summary.
@@ -25,13 +25,13 @@ pub(super) struct Output {
     service: Arc<Service>,
     buf: Vec<u8>,
     pub(super) done: usize,
-    pub(super) failed: Vec<usize>,
-    pub(super) evaluated: usize,
-    /// Rows whose target could not be compared (left out of the accuracy).
-    pub(super) targets_invalid: usize,
-    hits: Vec<usize>,
+    /// What the rows add up to so far.
+    pub(super) tally: Tally,
     /// Rows answered from the result cache.
     pub(super) cached: usize,
+    /// The index of the job's first row (a batch resumed from a row keeps the
+    /// file's numbering).
+    pub(super) first: usize,
     pub(super) fold_duplicates: bool,
     /// Targets were given (classic CSV then has its Targets and Correct columns).
     pub(super) with_targets: bool,
@@ -44,11 +44,9 @@ impl Output {
             service,
             buf: Vec::with_capacity(16 * 1024),
             done: 0,
-            failed: Vec::new(),
-            evaluated: 0,
-            targets_invalid: 0,
-            hits: vec![0; n_best],
+            tally: Tally::new(n_best),
             cached: 0,
+            first: 0,
             fold_duplicates: false,
             with_targets: false,
         }
@@ -64,9 +62,7 @@ impl Output {
             Format::Ndjson => {
                 self.line(&BatchLine::Start { total, chunks, beam: p.beam, n_best: p.n_best, attention: p.attention })
             }
-            Format::Csv => {
-                self.buf.extend_from_slice(b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n")
-            }
+            Format::Csv => self.buf.extend_from_slice(CSV_HEADER),
             Format::ClassicCsv if self.with_targets => {
                 self.buf.extend_from_slice(b"ID,Sources,Prediction_Tokens,Scores,Predictions,Targets,Correct,Error\r\n")
             }
@@ -76,6 +72,7 @@ impl Output {
         }
     }
 
+    /// Writes row `index` of the job (counted from the job's first row).
     pub(super) fn row(
         &mut self,
         index: usize,
@@ -85,40 +82,29 @@ impl Output {
         outcome: Result<(&str, Vec<Hypothesis>), Error>,
     ) {
         self.done += 1;
+        let index = self.first + index;
         let target_text = target.map(|t| t.0);
         let (tokenized, hypotheses) = match outcome {
             Ok(ok) => ok,
             Err(Error { code, message, .. }) => {
-                self.failed.push(index);
+                let row = BatchRow {
+                    index,
+                    input: input.into(),
+                    canonical: None,
+                    target: target_text.map(Into::into),
+                    target_canonical: None,
+                    target_error: None,
+                    correct_rank: None,
+                    attention_omitted: false,
+                    predictions: None,
+                    error: Some(RowError { code, message }),
+                };
+                self.tally.add(&row);
                 match self.format {
-                    Format::Ndjson => self.line(&BatchLine::Result(BatchRow {
-                        index,
-                        input,
-                        canonical: None,
-                        target: target_text,
-                        target_canonical: None,
-                        target_error: None,
-                        correct_rank: None,
-                        attention_omitted: false,
-                        predictions: None,
-                        error: Some(RowError { code, message }),
-                    })),
-                    Format::Csv => {
-                        let fields = [
-                            &index.to_string(),
-                            input,
-                            "",
-                            "",
-                            "",
-                            "",
-                            target_text.unwrap_or(""),
-                            "",
-                            &format!("{code}: {message}"),
-                        ];
-                        csv_record(&mut self.buf, &fields);
-                    }
+                    Format::Ndjson => self.line(&BatchLine::Result(row)),
+                    Format::Csv => csv_rows(&mut self.buf, &row),
                     Format::ClassicCsv => {
-                        let error = format!("{code}: {message}");
+                        let error = format!("{}: {}", code, row.error.as_ref().map_or("", |e| e.message.as_str()));
                         let (id, target) = (index.to_string(), target_text.unwrap_or(""));
                         let mut fields = vec![id.as_str(), input, "", "", ""];
                         if self.with_targets {
@@ -140,70 +126,32 @@ impl Output {
         };
         let budget = self.service.limits.max_attention_cells;
         let rank = view::finish(reading.tokenizer, &mut view, budget, self.fold_duplicates, key);
-        let attention_omitted = view.attention_omitted;
-        let (target_canonical, target_error, correct_rank) = match target.map(|t| t.1) {
-            None => (None, None, None),
-            Some(Err(why)) => {
-                self.targets_invalid += 1;
-                (None, Some(why.as_str()), None)
-            }
-            Some(Ok((target_canonical, _))) => {
-                self.evaluated += 1;
-                if let Some(r) = rank {
-                    for hit in self.hits.iter_mut().skip(r - 1) {
-                        *hit += 1;
-                    }
-                }
-                (target_canonical.as_deref(), None, Some(rank))
-            }
+        let (target_canonical, target_error) = match target.map(|t| t.1) {
+            None => (None, None),
+            Some(Err(why)) => (None, Some(why.as_str())),
+            Some(Ok((target_canonical, _))) => (target_canonical.as_deref(), None),
         };
+        let row = BatchRow {
+            index,
+            input: input.into(),
+            canonical: canonical.map(Into::into),
+            target: target_text.map(Into::into),
+            target_canonical: target_canonical.map(Into::into),
+            target_error: target_error.map(Into::into),
+            correct_rank: Some(rank),
+            attention_omitted: view.attention_omitted,
+            predictions: Some(view.predictions.iter().map(lean).collect()),
+            error: None,
+        };
+        self.tally.add(&row);
         match self.format {
-            Format::Ndjson => {
-                let predictions = Some(view.predictions.iter().map(lean).collect());
-                self.line(&BatchLine::Result(BatchRow {
-                    index,
-                    input,
-                    canonical,
-                    target: target_text,
-                    target_canonical,
-                    target_error,
-                    correct_rank: Some(correct_rank.flatten()),
-                    attention_omitted,
-                    predictions,
-                    error: None,
-                }));
-            }
-            Format::Csv => {
-                for p in &view.predictions {
-                    let correct = match correct_rank {
-                        Some(r) => {
-                            if r == Some(p.rank) {
-                                "true"
-                            } else {
-                                "false"
-                            }
-                        }
-                        None => "",
-                    };
-                    let canonical = p.canonical.as_ref().map_or("", |c| c.as_deref().unwrap_or("(not a molecule)"));
-                    let fields = [
-                        &index.to_string(),
-                        input,
-                        &p.rank.to_string(),
-                        &p.text,
-                        canonical,
-                        &format!("{:.6}", p.probability),
-                        target_text.unwrap_or(""),
-                        correct,
-                        target_error.unwrap_or(""),
-                    ];
-                    csv_record(&mut self.buf, &fields);
-                }
-            }
+            Format::Ndjson => self.line(&BatchLine::Result(row)),
+            Format::Csv => csv_rows(&mut self.buf, &row),
             Format::ClassicCsv => {
                 // As the original: Sources is the processed input, Scores the
                 // probability, Predictions the canonical SMILES ("" when not a
                 // molecule; the text in text mode), Correct True or False.
+                let comparable = target.is_some() && target_error.is_none();
                 let (id, source) = (index.to_string(), canonical.unwrap_or(input));
                 for p in &view.predictions {
                     let tokens = p.tokens.iter().collect::<Vec<_>>().join(" ");
@@ -214,10 +162,10 @@ impl Output {
                     };
                     let mut fields = vec![id.as_str(), source, tokens.as_str(), score.as_str(), prediction];
                     if self.with_targets {
-                        let correct = match correct_rank {
-                            Some(r) if r == Some(p.rank) => "True",
-                            Some(_) => "False",
-                            None => "",
+                        let correct = match (comparable, rank) {
+                            (true, Some(r)) if r == p.rank => "True",
+                            (true, _) => "False",
+                            (false, _) => "",
                         };
                         fields.extend([target_canonical.or(target_text).unwrap_or(""), correct]);
                     }
@@ -244,11 +192,12 @@ impl Output {
         });
     }
 
-    /// The last line of a batch cut by shutdown: rows `0..done` were sent.
+    /// The last line of a batch cut by shutdown: rows up to `first + done`
+    /// were sent.
     pub(super) fn interrupted(&mut self, total: usize) {
-        let resume_from = self.done;
+        let resume_from = self.first + self.done;
         match self.format {
-            Format::Ndjson => self.line(&BatchLine::Interrupted { reason: "shutdown", resume_from, total }),
+            Format::Ndjson => self.line(&BatchLine::Interrupted { reason: "shutdown".into(), resume_from, total }),
             Format::Csv | Format::ClassicCsv => {
                 let message = format!(
                     "interrupted: this server is shutting down; rows 0 to {} were sent; send the rest again from row {resume_from}",
@@ -263,30 +212,18 @@ impl Output {
 
     pub(super) fn summary(&mut self, total: usize, started: Instant) -> Summary {
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        tracing::info!(total, failed = self.failed.len(), elapsed_ms, "batch finished");
-        let accuracy = (self.evaluated > 0)
-            .then(|| self.hits.iter().map(|h| *h as f64 / self.evaluated as f64).collect::<Vec<_>>());
-        let failed = std::mem::take(&mut self.failed);
+        tracing::info!(total, failed = self.tally.failed.len(), elapsed_ms, "batch finished");
+        let line = self.tally.summary(self.cached, elapsed_ms);
         let summary = Summary {
             total,
-            failed: failed.len(),
-            evaluated: self.evaluated,
-            targets_invalid: self.targets_invalid,
-            top_k_accuracy: accuracy.clone(),
+            failed: line.failed,
+            evaluated: line.evaluated,
+            targets_invalid: line.targets_invalid,
+            top_k_accuracy: line.top_k_accuracy.clone(),
             interrupted: false,
         };
         if self.format == Format::Ndjson {
-            self.line(&BatchLine::Summary(BatchSummary {
-                total,
-                succeeded: total - failed.len(),
-                failed: failed.len(),
-                failed_indices: failed,
-                evaluated: self.evaluated,
-                targets_invalid: self.targets_invalid,
-                top_k_accuracy: accuracy,
-                cached: self.cached,
-                elapsed_ms,
-            }));
+            self.line(&BatchLine::Summary(line));
         }
         summary
     }
@@ -355,14 +292,109 @@ pub fn fault_line(format: Format, with_targets: bool, request_id: Option<&str>) 
 fn lean(p: &PredictionView) -> BatchPrediction<'_> {
     BatchPrediction {
         rank: p.rank,
-        text: &p.text,
-        canonical: p.canonical.as_ref().map(|c| c.as_deref()),
+        text: p.text.as_str().into(),
+        canonical: p.canonical.as_ref().map(|c| c.as_deref().map(Into::into)),
         score: p.score,
         probability: p.probability,
-        merged_ranks: p.merged_ranks.as_deref(),
+        probability_text: words::probability(p.probability),
+        merged_ranks: p.merged_ranks.as_deref().map(Into::into),
         attention: p.attention.as_ref(),
     }
 }
+
+/// What rows add up to: failures, rows evaluated against a target, and the
+/// top-k hits. One rule for the streamed summary and for an export's.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub(super) total: usize,
+    pub(super) failed: Vec<usize>,
+    pub(super) evaluated: usize,
+    /// Rows whose target could not be compared (left out of the accuracy).
+    pub(super) targets_invalid: usize,
+    hits: Vec<usize>,
+}
+
+impl Tally {
+    pub fn new(n_best: usize) -> Self {
+        Tally { hits: vec![0; n_best], ..Default::default() }
+    }
+
+    pub fn add(&mut self, row: &BatchRow<'_>) {
+        self.total += 1;
+        if row.error.is_some() {
+            self.failed.push(row.index);
+            return;
+        }
+        if row.target_error.is_some() {
+            self.targets_invalid += 1;
+            return;
+        }
+        if row.target.is_none() {
+            return;
+        }
+        self.evaluated += 1;
+        // A rank past the n-best (or 0, from a hand-made row) is no hit.
+        if let Some(Some(rank @ 1..)) = row.correct_rank {
+            for hit in self.hits.iter_mut().skip(rank - 1) {
+                *hit += 1;
+            }
+        }
+    }
+
+    /// The summary line of the rows added.
+    pub fn summary(&self, cached: usize, elapsed_ms: u64) -> BatchSummary {
+        let accuracy = (self.evaluated > 0)
+            .then(|| self.hits.iter().map(|h| *h as f64 / self.evaluated as f64).collect::<Vec<_>>());
+        BatchSummary {
+            total: self.total,
+            succeeded: self.total - self.failed.len(),
+            failed: self.failed.len(),
+            failed_indices: self.failed.clone(),
+            evaluated: self.evaluated,
+            targets_invalid: self.targets_invalid,
+            top_k_accuracy: accuracy,
+            cached,
+            elapsed_ms,
+        }
+    }
+}
+
+/// A row in the standard CSV columns (`id,source,rank,prediction,canonical,
+/// probability,target,correct,error`): one record per prediction, or one
+/// with the error. The streamed CSV and an export of rows both write it.
+pub fn csv_rows(buf: &mut Vec<u8>, row: &BatchRow<'_>) {
+    let id = row.index.to_string();
+    let target = row.target.as_deref().unwrap_or("");
+    if let Some(e) = &row.error {
+        let error = format!("{}: {}", e.code, e.message);
+        csv_record(buf, &[&id, &row.input, "", "", "", "", target, "", &error]);
+        return;
+    }
+    let comparable = row.target.is_some() && row.target_error.is_none();
+    for p in row.predictions.iter().flatten() {
+        let correct = match (comparable, row.correct_rank) {
+            (true, Some(r)) if r == Some(p.rank) => "true",
+            (true, _) => "false",
+            (false, _) => "",
+        };
+        let canonical = p.canonical.as_ref().map_or("", |c| c.as_deref().unwrap_or("(not a molecule)"));
+        let fields = [
+            &id,
+            &*row.input,
+            &p.rank.to_string(),
+            &p.text,
+            canonical,
+            &format!("{:.6}", p.probability),
+            target,
+            correct,
+            row.target_error.as_deref().unwrap_or(""),
+        ];
+        csv_record(buf, &fields);
+    }
+}
+
+/// The standard CSV header.
+pub const CSV_HEADER: &[u8] = b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n";
 
 /// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a
 /// line break are quoted, quotes doubled; records end with CRLF. A field that a

@@ -13,6 +13,7 @@
 //!                RDKit's answers remembered, bounded by their real bytes
 //! keys           API keys (API_KEYS_FILE): the file, hashes, rates and daily
 //!                quotas on a clock; `key new`
+//! rate           a rate as the settings write it (`20/s burst 40`), a leaf
 //! memory         what an allocation really takes (what caches are charged)
 //! telemetry      tracing init and the per-app Prometheus registry
 //! translate/     the product's core, no HTTP: the Service (translator,
@@ -31,9 +32,10 @@
 //!                the error mapping (error: each code's status, in one place),
 //!                the middleware (metrics: the request log; ratelimit), the
 //!                server's bounds (server), pages, the batch route (batch/:
-//!                the stream, a client's bound; input: the JSON and multipart
-//!                bodies), openapi: the document assembled from the served
-//!                types, api_page: its page
+//!                the stream, the export, a client's bound; input: the JSON
+//!                and multipart bodies), auth: API keys at the door, mcp: the
+//!                MCP tool server (rmcp) on the same core, openapi: the
+//!                document assembled from the served types, api_page: its page
 //! inference/     the Translator trait and its backends:
 //!   answer       the model's answer: Hypothesis, Matrix (attention), probability
 //!   protocol/    the Lambda event/result codec (pure: serde, base64, gzip):
@@ -60,7 +62,7 @@
 //! Dependencies point one way, and these are all of them:
 //!
 //! - `main -> {cli, config, telemetry, startup, loadtest, offline}`;
-//!   `cli -> {config, loadtest, offline}` (each subcommand's flags);
+//!   `cli -> {config, loadtest, offline, keys}` (each subcommand's flags);
 //!   `loadtest -> config` (two flag parsers only);
 //!   `startup -> {config, telemetry, backend, http, inference, translate}`;
 //!   `offline -> {config, telemetry, backend, translate, chem::pool}`.
@@ -70,7 +72,8 @@
 //!   chem` (drawings), `http -> telemetry`, `http -> config`; never the wire
 //!   codec (`protocol`) and never `inference::lambda`, so never the AWS SDK.
 //! - `translate -> {inference, chem, config}`: no axum, no `AppState`.
-//! - `backend -> {config, inference, telemetry}`.
+//! - `backend -> {config, inference, telemetry}`; `keys -> rate`; `config ->
+//!   {rate, keys}` (the keys file is read with the settings).
 //! - `inference -> telemetry` (its metrics handles), `inference::cache -> memory`;
 //!   `inference::lambda -> protocol
 //!   -> answer`. The encoders only the emulator and tests need live in

@@ -69,7 +69,8 @@
 //! - `http -> translate` (the core); `http -> inference` for the answer's
 //!   types (`Matrix`, `Tokens`), `InferenceError`, `keep_warm` (pings on a
 //!   page visit) and the demo's answers (the document's example); `http ->
-//!   chem` (drawings), `http -> telemetry`, `http -> config`; never the wire
+//!   chem` (drawings), `http -> keys` (auth), `http -> telemetry`, `http ->
+//!   config`; never the wire
 //!   codec (`protocol`) and never `inference::lambda`, so never the AWS SDK.
 //! - `translate -> {inference, chem, config}`: no axum, no `AppState`.
 //! - `backend -> {config, inference, telemetry}`; `keys -> rate`; `config ->

@@ -88,24 +88,24 @@ impl Access {
     }
 }
 
-/// Looks at the keys file every few seconds and puts a changed one in force;
-/// a file that no longer reads leaves the keys as they were (logged, counted).
+/// Reads the keys file every few seconds and puts a changed one in force;
+/// a file that no longer reads leaves the keys as they were (logged once,
+/// counted). Compared by content, not by time stamp: a Secret's volume
+/// swaps a symlink, and a quick rewrite may keep the same time stamp.
 pub async fn reload(state: Arc<AppState>) {
     let Some(access) = state.access.as_ref() else { return };
-    let stamp = |path: &PathBuf| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
-    let mut seen = stamp(&access.file);
+    let read = |path: &PathBuf| std::fs::read_to_string(path).map_err(|e| e.to_string());
+    let mut seen = read(&access.file);
     let mut tick = tokio::time::interval(RELOAD_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = stamp(&access.file);
+        let now = read(&access.file);
         if now == seen {
             continue;
         }
-        seen = now;
-        let read =
-            std::fs::read_to_string(&access.file).map_err(|e| e.to_string()).and_then(|t| crate::keys::parse(&t));
-        match read {
+        seen = now.clone();
+        match now.and_then(|text| crate::keys::parse(&text)) {
             Ok(entries) => {
                 let n = entries.len();
                 access.keys.replace(entries);

@@ -22,10 +22,8 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 from jsonschema import Draft202012Validator
@@ -33,28 +31,11 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests/support"))
+from local import free_port, wait_for  # noqa: E402
 BIN = os.path.join(ROOT, "target/debug/translation-front")
 EMU = os.path.join(ROOT, "target/debug/examples/lambda-emulator")
 HERE = os.path.join(ROOT, "tests/contract")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url, limit=30):
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                sys.exit(f"contract: {url} did not come up")
-            time.sleep(0.1)
 
 
 def http(method, url, body=None, headers=None):
@@ -83,7 +64,7 @@ class Service:
         e.update(env)
         self.proc = subprocess.Popen([BIN], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_for(self.base + "/readyz")
+        wait_for(self.base + "/readyz", "contract")
 
     def stop(self):
         self.proc.terminate()

@@ -15,11 +15,9 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 
@@ -27,27 +25,10 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests/support"))
+from local import free_port, wait_for  # noqa: E402
 BIN = os.path.join(ROOT, "target/debug/translation-front")
 EMU = os.path.join(ROOT, "target/debug/examples/lambda-emulator")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url, limit=30):
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                sys.exit(f"mcp: {url} did not come up")
-            time.sleep(0.1)
 
 
 def post_json(url, body, headers=None):
@@ -79,7 +60,7 @@ class Service:
         e.update(env)
         self.proc = subprocess.Popen([BIN], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_for(self.base + "/readyz")
+        wait_for(self.base + "/readyz", "mcp")
 
     def metric(self, sample):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:

@@ -10,15 +10,17 @@
 #[allow(unsafe_code)]
 mod rdkit;
 
-/// Why a text is not a molecule: RDKit's reason (RDKit 2022.09 does not say at
-/// which character its parser stopped, so neither can we).
+/// Why a text is not a molecule, in a chemist's words (`words`): which
+/// molecule of a mixture and what is wrong with it. (RDKit 2022.09 does not
+/// say at which character its parser stopped, so neither can we.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to convert to a molecular structure ({0})")]
+#[error("{0}")]
 pub struct ChemError(pub String);
 
 pub mod atoms;
 mod memo;
 pub mod pool;
+mod words;
 
 use memo::Memo;
 
@@ -162,6 +164,12 @@ pub fn prepare(text: &str) -> Result<String, ChemError> {
     answer.map(String::from).map_err(|e| ChemError(e.into()))
 }
 
+/// Whether a SMILES writes stereochemistry (`@` chirality, `/` `\` double
+/// bond geometry), which [`prepare`] removes.
+pub fn has_stereo(smiles: &str) -> bool {
+    smiles.contains(['@', '/', '\\'])
+}
+
 /// Whether [`prepare`] of `text` is a lookup now (no RDKit work).
 pub fn prepared_already(text: &str) -> bool {
     PREPARED.contains(text) || too_many_atoms(text).is_some()
@@ -188,7 +196,10 @@ fn prepare_uncached(text: &str) -> Result<String, ChemError> {
         return Err(ChemError(format!("a SMILES string cannot hold the control character {c:?}")));
     }
     let mixture = joined.replace('>', ".");
-    rdkit::canonical_smiles(&mixture, true).map_err(|e| ChemError(reason(e.what())))
+    rdkit::canonical_smiles(&mixture, true).map_err(|e| {
+        let one = |part: &str| rdkit::canonical_smiles(part, true).map(drop).map_err(|e| reason(e.what()));
+        ChemError(words::explain(&mixture, &reason(e.what()), one))
+    })
 }
 
 /// The canonical form of a predicted SMILES (tokens joined, stereochemistry
@@ -230,7 +241,10 @@ pub fn depict(smiles: &str, width: u32, height: u32) -> Result<String, ChemError
     if atoms > MAX_DRAW_ATOMS as usize {
         return Err(ChemError(format!("too many atoms to draw ({atoms}; the limit is {MAX_DRAW_ATOMS})")));
     }
-    let svg = rdkit::draw_svg(&smiles, width, height, MAX_DRAW_ATOMS).map_err(|e| ChemError(reason(e.what())))?;
+    let svg = rdkit::draw_svg(&smiles, width, height, MAX_DRAW_ATOMS).map_err(|e| {
+        let one = |part: &str| rdkit::canonical_smiles(part, false).map(drop).map_err(|e| reason(e.what()));
+        ChemError(words::explain(&smiles, &reason(e.what()), one))
+    })?;
     Ok(themed(&svg))
 }
 
@@ -340,12 +354,16 @@ mod tests {
 
     #[test]
     fn unparsable_inputs_say_why() {
-        assert_eq!(prepare("C1CC(").unwrap_err().0, "syntax error");
-        assert_eq!(prepare("C1CC").unwrap_err().0, "unclosed ring");
-        assert_eq!(prepare("CC)C").unwrap_err().0, "extra close parentheses");
-        assert!(prepare("c1cccc1").unwrap_err().0.contains("kekulize"));
+        assert_eq!(prepare("C1CC(").unwrap_err().0, "it is not valid SMILES (a syntax error)");
+        assert!(prepare("C1CC").unwrap_err().0.starts_with("a ring is opened and never closed"));
+        assert_eq!(prepare("CC)C").unwrap_err().0, "a ')' closes a branch that was never opened");
+        assert!(prepare("c1cccc1").unwrap_err().0.starts_with("its aromatic ring cannot be kekulized: 5 aromatic"));
         let e = prepare("CC(C)(C)(C)C").unwrap_err().0;
-        assert!(e.contains("valence"), "{e}");
+        assert_eq!(e, "atom 2 (C) has 5 bonds, more than C can have; check its bonds and charges");
+        let e = prepare("CCO.c1cccc1").unwrap_err().0;
+        assert!(e.starts_with("molecule 2 of 2, 'c1cccc1': its aromatic ring cannot be kekulized"), "{e}");
+        assert!(prepare("[Xx]").unwrap_err().0.contains("'Xx' is not an element"));
+        assert!(prepare("aspirin").unwrap_err().0.starts_with("this looks like a name"));
         assert!(prepare("not a smiles").is_err());
         assert!(prepare("   ").is_err());
         assert!(prepare("CCO>>CC=O").unwrap_err().0.contains("whole reaction"));
@@ -387,8 +405,11 @@ mod tests {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 std::thread::spawn(move || {
-                    let (input, want) =
-                        if i % 2 == 0 { ("C1CC", "unclosed ring") } else { ("CC)C", "extra close parentheses") };
+                    let (input, want) = if i % 2 == 0 {
+                        ("C1CC(", "it is not valid SMILES (a syntax error)")
+                    } else {
+                        ("CC)C", "a ')' closes a branch that was never opened")
+                    };
                     for _ in 0..300 {
                         assert_eq!(prepare_uncached(input).unwrap_err().0, want);
                     }

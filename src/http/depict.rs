@@ -119,7 +119,7 @@ pub async fn draw(
         })?;
     drawn.map_err(|(smiles, e)| {
         let short: String = smiles.chars().take(80).collect();
-        ApiError::invalid_input(format!("'{short}' {e}"))
+        ApiError::invalid_input(format!("'{short}' cannot be drawn: {e}"))
     })
 }
 

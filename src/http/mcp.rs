@@ -199,7 +199,9 @@ impl Tools {
             .await
             .map_err(|_| "The server is busy with other chemistry; try again in a second.".to_string())?;
         let short: String = smiles.chars().take(80).collect();
-        canonical.map(|canonical| Json(CanonicalOutput { canonical })).map_err(|e| format!("'{short}' {e}."))
+        canonical
+            .map(|canonical| Json(CanonicalOutput { canonical }))
+            .map_err(|e| format!("'{short}' cannot be read: {e}."))
     }
 
     #[tool(

@@ -31,10 +31,16 @@ pub use error::{Error, ErrorCode};
 pub use request::{Prepared, TranslateInput};
 pub use view::{PredictionView, TargetView, TranslationView};
 
+use crate::chem;
 use crate::chem::pool::{self, ClientKey, Pool, PoolError};
 use crate::config::{Config, InputFormat};
 use crate::inference::tokenize::Tokenizer;
 use crate::inference::{Admission, CacheUse, Request, Translator};
+
+/// Said when an input's stereochemistry was removed (the model reads
+/// molecules without it).
+pub const STEREO_REMOVED: &str = "Stereochemistry (@, /, \\) was removed from the input: the model reads molecules \
+    without it, so its predictions carry none from the input.";
 
 /// How texts are read and predictions shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +193,9 @@ impl Service {
         let text = input.text;
         let mut view =
             self.chemistry(caller, cheap, move || view::view(reading, text, prepared, hypotheses, started)).await?;
+        if reading.format == InputFormat::Smiles && chem::has_stereo(&view.input) {
+            view.notices.push(STEREO_REMOVED.to_string());
+        }
         view.attention_omitted = omitted.is_some();
         view.attention_omitted_reason = omitted;
         view.cached = cached;

@@ -116,7 +116,11 @@ pub fn prepare(reading: Reading, limits: &Limits, text: &str, what: &str) -> Res
                     chem::max_atoms()
                 )));
             }
-            Some(chem::prepare(text).map_err(|e| Error::invalid_input(format!("{what} '{}' {e}", shorten(text))))?)
+            let canonical = chem::prepare(text);
+            Some(
+                canonical
+                    .map_err(|e| Error::invalid_input(format!("{what} '{}' cannot be read: {e}", shorten(text))))?,
+            )
         }
     };
     let tokenized = reading.tokenizer.tokenize(canonical.as_deref().unwrap_or(text));

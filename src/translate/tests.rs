@@ -110,6 +110,23 @@ impl LeakRef for Option<String> {
 }
 
 #[tokio::test]
+async fn removed_stereochemistry_is_said_and_an_input_without_it_says_nothing() {
+    let service = service(Fake::answering(&["C C O"]), InputFormat::Smiles);
+    let (view, _) = service.predict(input("C[C@H](N)C(=O)O"), &Caller::default()).await.unwrap();
+    assert_eq!(view.canonical.as_deref(), Some("CC(N)C(=O)O"));
+    assert_eq!(view.notices, [STEREO_REMOVED]);
+    let (view, _) = service.predict(input("CC(N)C(=O)O"), &Caller::default()).await.unwrap();
+    assert!(view.notices.is_empty());
+    let text = service_text();
+    let (view, _) = text.predict(input("a/b@c"), &Caller::default()).await.unwrap();
+    assert!(view.notices.is_empty(), "text mode reads no chemistry");
+}
+
+fn service_text() -> Service {
+    service(Fake::answering(&["x"]), InputFormat::Text)
+}
+
+#[tokio::test]
 async fn folding_and_the_attention_budget_are_applied_after_the_view() {
     let fake = Fake::answering(&["O C C", "C C O"]);
     let mut service = service(fake.clone(), InputFormat::Smiles);

@@ -37,6 +37,10 @@ pub struct TranslationView {
     /// Why attention was left out, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_omitted_reason: Option<String>,
+    /// What the reader should know about how the input was read (SMILES
+    /// mode: stereochemistry removed), in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     /// Answered from the result cache, without an invocation.
     pub cached: bool,
     /// Time spent on this request in the service, in milliseconds.
@@ -230,6 +234,7 @@ pub fn view(
         predictions,
         attention_omitted: false,
         attention_omitted_reason: None,
+        notices: Vec::new(),
         cached: false,
         elapsed_ms: (started.elapsed().as_secs_f64() * 1e4).round() / 10.0,
     }

@@ -67,18 +67,18 @@ async fn an_unparsable_input_is_refused_on_every_path_and_never_sent() {
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"));
     let message = r.json["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("'C1CC(=O'") && message.contains("failed to convert to a molecular structure"),
+        message.contains("'C1CC(=O'") && message.contains("cannot be read: a branch opened with '(' is never closed"),
         "{message}"
     );
     let r = s.translate(json!({"text": "CC(C)(C)(C)C"})).await;
-    assert!(r.json["error"]["message"].as_str().unwrap().contains("valence"), "{}", r.json);
+    assert!(r.json["error"]["message"].as_str().unwrap().contains("atom 2 (C) has 5 bonds"), "{}", r.json);
     let r = s.translate(json!({"text": "CCO", "target": "C1CC"})).await;
     assert_eq!(r.code(), "invalid_input");
     assert!(r.json["error"]["message"].as_str().unwrap().starts_with("target 'C1CC'"), "{}", r.json);
 
     let page = s.client.post(s.url("/")).form(&[("text", "C1CC")]).send().await.unwrap();
     assert_eq!(page.status(), 400);
-    assert!(page.text().await.unwrap().contains("unclosed ring"));
+    assert!(page.text().await.unwrap().contains("a ring is opened and never closed"));
     assert_eq!(emu.calls().len(), 0, "nothing unparsable reaches the function");
 
     let lines = batch_lines(&s, json!({"inputs": ["CCO", "C1CC", "c1ccccc1"], "n_best": 1})).await;
@@ -137,7 +137,7 @@ async fn accuracy_compares_molecules_not_strings() {
     // Ethanol is the mixture's third answer (after acetic acid and the whole).
     assert_eq!(ranks, [&json!(1), &json!(1), &json!(3), &Value::Null]);
     assert_eq!(rows[1]["predictions"][0]["text"], "CO", "predicted CO for the target OC");
-    assert!(rows[3]["target_error"].as_str().unwrap().contains("unclosed ring"));
+    assert!(rows[3]["target_error"].as_str().unwrap().contains("a ring is opened and never closed"));
     let summary = lines.last().unwrap();
     assert_eq!((summary["evaluated"].as_u64(), summary["targets_invalid"].as_u64()), (Some(3), Some(1)));
     assert_eq!(summary["top_k_accuracy"], json!([2.0 / 3.0, 2.0 / 3.0, 1.0]));
@@ -293,4 +293,17 @@ async fn another_clients_translation_is_not_queued_behind_a_large_batch() {
     assert!(!first.is_finished() && !second.is_finished(), "the batches were prepared before the translation");
     first.abort();
     second.abort();
+}
+
+/// A chemist who writes stereochemistry is told it was removed: in the JSON
+/// (`notices`) and on the page's results.
+#[tokio::test]
+async fn removed_stereochemistry_is_said_in_the_answer_and_on_the_page() {
+    let s = server().spawn();
+    let r = s.translate(json!({"text": "C[C@H](N)C(=O)O"})).await;
+    assert_eq!(r.json["canonical"], "CC(N)C(=O)O");
+    assert!(r.json["notices"][0].as_str().unwrap().starts_with("Stereochemistry (@, /, \\) was removed"), "{}", r.json);
+    assert!(s.translate(json!({"text": "CC(N)C(=O)O"})).await.json.get("notices").is_none());
+    let page = s.client.get(s.url("/?text=F%2FC%3DC%2FF&run=1")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Stereochemistry (@, /, \\) was removed from the input"), "the page says it too");
 }

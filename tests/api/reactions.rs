@@ -159,5 +159,5 @@ async fn a_link_carries_a_whole_request_and_translates_when_opened_without_javas
     // A bad input in a link is the page's error, not a crash.
     let r = s.client.get(s.url("/?text=C1CC&run=1")).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("unclosed ring"));
+    assert!(r.text().await.unwrap().contains("a ring is opened and never closed"));
 }

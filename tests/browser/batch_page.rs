@@ -101,7 +101,7 @@ async fn without_javascript_the_batch_form_downloads_the_csv() {
     assert!(csv.starts_with("id,source,rank,prediction,canonical,probability,target,correct,error\r\n"), "{csv}");
     // CCO translates (5 predictions); "C1CC" is not a molecule: one error row.
     assert_eq!(csv.lines().count(), 1 + 5 + 1);
-    assert!(csv.contains("invalid_input: line 2 'C1CC' failed to convert to a molecular structure"), "{csv}");
+    assert!(csv.contains("invalid_input: line 2 'C1CC' cannot be read: a ring is opened and never closed"), "{csv}");
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -60,6 +60,8 @@ pub struct ResultsFragment {
     target_missed: bool,
     /// Why there are no heatmaps, when attention was left out.
     attention_omitted: Option<String>,
+    /// How the input was read, in words (stereochemistry removed).
+    notices: Vec<String>,
     items: Vec<Item>,
 }
 
@@ -126,6 +128,7 @@ impl ResultsFragment {
             target_missed: view.target.is_some() && correct_rank.is_none(),
             // The core's words, as the API gives them.
             attention_omitted: view.attention_omitted_reason,
+            notices: view.notices,
             target,
             items,
         }

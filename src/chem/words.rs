@@ -80,8 +80,8 @@ fn describe(smiles: &str, reason: &str) -> String {
             return format!("'{symbol}' is not an element");
         }
         if looks_like_a_name(smiles) {
-            return "this looks like a name, not SMILES: enter the structure as SMILES (ethanol is CCO), or draw \
-                    the molecule"
+            return "this looks like a name, not SMILES: enter the structure as SMILES (ethanol is CCO); a name \
+                    can mean more than one structure"
                 .into();
         }
         return "it is not valid SMILES (a syntax error)".into();

@@ -41,9 +41,14 @@
   const say = (words) => { announce.textContent = words; };
 
   let timer = null;
+  const submitButton = $('#submit');
   const startSpinner = () => {
     const started = performance.now();
     status.hidden = false;
+    // The button the eye is on says it is working.
+    submitButton.textContent = 'Translating…';
+    submitButton.setAttribute('aria-busy', 'true');
+    submitButton.classList.add('busy');
     results.setAttribute('aria-busy', 'true');
     say('Translating…');
     let warned = false;
@@ -63,6 +68,9 @@
   const stopSpinner = () => {
     clearInterval(timer);
     status.hidden = true;
+    submitButton.textContent = 'Translate';
+    submitButton.removeAttribute('aria-busy');
+    submitButton.classList.remove('busy');
     results.removeAttribute('aria-busy');
   };
 
@@ -156,10 +164,14 @@
         enhance();
         const n = results.querySelectorAll('.prediction').length;
         say(`${n} result${n === 1 ? '' : 's'} ready.`);
-        // On small screens the results start below the fold: bring them up.
-        if (results.getBoundingClientRect().top > window.innerHeight * 0.6) {
-          results.scrollIntoView({ block: 'start', behavior: 'smooth' });
+        // The results in view, and focus on their heading (not left on the
+        // button, which is now above them).
+        const heading = results.querySelector('#results-title');
+        if (heading) {
+          heading.setAttribute('tabindex', '-1');
+          heading.focus({ preventScroll: true });
         }
+        results.scrollIntoView({ block: 'start', behavior: 'smooth' });
       } else {
         showError(await describe(response));
         markStale('The results below are for an earlier input, not for the one above.');

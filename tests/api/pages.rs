@@ -16,7 +16,7 @@ async fn the_form_posts_and_renders_ranked_results_with_heatmaps() {
     let form = [("text", "CC(=O)O"), ("beam", "3"), ("n_best", "2")];
     let r = no_redirects.post(s.url("/")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(r.headers()["location"], "/?text=CC%28%3DO%29O&beam=3&n_best=2&run=1");
+    assert_eq!(r.headers()["location"], "/?text=CC%28%3DO%29O&beam=3&n_best=2&run=1#outcome");
     let r = s.client.post(s.url("/")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();

@@ -37,6 +37,12 @@ async fn translate_an_input_with_chosen_beam_and_top_k() {
     b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     let preds = results(&b).await;
     assert_eq!(preds.len(), 2);
+    // Where the eye is: focus moved to the results' heading, the button says
+    // Translate again.
+    let focused = b.client.execute("return document.activeElement.id", vec![]).await.unwrap();
+    assert_eq!(focused, "results-title", "focus on the results' heading");
+    let button = b.client.find(Locator::Css("#submit")).await.unwrap();
+    assert_eq!((button.text().await.unwrap().as_str(), button.attr("aria-busy").await.unwrap()), ("Translate", None));
     let first = preds[0].text().await.unwrap();
     assert!(first.contains("#1") && first.contains("CC(=O)Oc1ccccc1C(=O)O") && first.contains('%'), "{first}");
     assert_eq!(b.client.find_all(Locator::Css("svg.heatmap")).await.unwrap().len(), 2);

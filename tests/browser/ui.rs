@@ -411,6 +411,7 @@ async fn without_javascript_results_have_an_address_and_errors_have_words() {
     // post the form again).
     let url = b.client.current_url().await.unwrap();
     assert!(url.query().is_some_and(|q| q.contains("run=1") && q.contains("text=CCO.CC")), "{url}");
+    assert_eq!(url.fragment(), Some("outcome"), "the page opens at the form's buttons, the results below them");
     b.client.refresh().await.unwrap();
     assert_eq!(results(&b).await.len(), 5);
     // The exact values of a small map, as a table.

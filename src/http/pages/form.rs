@@ -154,7 +154,9 @@ pub async fn index_post(
     }
     query.push(("run", "1".into()));
     let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-    axum::response::Redirect::to(&format!("/?{query}")).into_response()
+    // The page opens at the form's buttons: the error or the results' heading
+    // is right below them, not a screen further down.
+    axum::response::Redirect::to(&format!("/?{query}#outcome")).into_response()
 }
 
 /// Translates a form's fields and renders the page with the results (or the

@@ -125,6 +125,50 @@
     setTimeout(() => { button.textContent = label; }, 2500);
   };
 
+  // The address is the state: each prediction's own address (the one its
+  // share link holds, which translates when opened) is pushed, so reload and
+  // Back work; the last few are kept in this browser, never on the server.
+  const RECENT_KEY = 'translation-front.recent';
+  const recentBox = $('#recent');
+  const recentList = $('#recent-list');
+  const readRecent = () => {
+    try {
+      return JSON.parse(localStorage.getItem(RECENT_KEY)) || [];
+    } catch (_) {
+      return [];
+    }
+  };
+  const showRecent = () => {
+    const items = readRecent();
+    recentBox.hidden = !items.length;
+    recentList.replaceChildren(...items.map((r) => {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = r.share;
+      a.textContent = r.text;
+      li.append(a);
+      return li;
+    }));
+  };
+  const remember = () => {
+    const head = results.querySelector('.results-head');
+    if (!head) return null;
+    const share = head.dataset.share;
+    const text = new URLSearchParams(share.slice(share.indexOf('?') + 1)).get('text') || '';
+    const items = [{ share, text }, ...readRecent().filter((r) => r.share !== share)].slice(0, 10);
+    try {
+      localStorage.setItem(RECENT_KEY, JSON.stringify(items));
+    } catch (_) { /* storage off (private mode): nothing is kept */ }
+    showRecent();
+    return share;
+  };
+  $('#recent-clear').addEventListener('click', () => {
+    try { localStorage.removeItem(RECENT_KEY); } catch (_) { /* nothing kept */ }
+    showRecent();
+  });
+  // Back and Forward: the page of that address, as the server renders it.
+  window.addEventListener('popstate', () => location.reload());
+
   let inflight = null;
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -162,6 +206,8 @@
         results.innerHTML = await response.text();
         results.classList.remove('stale');
         enhance();
+        const share = remember();
+        if (share && location.pathname + location.search !== share) history.pushState(null, '', share);
         const n = results.querySelectorAll('.prediction').length;
         say(`${n} result${n === 1 ? '' : 's'} ready.`);
         // The results in view, and focus on their heading (not left on the
@@ -209,6 +255,7 @@
 
   $('#clear').addEventListener('click', (event) => {
     event.preventDefault();
+    if (location.search) history.pushState(null, '', '/');
     text.value = '';
     results.innerHTML = '';
     results.classList.remove('stale');
@@ -232,6 +279,8 @@
   heatmaps(results);
 
   $('#shortcut').hidden = false;
+  // Results the server rendered (a link, a reload) are remembered too.
+  if (!remember()) showRecent();
   boundTopK();
   updateCounter();
   enhance();

@@ -46,7 +46,30 @@ async fn translate_an_input_with_chosen_beam_and_top_k() {
     let first = preds[0].text().await.unwrap();
     assert!(first.contains("#1") && first.contains("CC(=O)Oc1ccccc1C(=O)O") && first.contains('%'), "{first}");
     assert_eq!(b.client.find_all(Locator::Css("svg.heatmap")).await.unwrap().len(), 2);
-    assert!(b.client.current_url().await.unwrap().query().is_none(), "the text is not put in the URL");
+    // The address is the state: reload shows the same results, Back the
+    // empty page, and the prediction is in this browser's recent list.
+    let url = b.client.current_url().await.unwrap();
+    let query = url.query().unwrap_or("");
+    assert!(query.contains("run=1") && query.contains("beam=3") && query.contains("n_best=2"), "{url}");
+    b.client.refresh().await.unwrap();
+    assert_eq!(results(&b).await.len(), 2, "a reload shows the results again");
+    let recent = b.client.find(Locator::Css("#recent-list a")).await.unwrap();
+    // (inside the closed list: its text content, not what is displayed)
+    assert_eq!(recent.prop("textContent").await.unwrap().as_deref(), Some("CC(=O)Oc1ccccc1C(=O)O"));
+    b.client.back().await.unwrap();
+    let back = async {
+        while b.client.current_url().await.unwrap().query().is_some() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, back).await.expect("Back returns to the empty page's address");
+    b.client.wait().at_most(WAIT).for_element(Locator::Css("#recent:not([hidden])")).await.unwrap();
+    assert!(b.client.find_all(Locator::Css(".prediction")).await.unwrap().is_empty(), "Back: the empty page");
+    b.client.find(Locator::Css("#recent summary")).await.unwrap().click().await.unwrap();
+    b.client.find(Locator::Css("#recent-clear")).await.unwrap().click().await.unwrap();
+    assert!(!b.client.find(Locator::Css("#recent")).await.unwrap().is_displayed().await.unwrap(), "cleared");
+    b.client.forward().await.unwrap();
+    let preds = results(&b).await;
     // top-k can never exceed the beam: options above it are disabled
     b.client.find(Locator::Css("#beam")).await.unwrap().select_by_value("1").await.unwrap();
     let n_best = b.client.find(Locator::Css("#n_best")).await.unwrap();

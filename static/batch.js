@@ -82,6 +82,13 @@
     });
   }
   const pct = (p) => `${(p * 100).toFixed(1)}%`;
+  // Failures whose input is wrong (it would fail again as sent), in words for
+  // the summary; the other kinds are the server's own sentence.
+  const KIND_WORDS = {
+    invalid_input: 'the input cannot be read (each row says why).',
+    too_large: 'the input is larger than this server reads.',
+  };
+  const canRetry = (r) => Boolean(r.error) && !(r.error.code in KIND_WORDS);
   const duration = (ms) => (ms >= 90000 ? `${Math.round(ms / 60000)} min` : `${Math.max(1, Math.round(ms / 1000))} s`);
 
   const cell = (tr, text, cls) => {
@@ -211,6 +218,8 @@
     tools.hidden = failed === 0;
     failedCount.textContent = `${failed} failed row${failed === 1 ? '' : 's'}`;
     retry.disabled = controller != null;
+    // Rows whose input is wrong would fail again: retry is for the others.
+    retry.hidden = !rows.some(canRetry);
     if (!list.length) {
       pageLabel.textContent = rows.length ? 'No rows match' : 'No rows yet';
     } else {
@@ -321,15 +330,24 @@
       showError(null);
       return;
     }
-    const counts = new Map();
-    for (const r of rows) if (r.error) counts.set(r.error.message, (counts.get(r.error.message) || 0) + 1);
-    const [reason, n] = [...counts].sort((a, b) => b[1] - a[1])[0];
-    const why = counts.size === 1 ? `Every failed row says: ${sentence(reason)}` : `${n} of them say: ${sentence(reason)}`;
+    // The reasons grouped by kind (each row's own message names its row).
+    const kinds = new Map();
+    for (const r of rows.filter((x) => x.error)) {
+      const k = kinds.get(r.error.code) || { n: 0, words: KIND_WORDS[r.error.code] || sentence(r.error.message) };
+      k.n += 1;
+      kinds.set(r.error.code, k);
+    }
+    const groups = [...kinds.values()].sort((a, b) => b.n - a.n);
+    const why = groups.length === 1 && groups[0].n === s.failed
+      ? `Every failed row: ${groups[0].words}`
+      : groups.map((g) => `${g.n} row${g.n === 1 ? '' : 's'}: ${g.words}`).join(' ');
+    const retryable = rows.some(canRetry);
+    const next = retryable ? '“Retry failed rows” sends again the rows that could succeed.' : 'Correct those inputs and send them again.';
     if (s.failed === s.total) {
-      showError(`Nothing was translated: all ${s.total} rows failed. ${why} Use “Retry failed rows” to try them again.`);
+      showError(`Nothing was translated: all ${s.total} rows failed. ${why} ${next}`);
     } else {
       showError(null);
-      const p = el('p', 'hint', `${s.failed} rows failed. ${why} “Failed rows only” shows them; “Retry failed rows” sends them again.`);
+      const p = el('p', 'hint', `${s.failed} rows failed. ${why} “Failed rows only” shows them; ${next.charAt(0).toLowerCase()}${next.slice(1)}`);
       summary.appendChild(p);
     }
   };
@@ -337,7 +355,7 @@
   // Sends the failed rows again, with the run's beam and top-k; their answers
   // take their places in the table.
   retry.addEventListener('click', async () => {
-    const failedRows = rows.filter((r) => r.error);
+    const failedRows = rows.filter(canRetry);
     if (!failedRows.length || controller) return;
     retrying = { indices: failedRows.map((r) => r.index), at: new Map(rows.map((r, i) => [r.index, i])) };
     controller = new AbortController();

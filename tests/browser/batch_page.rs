@@ -253,3 +253,35 @@ async fn a_batch_cut_by_a_scale_down_resumes_by_itself_on_another_server() {
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_would_fail_again_are_summed_up_by_kind_and_not_offered_a_retry() {
+    let s = server().spawn();
+    let dir = scratch("kinds");
+    let inputs = dir.join("inputs.txt");
+    std::fs::write(&inputs, "CCO\nC1CC\naspirin\n").unwrap();
+    let Some(b) = browser("rows_that_would_fail_again_are_summed_up_by_kind", Options::default()).await else {
+        return;
+    };
+    b.client.goto(&s.url("/batch")).await.unwrap();
+    b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
+    let summary = b
+        .client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#summary:not([hidden])"))
+        .await
+        .unwrap();
+    let text = summary.text().await.unwrap();
+    assert!(
+        text.contains("2 rows failed. Every failed row: the input cannot be read (each row says why).")
+            && text.contains("correct those inputs and send them again"),
+        "one kind, once, not each row's own message: {text}"
+    );
+    let retry = b.client.find(Locator::Css("#retry")).await.unwrap();
+    assert!(!retry.is_displayed().await.unwrap(), "no retry for rows that would fail again");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

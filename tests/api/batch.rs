@@ -197,7 +197,7 @@ async fn csv_parses_and_round_trips_quotes_commas_and_newlines() {
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(
         header,
-        ["id", "source", "rank", "prediction", "canonical", "probability", "target", "correct", "error"]
+        ["line", "source", "rank", "prediction", "canonical", "probability", "target", "correct", "error"]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 2 + 2 + 2 + 1, "one row per prediction, one per failed input");
@@ -206,7 +206,7 @@ async fn csv_parses_and_round_trips_quotes_commas_and_newlines() {
     assert_eq!(&records[0][4], "", "no canonical form in text mode");
     assert_eq!(&records[0][7], "true");
     assert_eq!(&records[2][1], "N#C\nc1ccccc1");
-    assert_eq!(&records[6][0], "3");
+    assert_eq!(&records[6][0], "4", "the input's line, from 1");
     assert!(records[6][8].starts_with("invalid_input"));
     let p: f64 = records[0][5].parse().unwrap();
     assert!(p > 0.0 && p <= 1.0);

@@ -146,7 +146,7 @@ async fn accuracy_compares_molecules_not_strings() {
     let r = s.translate(json!({"text": "OC", "target": "OC", "n_best": 1})).await;
     assert_eq!((r.json["target"]["canonical"].as_str(), &r.json["target"]["correct_rank"]), (Some("CO"), &json!(1)));
     let csv = s.batch_text("?format=csv", json!({"inputs": ["OC"], "targets": ["OC"], "n_best": 1})).await;
-    assert_eq!(csv.lines().nth(1).unwrap().split(',').collect::<Vec<_>>()[..5], ["0", "OC", "1", "CO", "CO"]);
+    assert_eq!(csv.lines().nth(1).unwrap().split(',').collect::<Vec<_>>()[..5], ["1", "OC", "1", "CO", "CO"]);
     assert!(csv.lines().nth(1).unwrap().contains(",OC,true,"));
 }
 

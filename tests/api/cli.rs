@@ -70,7 +70,7 @@ async fn a_file_of_reactions_becomes_a_csv_with_accuracy_through_the_lambda() {
     assert_eq!(sizes(&uncached), [60, 60]);
     assert_eq!(std::fs::read_to_string(&again).unwrap(), std::fs::read_to_string(&out).unwrap());
     let csv = std::fs::read_to_string(&out).unwrap();
-    assert!(csv.starts_with("id,source,rank,prediction,canonical,probability,target,correct,error\r\n"));
+    assert!(csv.starts_with("line,source,rank,prediction,canonical,probability,target,correct,error\r\n"));
     assert_eq!(csv.lines().count(), 1 + 120 * 2);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -83,7 +83,7 @@ async fn a_csv_cut_by_shutdown_ends_with_a_row_saying_so() {
     let (text, _emu, _) = cut_batch("?format=csv").await;
     let last = text.lines().last().unwrap();
     assert!(last.starts_with(",,,,,,,,interrupted: this server is shutting down"), "{last}");
-    assert!(last.contains("send the rest again from row"), "{last}");
+    assert!(last.contains("send the rest again from line") && last.contains("(resume_from "), "{last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

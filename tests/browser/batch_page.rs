@@ -98,7 +98,7 @@ async fn without_javascript_the_batch_form_downloads_the_csv() {
     b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
     b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
     let csv = tokio::task::spawn_blocking(move || wait_for_download(&downloads)).await.unwrap();
-    assert!(csv.starts_with("id,source,rank,prediction,canonical,probability,target,correct,error\r\n"), "{csv}");
+    assert!(csv.starts_with("line,source,rank,prediction,canonical,probability,target,correct,error\r\n"), "{csv}");
     // CCO translates (5 predictions); "C1CC" is not a molecule: one error row.
     assert_eq!(csv.lines().count(), 1 + 5 + 1);
     assert!(csv.contains("invalid_input: line 2 'C1CC' cannot be read: a ring is opened and never closed"), "{csv}");

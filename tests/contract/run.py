@@ -120,7 +120,7 @@ def check_batches(svc, doc, smiles):
                                 {"content-type": "application/json"})
     assert status == 200 and headers["content-type"].startswith("text/csv"), (status, headers)
     header = out.decode().split("\r\n", 1)[0]
-    assert header == "id,source,rank,prediction,canonical,probability,target,correct,error", header
+    assert header == "line,source,rank,prediction,canonical,probability,target,correct,error", header
     assert header in doc["paths"]["/api/v1/translate/batch"]["post"]["description"].replace("`", "")
     return n
 

@@ -43,7 +43,7 @@ pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Resp
     summary = "Translate many inputs, streamed as NDJSON or CSV",
     description = "Rows are chunked and invoked with bounded fan-out; the answer streams as rows finish: NDJSON \
         (`application/x-ndjson`, the default: one `BatchLine` per line) or CSV (`?format=csv` or `Accept: text/csv`; \
-        columns `id,source,rank,prediction,canonical,probability,target,correct,error`, one line per prediction, \
+        columns `line,source,rank,prediction,canonical,probability,target,correct,error` (`line` from 1: the input's line), one line per prediction, \
         RFC 4180 quoting, cells a spreadsheet would run as a formula prefixed with `'`; `?columns=classic` gives the \
         original app's columns). A row that fails is an error row; the others are translated. Rows the result cache \
         holds are not sent to the model unless `Cache-Control: no-cache` or `\"cache\": false`.",

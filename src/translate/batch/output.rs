@@ -200,8 +200,9 @@ impl Output {
             Format::Ndjson => self.line(&BatchLine::Interrupted { reason: "shutdown".into(), resume_from, total }),
             Format::Csv | Format::ClassicCsv => {
                 let message = format!(
-                    "interrupted: this server is shutting down; rows 0 to {} were sent; send the rest again from row {resume_from}",
-                    resume_from as i64 - 1
+                    "interrupted: this server is shutting down; lines 1 to {resume_from} were sent; send the rest again \
+                     from line {} (resume_from {resume_from})",
+                    resume_from + 1
                 );
                 let mut fields = vec![""; csv_columns(self.format, self.with_targets) - 1];
                 fields.push(&message);
@@ -359,11 +360,13 @@ impl Tally {
     }
 }
 
-/// A row in the standard CSV columns (`id,source,rank,prediction,canonical,
+/// A row in the standard CSV columns (`line,source,rank,prediction,canonical,
 /// probability,target,correct,error`): one record per prediction, or one
 /// with the error. The streamed CSV and an export of rows both write it.
 pub fn csv_rows(buf: &mut Vec<u8>, row: &BatchRow<'_>) {
-    let id = row.index.to_string();
+    // The input's line, from 1, as the page's table and the errors count
+    // (`index` + 1; the original app's columns keep its 0-based ID).
+    let id = (row.index + 1).to_string();
     let target = row.target.as_deref().unwrap_or("");
     if let Some(e) = &row.error {
         let error = format!("{}: {}", e.code, e.message);
@@ -394,7 +397,7 @@ pub fn csv_rows(buf: &mut Vec<u8>, row: &BatchRow<'_>) {
 }
 
 /// The standard CSV header.
-pub const CSV_HEADER: &[u8] = b"id,source,rank,prediction,canonical,probability,target,correct,error\r\n";
+pub const CSV_HEADER: &[u8] = b"line,source,rank,prediction,canonical,probability,target,correct,error\r\n";
 
 /// One CSV record, quoted as RFC 4180 says: fields holding a comma, a quote or a
 /// line break are quoted, quotes doubled; records end with CRLF. A field that a

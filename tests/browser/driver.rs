@@ -57,17 +57,7 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
         );
     }
     let turn = ONE_AT_A_TIME.lock().await;
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    // Its own process group, which the browser it starts joins: dropping the
-    // Browser (even when a test fails) kills both.
-    let driver = Command::new(CHROMEDRIVER)
-        .process_group(0)
-        .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let profile = std::env::temp_dir().join(format!("tf-chrome-{}-{port}", std::process::id()));
+    let profile = std::env::temp_dir().join(format!("tf-chrome-{}-{}", std::process::id(), fastrand::u64(..)));
     let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".into(),
@@ -102,14 +92,40 @@ pub async fn browser(test: &str, options: Options) -> Option<Browser> {
     let chrome = json!({"binary": CHROMIUM, "args": args, "prefs": prefs});
     let caps = json!({"browserName": "chrome", "goog:chromeOptions": chrome});
     let caps = caps.as_object().unwrap().clone();
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    let client = loop {
-        match ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await {
-            Ok(c) => break c,
-            Err(e) if started.elapsed() < Duration::from_secs(20) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    // A free port is free only until someone takes it: a server a test has
+    // just started can bind the port picked for chromedriver first (then
+    // chromedriver exits, and the server answers). Then: another port.
+    let mut attempt = 0;
+    let (client, driver) = loop {
+        attempt += 1;
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group, which the browser it starts joins: dropping
+        // the Browser (even when a test fails) kills both.
+        let mut driver = Command::new(CHROMEDRIVER)
+            .process_group(0)
+            .args([format!("--port={port}"), "--allowed-ips=127.0.0.1".into()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let connected = loop {
+            match ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await {
+                Ok(c) => break Ok(c),
+                Err(e) if driver.try_wait().ok().flatten().is_some() => break Err(e),
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match connected {
+            Ok(c) => break (c, driver),
+            Err(e) if attempt < 3 => {
+                let _ = (driver.kill(), driver.wait());
+                eprintln!("{test}: chromedriver on port {port}: {e}; another port");
             }
             Err(e) => panic!("no browser session: {e}"),
         }

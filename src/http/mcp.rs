@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::request::Parts;
 use base64::Engine;
-use rmcp::handler::server::common::schema_for_type;
+use rmcp::handler::server::common::{Extension, schema_for_type};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
@@ -24,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::KeyInUse;
 use super::depict::DEFAULT_SIZE;
-use crate::chem;
 use crate::config::InputFormat;
 use crate::translate::{Caller, TranslateInput};
 
@@ -110,7 +110,7 @@ pub struct DrawOutput {
 }
 
 /// The caller as the core knows callers, from the HTTP request the call came in.
-fn caller(parts: &axum::http::request::Parts) -> Caller {
+fn caller(parts: &Parts) -> Caller {
     parts.extensions.get::<super::error::RequestCaller>().map(|c| c.0.clone()).unwrap_or_default()
 }
 
@@ -131,9 +131,7 @@ impl Tools {
     async fn predict_products(
         &self,
         Parameters(input): Parameters<PredictInput>,
-        rmcp::handler::server::common::Extension(parts): rmcp::handler::server::common::Extension<
-            axum::http::request::Parts,
-        >,
+        Extension(parts): Extension<Parts>,
     ) -> Result<Json<PredictOutput>, String> {
         let state = &self.state;
         if let (Some(KeyInUse(key)), Some(access)) = (parts.extensions.get::<KeyInUse>(), state.access.as_ref()) {
@@ -175,33 +173,10 @@ impl Tools {
     async fn canonicalize(
         &self,
         Parameters(input): Parameters<SmilesInput>,
-        rmcp::handler::server::common::Extension(parts): rmcp::handler::server::common::Extension<
-            axum::http::request::Parts,
-        >,
+        Extension(parts): Extension<Parts>,
     ) -> Result<Json<CanonicalOutput>, String> {
-        let state = &self.state;
-        let max = state.config.max_input_chars;
-        let smiles = input.smiles;
-        if smiles.trim().is_empty() {
-            return Err("The SMILES is empty.".into());
-        }
-        if smiles.chars().count() > max {
-            return Err(format!("The SMILES is longer than the {max} characters this server reads."));
-        }
-        if let Some(atoms) = chem::too_many_atoms(&smiles) {
-            return Err(format!("The SMILES has {atoms} atoms; this server reads at most {}.", chem::max_atoms()));
-        }
-        let client = caller(&parts).client;
-        let text = smiles.clone();
-        let canonical = state
-            .chemistry
-            .run(client, chem::pool::Admission::FailFast, move || chem::prepare(&text))
-            .await
-            .map_err(|_| "The server is busy with other chemistry; try again in a second.".to_string())?;
-        let short: String = smiles.chars().take(80).collect();
-        canonical
-            .map(|canonical| Json(CanonicalOutput { canonical }))
-            .map_err(|e| format!("'{short}' cannot be read: {e}."))
+        let canonical = self.state.service.canonical(&input.smiles, &caller(&parts)).await.map_err(words)?;
+        Ok(Json(CanonicalOutput { canonical }))
     }
 
     #[tool(
@@ -212,15 +187,16 @@ impl Tools {
     async fn draw_molecule(
         &self,
         Parameters(input): Parameters<DrawInput>,
-        rmcp::handler::server::common::Extension(parts): rmcp::handler::server::common::Extension<
-            axum::http::request::Parts,
-        >,
+        Extension(parts): Extension<Parts>,
     ) -> Result<CallToolResult, String> {
         let state = &self.state;
         let (width, height) = (input.width.unwrap_or(DEFAULT_SIZE.0), input.height.unwrap_or(DEFAULT_SIZE.1));
-        let client = caller(&parts).client;
-        let svg = super::depict::draw(state, client, input.smiles.clone(), width, height).await.map_err(words)?;
-        let canonical = chem::prepare(&input.smiles).unwrap_or(input.smiles);
+        let caller = caller(&parts);
+        let svg =
+            super::depict::draw(state, caller.client, input.smiles.clone(), width, height).await.map_err(words)?;
+        // On the chemistry threads, as every RDKit call: the drawing read the
+        // molecule but does not remember its canonical form.
+        let canonical = state.service.canonical(&input.smiles, &caller).await.unwrap_or(input.smiles);
         let info = DrawOutput { canonical, mime_type: "image/svg+xml".into(), width, height };
         let data = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
         let mut result = CallToolResult::success(vec![ContentBlock::image(data, "image/svg+xml")]);

@@ -145,6 +145,15 @@ impl Service {
         })
     }
 
+    /// One SMILES in its canonical form ([`request::canonical`]), on the
+    /// chemistry threads at the caller's turn unless RDKit's answer is
+    /// remembered.
+    pub async fn canonical(&self, text: &str, caller: &Caller) -> Result<String, Error> {
+        let (limits, owned) = (self.limits.clone(), text.to_string());
+        let cheap = chem::prepared_already(text);
+        self.chemistry(caller, cheap, move || request::canonical(&limits, &owned, "SMILES")).await?
+    }
+
     /// Checks, translates one text and builds its view. Also returns the
     /// Lambda request id, for the log.
     pub async fn predict(

@@ -106,28 +106,33 @@ pub struct Prepared {
 /// "target", "line 3"). RDKit work: call it on the chemistry threads unless
 /// [`preparation_is_cheap`].
 pub fn prepare(reading: Reading, limits: &Limits, text: &str, what: &str) -> Result<Prepared, Error> {
-    check_text(limits, text, what)?;
     let canonical = match reading.format {
-        InputFormat::Text => None,
-        InputFormat::Smiles => {
-            if let Some(atoms) = chem::too_many_atoms(text) {
-                return Err(Error::too_large(format!(
-                    "{what} has {atoms} atoms; the limit is {} (MAX_ATOMS)",
-                    chem::max_atoms()
-                )));
-            }
-            let canonical = chem::prepare(text);
-            Some(
-                canonical
-                    .map_err(|e| Error::invalid_input(format!("{what} '{}' cannot be read: {e}", shorten(text))))?,
-            )
+        InputFormat::Text => {
+            check_text(limits, text, what)?;
+            None
         }
+        InputFormat::Smiles => Some(canonical(limits, text, what)?),
     };
     let tokenized = reading.tokenizer.tokenize(canonical.as_deref().unwrap_or(text));
     if tokenized.trim().is_empty() {
         return Err(Error::invalid_input(format!("{what} has nothing to translate once tokenized")));
     }
     Ok(Prepared { canonical, tokenized })
+}
+
+/// A SMILES checked against the limits (not blank, `MAX_INPUT_CHARS`,
+/// `MAX_ATOMS`) and written in RDKit's canonical form without
+/// stereochemistry, as the model reads it; `what` names it in errors. RDKit
+/// work (see [`Service::canonical`](super::Service::canonical)).
+pub fn canonical(limits: &Limits, text: &str, what: &str) -> Result<String, Error> {
+    check_text(limits, text, what)?;
+    if let Some(atoms) = chem::too_many_atoms(text) {
+        return Err(Error::too_large(format!(
+            "{what} has {atoms} atoms; the limit is {} (MAX_ATOMS)",
+            chem::max_atoms()
+        )));
+    }
+    chem::prepare(text).map_err(|e| Error::invalid_input(format!("{what} '{}' cannot be read: {e}", shorten(text))))
 }
 
 /// Whether preparing these texts needs no RDKit work now.

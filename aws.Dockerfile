@@ -12,13 +12,14 @@
 FROM rust:1.95.0-slim-bookworm AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # RDKit (canonical SMILES, structure drawings) and what compiling against it
-# needs: the C++ compiler for the bridge, Boost's headers.
+# needs: the C++ compiler for the bridge, Boost's headers, Cairo's (PNG drawings).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         g++=4:12.2.0-3 \
         librdkit-dev=202209.3-1 \
         libboost-dev=1.74.0.3 \
         libboost-serialization-dev=1.74.0.3 \
+        libcairo2-dev=1.16.0-7 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 

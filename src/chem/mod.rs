@@ -18,10 +18,13 @@ mod rdkit;
 pub struct ChemError(pub String);
 
 pub mod atoms;
+pub mod blocks;
+mod draw;
 mod memo;
 pub mod pool;
 mod words;
 
+pub use draw::{Image, Picture, depict, draw};
 use memo::Memo;
 
 /// Parsing is most of the CPU a translation costs here (about 0.1 ms a SMILES,
@@ -226,52 +229,6 @@ fn canonical_uncached(smiles: &str) -> Option<String> {
         return None;
     }
     rdkit::canonical_smiles(&joined, false).ok().filter(|c| !c.is_empty())
-}
-
-/// An SVG drawing of a molecule or mixture: transparent background, bonds and
-/// labels recoloured for a dark colour scheme by the SVG's own stylesheet.
-pub fn depict(smiles: &str, width: u32, height: u32) -> Result<String, ChemError> {
-    // Tokens joined, as for a translation; whatever follows a space is not
-    // read as RDKit's extensions (a CXSMILES label once made a 2.9 MB drawing).
-    let smiles: String = smiles.split_whitespace().collect();
-    if smiles.is_empty() || smiles.chars().any(char::is_control) {
-        return Err(ChemError("there is no SMILES to draw".into()));
-    }
-    let atoms = atoms::count(&smiles);
-    if atoms > MAX_DRAW_ATOMS as usize {
-        return Err(ChemError(format!("too many atoms to draw ({atoms}; the limit is {MAX_DRAW_ATOMS})")));
-    }
-    let svg = rdkit::draw_svg(&smiles, width, height, MAX_DRAW_ATOMS).map_err(|e| {
-        let one = |part: &str| rdkit::canonical_smiles(part, false).map(drop).map_err(|e| reason(e.what()));
-        ChemError(words::explain(&smiles, &reason(e.what()), one))
-    })?;
-    Ok(themed(&svg))
-}
-
-/// RDKit's colours that need another shade on a dark background: bonds and
-/// carbon labels (black), and the two darkest element colours.
-const DARK_THEME: &str = "<style>@media (prefers-color-scheme: dark){\
-    [style*='#000000']{stroke:#e7eaee!important}[fill='#000000']{fill:#e7eaee}\
-    [style*='#0000FF']{stroke:#8fb3ff!important}[fill='#0000FF']{fill:#8fb3ff}\
-    [style*='#FF0000']{stroke:#ff7a7a!important}[fill='#FF0000']{fill:#ff7a7a}}</style>";
-
-/// Drops the XML prolog (RDKit declares latin-1; the drawing is ASCII) and adds
-/// the dark-scheme stylesheet after the header.
-fn themed(svg: &str) -> String {
-    let body = match svg.find("<svg") {
-        Some(i) => &svg[i..],
-        None => svg,
-    };
-    let mut out = String::with_capacity(body.len() + DARK_THEME.len());
-    match body.find("<!-- END OF HEADER -->") {
-        Some(i) => {
-            out.push_str(&body[..i]);
-            out.push_str(DARK_THEME);
-            out.push_str(&body[i..]);
-        }
-        None => out.push_str(body),
-    }
-    out
 }
 
 /// RDKit's log lines, without their time stamps and prefixes, as one sentence.

@@ -1,8 +1,16 @@
-// RDKit behind three plain functions. RDKit reports a SMILES syntax error by
+// RDKit behind a few plain functions. RDKit reports a SMILES syntax error by
 // writing to its error log and returning null; the log is a process-wide
 // stream, so we point it at a buffer that is thread-local: each call reads
 // only the lines that its own parse wrote, whatever other threads are doing.
 #include "translation-front/src/chem/rdkit.h"
+
+#include "translation-front/src/chem/rdkit.rs.h"
+
+#include <GraphMol/ChemReactions/Reaction.h>
+#include <GraphMol/ChemReactions/ReactionParser.h>
+#include <GraphMol/Depictor/RDDepictor.h>
+#include <GraphMol/FileParsers/FileParsers.h>
+#include <GraphMol/MolDraw2D/MolDraw2DCairo.h>
 
 #include <GraphMol/MolDraw2D/MolDraw2DSVG.h>
 #include <GraphMol/MolDraw2D/MolDraw2DUtils.h>
@@ -65,6 +73,49 @@ std::unique_ptr<RDKit::RWMol> parse(rust::Str smiles) {
   return mol;
 }
 
+void check_atoms(unsigned int atoms, uint32_t max_atoms) {
+  if (atoms > max_atoms) {
+    throw std::runtime_error("too many atoms to draw (" + std::to_string(atoms) + "; the limit is " +
+                             std::to_string(max_atoms) + ")");
+  }
+}
+
+std::unique_ptr<RDKit::ChemicalReaction> parse_reaction(rust::Str text) {
+  install_logs();
+  captured.clear();
+  std::unique_ptr<RDKit::ChemicalReaction> rxn;
+  try {
+    rxn.reset(RDKit::RxnSmartsToChemicalReaction(std::string(text.data(), text.size()), nullptr, true, false));
+  } catch (const std::exception &e) {
+    throw std::runtime_error(e.what());
+  }
+  if (!rxn) {
+    std::string why = captured.empty() ? "not a valid reaction SMILES" : captured;
+    captured.clear();
+    throw std::runtime_error(why);
+  }
+  return rxn;
+}
+
+// Writes a reaction's molecules of one role as one SMILES, joined by '.'.
+std::string join(const RDKit::MOL_SPTR_VECT &mols) {
+  std::string out;
+  for (const auto &tpl : mols) {
+    RDKit::RWMol mol(*tpl);
+    RDKit::MolOps::sanitizeMol(mol);
+    if (!out.empty()) out.push_back('.');
+    out += RDKit::MolToSmiles(mol);
+  }
+  return out;
+}
+
+rust::Vec<uint8_t> bytes(const std::string &text) {
+  rust::Vec<uint8_t> out;
+  out.reserve(text.size());
+  for (char c : text) out.push_back(static_cast<uint8_t>(c));
+  return out;
+}
+
 }  // namespace
 
 rust::String canonical_smiles(rust::Str smiles, bool remove_stereo) {
@@ -73,20 +124,89 @@ rust::String canonical_smiles(rust::Str smiles, bool remove_stereo) {
   return rust::String(RDKit::MolToSmiles(*mol));
 }
 
-rust::String draw_svg(rust::Str smiles, uint32_t width, uint32_t height, uint32_t max_atoms) {
-  auto mol = parse(smiles);
-  if (mol->getNumAtoms() > max_atoms) {
-    throw std::runtime_error("too many atoms to draw (" + std::to_string(mol->getNumAtoms()) +
-                             "; the limit is " + std::to_string(max_atoms) + ")");
+rust::Vec<uint8_t> draw(rust::Str smiles, bool reaction, bool png, uint32_t width, uint32_t height,
+                        uint32_t max_atoms, rust::Slice<const Highlight> highlights) {
+  std::unique_ptr<RDKit::MolDraw2D> drawer;
+  if (png) {
+    drawer.reset(new RDKit::MolDraw2DCairo(static_cast<int>(width), static_cast<int>(height)));
+  } else {
+    drawer.reset(new RDKit::MolDraw2DSVG(static_cast<int>(width), static_cast<int>(height)));
+    drawer->drawOptions().clearBackground = false;
   }
+  if (reaction) {
+    auto rxn = parse_reaction(smiles);
+    unsigned int atoms = 0;
+    for (const auto &m : rxn->getReactants()) atoms += m->getNumAtoms();
+    for (const auto &m : rxn->getAgents()) atoms += m->getNumAtoms();
+    for (const auto &m : rxn->getProducts()) atoms += m->getNumAtoms();
+    check_atoms(atoms, max_atoms);
+    try {
+      drawer->drawReaction(*rxn);
+    } catch (const std::exception &e) {
+      throw std::runtime_error(std::string("could not draw the reaction: ") + e.what());
+    }
+  } else {
+    auto mol = parse(smiles);
+    check_atoms(mol->getNumAtoms(), max_atoms);
+    std::vector<int> atoms;
+    std::map<int, RDKit::DrawColour> colours;
+    std::map<int, double> radii;
+    for (const auto &h : highlights) {
+      if (h.atom >= mol->getNumAtoms()) {
+        throw std::runtime_error("there is no atom " + std::to_string(h.atom + 1) + " to highlight");
+      }
+      double w = std::min(1.0, std::max(0.0, static_cast<double>(h.weight)));
+      atoms.push_back(static_cast<int>(h.atom));
+      // From a pale to a strong orange, as the heatmap's scale.
+      colours[static_cast<int>(h.atom)] = RDKit::DrawColour(1.0, 0.85 - 0.45 * w, 0.6 - 0.6 * w, 0.35 + 0.55 * w);
+      radii[static_cast<int>(h.atom)] = 0.3 + 0.2 * w;
+    }
+    try {
+      RDKit::MolDraw2DUtils::prepareAndDrawMolecule(*drawer, *mol, "", atoms.empty() ? nullptr : &atoms, nullptr,
+                                                   atoms.empty() ? nullptr : &colours, nullptr,
+                                                   atoms.empty() ? nullptr : &radii);
+    } catch (const std::exception &e) {
+      throw std::runtime_error(std::string("could not draw the structure: ") + e.what());
+    }
+  }
+  if (png) {
+    auto cairo = static_cast<RDKit::MolDraw2DCairo *>(drawer.get());
+    cairo->finishDrawing();
+    return bytes(cairo->getDrawingText());
+  }
+  auto svg = static_cast<RDKit::MolDraw2DSVG *>(drawer.get());
+  svg->finishDrawing();
+  return bytes(svg->getDrawingText());
+}
+
+rust::String mol_block(rust::Str smiles) {
+  auto mol = parse(smiles);
+  RDDepict::compute2DCoords(*mol);
+  return rust::String(RDKit::MolToMolBlock(*mol));
+}
+
+rust::String block_to_smiles(rust::Str block) {
+  install_logs();
+  captured.clear();
+  std::string text(block.data(), block.size());
   try {
-    RDKit::MolDraw2DSVG drawer(static_cast<int>(width), static_cast<int>(height));
-    drawer.drawOptions().clearBackground = false;
-    RDKit::MolDraw2DUtils::prepareAndDrawMolecule(drawer, *mol);
-    drawer.finishDrawing();
-    return rust::String(drawer.getDrawingText());
+    if (text.compare(0, 4, "$RXN") == 0) {
+      std::unique_ptr<RDKit::ChemicalReaction> rxn(RDKit::RxnBlockToChemicalReaction(text));
+      if (!rxn) throw std::runtime_error("not a readable RXN file");
+      return rust::String(join(rxn->getReactants()) + ">" + join(rxn->getAgents()) + ">" +
+                          join(rxn->getProducts()));
+    }
+    auto end = text.find("$$$$");
+    if (end != std::string::npos) text.resize(end);
+    std::unique_ptr<RDKit::RWMol> mol(RDKit::MolBlockToMol(text));
+    if (!mol) {
+      std::string why = captured.empty() ? "not a readable MOL block" : captured;
+      captured.clear();
+      throw std::runtime_error(why);
+    }
+    return rust::String(RDKit::MolToSmiles(*mol));
   } catch (const std::exception &e) {
-    throw std::runtime_error(std::string("could not draw the structure: ") + e.what());
+    throw std::runtime_error(e.what());
   }
 }
 

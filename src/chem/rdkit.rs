@@ -4,12 +4,29 @@
 
 #[cxx::bridge(namespace = "tf_chem")]
 mod ffi {
+    /// An atom to highlight in a drawing, by its index in the SMILES as
+    /// written, and how strongly (0 to 1).
+    struct Highlight {
+        atom: u32,
+        weight: f32,
+    }
+
     unsafe extern "C++" {
         include!("translation-front/src/chem/rdkit.h");
 
         fn canonical_smiles(smiles: &str, remove_stereo: bool) -> Result<String>;
-        fn draw_svg(smiles: &str, width: u32, height: u32, max_atoms: u32) -> Result<String>;
+        fn draw(
+            smiles: &str,
+            reaction: bool,
+            png: bool,
+            width: u32,
+            height: u32,
+            max_atoms: u32,
+            highlights: &[Highlight],
+        ) -> Result<Vec<u8>>;
+        fn mol_block(smiles: &str) -> Result<String>;
+        fn block_to_smiles(block: &str) -> Result<String>;
     }
 }
 
-pub use ffi::{canonical_smiles, draw_svg};
+pub use ffi::{Highlight, block_to_smiles, canonical_smiles, draw, mol_block};

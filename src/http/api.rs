@@ -21,13 +21,15 @@ use crate::translate::{TranslateInput, TranslationView, json};
     tag = "translate",
     summary = "Translate one input: its n-best results with probabilities and attention",
     description = "The answer is JSON; with `Accept: text/html` it is the results fragment the translate page shows \
-        (and errors are the sentence a person should read, as text/plain). Repeated requests are answered from the \
+        (and errors are the sentence a person should read, as text/plain); with `Accept: chemical/x-mdl-sdfile` \
+        (SMILES mode) an SDF, one record per prediction that is a molecule (`id`, `rank`, `probability`, \
+        `canonical`, `source`, and with a target `target` and `correct`). Repeated requests are answered from the \
         result cache (`cached`, `X-Cache`) unless `Cache-Control: no-cache` or `\"cache\": false`.",
     request_body(content = TranslateInput, content_type = "application/json"),
     params(("Cache-Control" = Option<String>, Header, description = "`no-cache`: ask the model even if the answer is cached")),
     responses(
         (status = 200, description = "The n-best list", headers(("X-Cache" = String, description = "hit or miss")),
-            content((TranslationView = "application/json"), (String = "text/html"))),
+            content((TranslationView = "application/json"), (String = "text/html"), (String = "chemical/x-mdl-sdfile"))),
         (status = 400, description = "invalid_input: malformed, out of bounds, or (SMILES mode) not a molecule", body = ErrorBody),
         (status = 408, description = "request_timeout", body = ErrorBody),
         (status = 413, description = "too_large", body = ErrorBody),
@@ -51,8 +53,12 @@ pub async fn post_translate(
     if super::extract::asks_no_cache(&headers) {
         input.cache = Some(false);
     }
-    let wants_html =
-        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"));
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let wants_html = accept.starts_with("text/html");
+    let wants_sdf = accept.contains("chemical/x-mdl-sdfile");
+    if wants_sdf && state.service.reading.format != crate::config::InputFormat::Smiles {
+        return Err(ApiError::invalid_input("SDF holds molecules: this server translates text (INPUT_FORMAT=text)"));
+    }
     let asked = wants_html.then(|| input.clone());
     let (view, request_id) = match state.service.predict(input, &super::error::caller()).await.map_err(ApiError::from) {
         Ok(done) => done,
@@ -61,6 +67,10 @@ pub async fn post_translate(
         Err(e) => return Err(e),
     };
     let cached = view.cached;
+    if wants_sdf {
+        let sdf = state.service.sdf(view, &super::error::caller()).await?;
+        return Ok(sdf_response(sdf));
+    }
     let mut response = match asked {
         Some(asked) => pages::render(&pages::ResultsFragment::new(view, &asked, beam)),
         None => json_response(&view),
@@ -71,6 +81,15 @@ pub async fn post_translate(
         response.extensions_mut().insert(LambdaRequestId(id));
     }
     Ok(response)
+}
+
+/// SDF records as a download (`predictions.sdf`).
+pub fn sdf_response(sdf: Vec<u8>) -> Response {
+    let mut response = sdf.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("chemical/x-mdl-sdfile"));
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"predictions.sdf\""));
+    response
 }
 
 /// A `200 application/json` response holding `value`, written as answers are

@@ -18,6 +18,7 @@ pub mod pages;
 pub mod ratelimit;
 pub mod server;
 pub mod site;
+pub mod structure;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -140,6 +141,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api", get(api_page::api_page))
         .route("/api/v1/depict", get(depict::depict))
+        .route("/api/v1/structure", get(structure::file).post(structure::read))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     if state.config.mcp_enabled {

@@ -35,6 +35,8 @@ use crate::translate::{PredictionView, TargetView, TranslateInput, TranslationVi
         super::batch::post_export,
         super::api::config,
         super::depict::depict,
+        super::structure::read,
+        super::structure::file,
         openapi_json,
         super::health::healthz,
         super::health::readyz,
@@ -55,6 +57,7 @@ use crate::translate::{PredictionView, TargetView, TranslateInput, TranslationVi
         BatchSummary,
         RowError,
         super::api::ConfigView,
+        super::structure::StructureView,
     )),
     tags((name = "translate", description = "Translations, one or many"),
          (name = "service", description = "The server: its settings, health and this document"))

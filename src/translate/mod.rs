@@ -154,6 +154,12 @@ impl Service {
         self.chemistry(caller, cheap, move || request::canonical(&limits, &owned, "SMILES")).await?
     }
 
+    /// A translation's predictions as SDF records (2D coordinates are RDKit
+    /// work: on the chemistry threads at the caller's turn).
+    pub async fn sdf(&self, view: TranslationView, caller: &Caller) -> Result<Vec<u8>, Error> {
+        self.chemistry(caller, false, move || batch::view_sdf(&view)).await
+    }
+
     /// Checks, translates one text and builds its view. Also returns the
     /// Lambda request id, for the log.
     pub async fn predict(

@@ -23,4 +23,5 @@ mod mcp;
 mod openapi;
 mod pages;
 mod reactions;
+mod structures;
 mod translate;

@@ -40,15 +40,18 @@ pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Resp
     post,
     path = "/api/v1/translate/batch",
     tag = "translate",
-    summary = "Translate many inputs, streamed as NDJSON or CSV",
+    summary = "Translate many inputs, streamed as NDJSON, CSV or SDF",
     description = "Rows are chunked and invoked with bounded fan-out; the answer streams as rows finish: NDJSON \
         (`application/x-ndjson`, the default: one `BatchLine` per line) or CSV (`?format=csv` or `Accept: text/csv`; \
         columns `line,source,rank,prediction,canonical,probability,target,correct,error` (`line` from 1: the input's line), one line per prediction, \
         RFC 4180 quoting, cells a spreadsheet would run as a formula prefixed with `'`; `?columns=classic` gives the \
-        original app's columns). A row that fails is an error row; the others are translated. Rows the result cache \
+        original app's columns) or SDF (`?format=sdf` or `Accept: chemical/x-mdl-sdfile`, SMILES mode: one record \
+        per prediction that is a molecule, with `id` (the line, from 1), `rank`, `probability`, `canonical`, `source` \
+        and, with targets, `target` and `correct` as properties; a file cut short ends with an atomless record whose \
+        `note` says why). A row that fails is an error row; the others are translated. Rows the result cache \
         holds are not sent to the model unless `Cache-Control: no-cache` or `\"cache\": false`.",
     params(
-        ("format" = Option<String>, Query, description = "`ndjson` (default) or `csv`", pattern = "^(ndjson|csv)$"),
+        ("format" = Option<String>, Query, description = "`ndjson` (default), `csv` or `sdf`", pattern = "^(ndjson|csv|sdf)$"),
         ("columns" = Option<String>, Query, description = "`standard` (default) or `classic` (CSV only)", pattern = "^(standard|classic)$"),
         ("Cache-Control" = Option<String>, Header, description = "`no-cache`: ask the model for every row"),
     ),
@@ -58,7 +61,7 @@ pub async fn post_form(state: State<Arc<AppState>>, req: Request) -> Result<Resp
     )),
     responses(
         (status = 200, description = "The rows, as they finish",
-            content((BatchLine = "application/x-ndjson"), (String = "text/csv"))),
+            content((BatchLine = "application/x-ndjson"), (String = "text/csv"), (String = "chemical/x-mdl-sdfile"))),
         (status = 400, description = "invalid_input: malformed, out of bounds, or targets not one per input", body = super::error::ErrorBody),
         (status = 408, description = "request_timeout", body = super::error::ErrorBody),
         (status = 413, description = "too_large: more inputs than this server takes", body = super::error::ErrorBody),
@@ -72,16 +75,21 @@ pub async fn post_batch(
     super::extract::ApiQuery(query): super::extract::ApiQuery<FormatQuery>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let accepts_csv =
-        req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/csv"));
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (accepts_csv, accepts_sdf) = (accept.contains("text/csv"), accept.contains("chemical/x-mdl-sdfile"));
     let mut format = match query.format.as_deref() {
         Some("csv") => Format::Csv,
+        Some("sdf") => Format::Sdf,
+        None if accepts_sdf => Format::Sdf,
         Some("ndjson") | None if !accepts_csv => Format::Ndjson,
         None | Some("ndjson") => Format::Csv,
         Some(other) => {
-            return Err(ApiError::invalid_input(format!("unknown format '{other}' (use ndjson or csv)")));
+            return Err(ApiError::invalid_input(format!("unknown format '{other}' (use ndjson, csv or sdf)")));
         }
     };
+    if format == Format::Sdf {
+        sdf_needs_smiles(&state)?;
+    }
     match (query.columns.as_deref(), format) {
         (None | Some("standard"), _) => {}
         (Some("classic"), Format::Csv) => format = Format::ClassicCsv,
@@ -144,12 +152,28 @@ pub async fn post_batch(
                 HeaderValue::from_static("attachment; filename=\"translations.csv\""),
             );
         }
+        Format::Sdf => sdf_headers(h),
     }
     // Tell buffering proxies (nginx) to pass lines through as they come.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.extensions_mut().insert(StreamEnd::new(ended_rx));
     Ok(response)
+}
+
+/// SDF holds molecules: only a server that reads SMILES writes it.
+fn sdf_needs_smiles(state: &AppState) -> Result<(), ApiError> {
+    if state.service.reading.format != crate::config::InputFormat::Smiles {
+        return Err(ApiError::invalid_input(
+            "format=sdf writes molecules: this server translates text (INPUT_FORMAT=text); use ndjson or csv",
+        ));
+    }
+    Ok(())
+}
+
+fn sdf_headers(h: &mut axum::http::HeaderMap) {
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("chemical/x-mdl-sdfile"));
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"predictions.sdf\""));
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,19 +186,19 @@ pub struct ExportQuery {
     post,
     path = "/api/v1/translate/batch/export",
     tag = "translate",
-    summary = "Write rows you already have as the batch would: CSV, or their summary",
+    summary = "Write rows you already have as the batch would: CSV, SDF, or their summary",
     description = "The body is a batch's NDJSON `result` lines (only those), from one request or \
         several (a batch resumed with `resume_from`, rows sent again): the answer is the standard CSV of those rows \
-        (`format=csv`, the default) or their `summary` line (`format=summary`, top-k accuracy up to `n_best`; its \
+        (`format=csv`, the default), their SDF records (`format=sdf`, SMILES mode) or their `summary` line (`format=summary`, top-k accuracy up to `n_best`; its \
         `elapsed_ms` is 0, the time being the client's to count). Nothing is translated.",
     params(
-        ("format" = Option<String>, Query, description = "`csv` (default) or `summary`", pattern = "^(csv|summary)$"),
+        ("format" = Option<String>, Query, description = "`csv` (default), `sdf` or `summary`", pattern = "^(csv|sdf|summary)$"),
         ("n_best" = Option<u32>, Query, description = "summary: the k of the top-k accuracy (default the server's default)", minimum = 1),
     ),
     request_body(description = "A batch's result rows, one per line (NDJSON): the items of this array, each on its own line",
         content = Vec<BatchRow>, content_type = "application/x-ndjson"),
     responses(
-        (status = 200, description = "The CSV, or the summary", content((String = "text/csv"), (BatchSummary = "application/json"))),
+        (status = 200, description = "The CSV, the SDF, or the summary", content((String = "text/csv"), (String = "chemical/x-mdl-sdfile"), (BatchSummary = "application/json"))),
         (status = 400, description = "invalid_input: a line that is not JSON or not a result row, or a bad parameter", body = super::error::ErrorBody),
         (status = 413, description = "too_large: over MAX_BODY_BYTES", body = super::error::ErrorBody),
         (status = 429, description = "rate_limited (Retry-After)", body = super::error::ErrorBody),
@@ -198,9 +222,29 @@ pub async fn post_export(
     let what = match query.format.as_deref() {
         None | Some("csv") => Export::Csv,
         Some("summary") => Export::Summary { n_best: n_best as usize },
-        Some(other) => return Err(ApiError::invalid_input(format!("unknown format '{other}' (use csv or summary)"))),
+        Some("sdf") => Export::Sdf,
+        Some(other) => {
+            return Err(ApiError::invalid_input(format!("unknown format '{other}' (use csv, sdf or summary)")));
+        }
     };
-    let out = export(text, what)?;
+    let out = if what == Export::Sdf {
+        sdf_needs_smiles(&state)?;
+        // 2D coordinates for each molecule: RDKit work, at this client's turn.
+        let text = text.to_string();
+        state
+            .chemistry
+            .run(super::error::client(), crate::chem::pool::Admission::FailFast, move || export(&text, what))
+            .await
+            .map_err(|e| match e {
+                crate::chem::pool::PoolError::Busy => ApiError::busy(
+                    "the server has too much chemistry waiting; try again shortly",
+                    std::time::Duration::from_secs(1),
+                ),
+                crate::chem::pool::PoolError::Failed => ApiError::internal("the SDF could not be written"),
+            })??
+    } else {
+        export(text, what)?
+    };
     let mut response = out.into_response();
     let h = response.headers_mut();
     match what {
@@ -211,6 +255,7 @@ pub async fn post_export(
                 HeaderValue::from_static("attachment; filename=\"translations.csv\""),
             );
         }
+        Export::Sdf => sdf_headers(h),
         Export::Summary { .. } => {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }

@@ -72,6 +72,8 @@ pub struct Prefill {
     fold: Option<String>,
     /// Translate at once (a link from a batch row or a shared result).
     run: Option<String>,
+    /// With `run=1`: `sdf` answers with the predictions as an SDF download.
+    format: Option<String>,
 }
 
 /// `GET /`: the empty form; prefilled from `?text=` (and `beam`, `n_best`,
@@ -84,7 +86,13 @@ pub async fn index(
     if q.run.as_deref() == Some("1") {
         let form =
             FormInput { text: q.text, target: q.target, fold: q.fold, beam: q.beam, n_best: q.n_best, example: None };
-        return translate_and_render(&state, form).await;
+        return match q.format.as_deref() {
+            None | Some("html") => translate_and_render(&state, form).await,
+            Some("sdf") => translate_to_sdf(&state, form).await.unwrap_or_else(IntoResponse::into_response),
+            Some(other) => {
+                ApiError::invalid_input(format!("unknown format '{other}' (use html or sdf)")).into_response()
+            }
+        };
     }
     // A visit (not a translation, which calls the function anyway) warms it.
     state.warm_on_visit();
@@ -157,6 +165,30 @@ pub async fn index_post(
     // The page opens at the form's buttons: the error or the results' heading
     // is right below them, not a screen further down.
     axum::response::Redirect::to(&format!("/?{query}#outcome")).into_response()
+}
+
+/// The download of a results page (`/?…&run=1&format=sdf`): its predictions
+/// as SDF records; an error is the page's error, in words.
+async fn translate_to_sdf(state: &Arc<AppState>, form: FormInput) -> Result<Response, ApiError> {
+    if state.config.input_format != InputFormat::Smiles {
+        return Err(ApiError::invalid_input("SDF holds molecules: this server translates text"));
+    }
+    let number = |what: &str, s: Option<String>| -> Result<Option<u32>, ApiError> {
+        Ok(whole_number_text(what, s.as_deref().unwrap_or(""))?)
+    };
+    let input = TranslateInput {
+        text: form.text.unwrap_or_default(),
+        beam: number("the beam width", form.beam)?,
+        n_best: number("the number of results", form.n_best)?,
+        // As the page asks: the answer the page just showed is cached.
+        attention: Some(true),
+        target: form.target.filter(|t| !t.trim().is_empty()),
+        fold_duplicates: Some(form.fold.is_some()),
+        cache: None,
+    };
+    let caller = crate::http::error::caller();
+    let (view, _) = state.service.predict(input, &caller).await?;
+    Ok(crate::http::api::sdf_response(state.service.sdf(view, &caller).await?))
 }
 
 /// Translates a form's fields and renders the page with the results (or the

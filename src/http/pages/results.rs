@@ -4,8 +4,8 @@
 
 use askama::Template;
 
-use crate::http::depict;
 use crate::http::heatmap::Heatmap;
+use crate::http::{depict, structure};
 use crate::inference::tokenize::Tokens;
 use crate::translate::{TranslateInput, TranslationView};
 
@@ -15,6 +15,8 @@ pub struct Item {
     pub score: String,
     pub percent: String,
     pub bar: String,
+    /// SMILES mode: the scheme input -> this prediction, when it is a molecule.
+    pub scheme: Option<Scheme>,
     /// SMILES mode: `reactants>>product`, ready to paste into other tools.
     pub reaction: Option<String>,
     /// Folded duplicates: the model's ranks this result stands for.
@@ -28,15 +30,50 @@ pub struct Item {
     pub heatmap: Option<Heatmap>,
 }
 
-/// A structure drawing on the page: the image's URL and its SMILES.
+/// A structure drawing on the page: the image's URL and its SMILES, a larger
+/// picture, and its files.
 pub struct Structure {
     pub url: String,
     pub smiles: String,
+    /// The same drawing at 900 x 660 (the picture links it).
+    pub large: String,
+    /// A small drawing for the top-k grid.
+    pub thumb: String,
+    pub png: String,
+    pub mol: String,
 }
 
 impl Structure {
     fn of(smiles: &str) -> Self {
-        Structure { url: depict::url(smiles), smiles: smiles.to_string() }
+        let url = depict::url(smiles);
+        Structure {
+            large: format!("{url}&width=900&height=660"),
+            thumb: format!("{url}&width=160&height=120"),
+            png: format!("{url}&format=png&width=900&height=660"),
+            mol: structure::mol_url(smiles),
+            url,
+            smiles: smiles.to_string(),
+        }
+    }
+}
+
+/// A reaction scheme (input -> prediction): the drawing and its files.
+pub struct Scheme {
+    pub url: String,
+    pub large: String,
+    pub png: String,
+    pub rxn: String,
+}
+
+impl Scheme {
+    fn of(reactants: &str, product: &str) -> Self {
+        let url = depict::reaction_url(reactants, product);
+        Scheme {
+            large: format!("{url}&width=1200&height=400"),
+            png: format!("{url}&format=png&width=1200&height=400"),
+            rxn: structure::rxn_url(reactants, product),
+            url,
+        }
     }
 }
 
@@ -62,6 +99,8 @@ pub struct ResultsFragment {
     attention_omitted: Option<String>,
     /// How the input was read, in words (stereochemistry removed).
     notices: Vec<String>,
+    /// SMILES mode: the predictions as an SDF download (`/?…&format=sdf`).
+    sdf: Option<String>,
     items: Vec<Item>,
 }
 
@@ -94,6 +133,10 @@ impl ResultsFragment {
                     text: p.text,
                     score: format!("{:.4}", p.score),
                     percent: crate::translate::words::probability(p.probability),
+                    scheme: match (&view.canonical, &p.canonical) {
+                        (Some(input), Some(Some(product))) => Some(Scheme::of(input, product)),
+                        _ => None,
+                    },
                     reaction: match (&view.canonical, &p.canonical) {
                         (Some(input), Some(Some(product))) => Some(format!("{input}>>{product}")),
                         _ => None,
@@ -119,7 +162,7 @@ impl ResultsFragment {
         ResultsFragment {
             count: items.len(),
             beam,
-            share,
+            share: share.clone(),
             cached: view.cached,
             elapsed,
             source_count: view.tokens.len(),
@@ -129,6 +172,7 @@ impl ResultsFragment {
             // The core's words, as the API gives them.
             attention_omitted: view.attention_omitted_reason,
             notices: view.notices,
+            sdf: view.canonical.is_some().then(|| format!("/?{share}&format=sdf")),
             target,
             items,
         }

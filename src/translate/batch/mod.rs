@@ -19,7 +19,7 @@ mod output;
 
 pub use lines::{BatchLine, BatchPrediction, BatchRow, BatchSummary, RowError};
 use output::Output;
-pub use output::{CSV_HEADER, Tally, csv_rows, fault_line};
+pub use output::{CSV_HEADER, Tally, csv_rows, fault_line, sdf_records, view_sdf};
 
 use super::error::{Error, ErrorCode};
 use super::request::{self, Prepared};
@@ -58,6 +58,9 @@ pub enum Format {
     /// Predictions,Targets,Correct` (Targets and Correct with targets), and an
     /// `Error` column for rows that could not be translated.
     ClassicCsv,
+    /// SDF: one record per prediction that is a molecule
+    /// ([`output::sdf_records`]); SMILES mode only.
+    Sdf,
 }
 
 /// What a finished batch adds up to.
@@ -94,6 +97,8 @@ pub fn lines(bytes: &[u8], what: &str) -> Result<Vec<String>, Error> {
 pub enum Export {
     /// The standard CSV, as `?format=csv` writes it.
     Csv,
+    /// SDF records, as `?format=sdf` writes them.
+    Sdf,
     /// The summary line of the rows, as a batch's last line (`elapsed_ms`
     /// 0: how long they took is the client's to count).
     Summary { n_best: usize },
@@ -107,7 +112,7 @@ pub fn export(ndjson: &str, what: Export) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     let mut tally = Tally::new(match what {
         Export::Summary { n_best } => n_best,
-        Export::Csv => 0,
+        Export::Csv | Export::Sdf => 0,
     });
     if what == Export::Csv {
         buf.extend_from_slice(CSV_HEADER);
@@ -124,8 +129,10 @@ pub fn export(ndjson: &str, what: Export) -> Result<Vec<u8>, Error> {
         let row = <BatchRow as serde::Deserialize>::deserialize(&value)
             .map_err(|e| Error::invalid_input(format!("line {} is not a batch result row: {e}", n + 1)))?;
         tally.add(&row);
-        if what == Export::Csv {
-            csv_rows(&mut buf, &row);
+        match what {
+            Export::Csv => csv_rows(&mut buf, &row),
+            Export::Sdf => sdf_records(&mut buf, &row),
+            Export::Summary { .. } => {}
         }
     }
     if let Export::Summary { .. } = what {

@@ -69,6 +69,7 @@ impl Output {
             Format::ClassicCsv => {
                 self.buf.extend_from_slice(b"ID,Sources,Prediction_Tokens,Scores,Predictions,Error\r\n")
             }
+            Format::Sdf => {}
         }
     }
 
@@ -103,6 +104,7 @@ impl Output {
                 match self.format {
                     Format::Ndjson => self.line(&BatchLine::Result(row)),
                     Format::Csv => csv_rows(&mut self.buf, &row),
+                    Format::Sdf => {}
                     Format::ClassicCsv => {
                         let error = format!("{}: {}", code, row.error.as_ref().map_or("", |e| e.message.as_str()));
                         let (id, target) = (index.to_string(), target_text.unwrap_or(""));
@@ -147,6 +149,7 @@ impl Output {
         match self.format {
             Format::Ndjson => self.line(&BatchLine::Result(row)),
             Format::Csv => csv_rows(&mut self.buf, &row),
+            Format::Sdf => sdf_records(&mut self.buf, &row),
             Format::ClassicCsv => {
                 // As the original: Sources is the processed input, Scores the
                 // probability, Predictions the canonical SMILES ("" when not a
@@ -208,6 +211,14 @@ impl Output {
                 fields.push(&message);
                 csv_record(&mut self.buf, &fields);
             }
+            Format::Sdf => sdf_note(
+                &mut self.buf,
+                &format!(
+                    "interrupted: this server is shutting down; lines 1 to {resume_from} were sent; send the rest again \
+                     from line {} (resume_from {resume_from})",
+                    resume_from + 1
+                ),
+            ),
         }
     }
 
@@ -286,6 +297,7 @@ pub fn fault_line(format: Format, with_targets: bool, request_id: Option<&str>) 
             fields.push(&message);
             csv_record(&mut buf, &fields);
         }
+        Format::Sdf => sdf_note(&mut buf, &format!("error: {message}")),
     }
     buf
 }
@@ -394,6 +406,74 @@ pub fn csv_rows(buf: &mut Vec<u8>, row: &BatchRow<'_>) {
         ];
         csv_record(buf, &fields);
     }
+}
+
+/// A row as SDF records: one per prediction that is a molecule, with `id`
+/// (the input's line, from 1), `rank`, `probability`, `canonical`, `source`
+/// and, with a target, `target` and `correct` as properties. A row that
+/// failed, and predictions that are not molecules, have no record. RDKit
+/// work (2D coordinates): on the chemistry threads.
+pub fn sdf_records(buf: &mut Vec<u8>, row: &BatchRow<'_>) {
+    let id = (row.index + 1).to_string();
+    let comparable = row.target.is_some() && row.target_error.is_none();
+    for p in row.predictions.iter().flatten() {
+        let Some(Some(canonical)) = &p.canonical else { continue };
+        let mut properties = vec![
+            ("id", id.clone()),
+            ("rank", p.rank.to_string()),
+            ("probability", format!("{:.6}", p.probability)),
+            ("canonical", canonical.to_string()),
+            ("source", row.canonical.as_deref().unwrap_or(&row.input).to_string()),
+        ];
+        if let Some(target) = &row.target {
+            properties.push(("target", row.target_canonical.as_deref().unwrap_or(target).to_string()));
+            let correct = match row.correct_rank {
+                Some(Some(r)) if comparable && r == p.rank => "true",
+                _ if comparable => "false",
+                _ => "",
+            };
+            properties.push(("correct", correct.to_string()));
+        }
+        // A canonical SMILES is read back by the same RDKit; should it fail,
+        // the record is left out rather than the row.
+        let title = format!("line {id}, rank {}", p.rank);
+        if let Ok(record) = crate::chem::blocks::sdf_record(canonical, &title, &properties) {
+            buf.extend_from_slice(record.as_bytes());
+        }
+    }
+}
+
+/// One translation's predictions as SDF records (`id` 1), as a batch row's.
+pub fn view_sdf(view: &crate::translate::TranslationView) -> Vec<u8> {
+    let target = view.target.as_ref();
+    let row = BatchRow {
+        index: 0,
+        input: view.input.as_str().into(),
+        canonical: view.canonical.as_deref().map(Into::into),
+        target: target.map(|t| t.text.as_str().into()),
+        target_canonical: target.and_then(|t| t.canonical.as_deref()).map(Into::into),
+        target_error: None,
+        correct_rank: target.map(|t| t.correct_rank),
+        attention_omitted: false,
+        predictions: Some(view.predictions.iter().map(lean).collect()),
+        error: None,
+    };
+    let mut buf = Vec::new();
+    sdf_records(&mut buf, &row);
+    buf
+}
+
+/// An SDF record without atoms that says something about the file (it was
+/// cut by shutdown or a fault): readers skip or show it, and its `note`
+/// property says what happened.
+pub fn sdf_note(buf: &mut Vec<u8>, note: &str) {
+    let note = note.replace(['\r', '\n'], " ");
+    buf.extend_from_slice(
+        format!(
+            "note\n     translation-front\n\n  0  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n> <note>\n{note}\n\n$$$$\n"
+        )
+        .as_bytes(),
+    );
 }
 
 /// The standard CSV header.

@@ -15,16 +15,44 @@ use clap::{Args, ValueEnum};
 /// Built-in examples in SMILES mode, used when `EXAMPLES_FILE` is not set: real
 /// reaction mixtures (reactants and reagents) from the patent reaction data the
 /// model was trained on, as the original app offered them.
-pub const BUILTIN_REACTIONS: &[&str] = &[
-    "CCN.Oc1cccc2ccccc12.[Na+].[OH-].c1ccc(OP(Oc2ccccc2)Oc2ccccc2)cc1",
-    "C1CNC1.CS(=O)(=O)OCCC#Cc1ccc2c(-c3ccc(Br)cc3)nsc2c1.O=C([O-])[O-].[Na+].[Na+]",
-    "CCN(CC)CC.CO.COC(=O)c1sc(Cl)c(Cl)c1NC(C)=O.[H][H]",
-    "CC1CO1.CCCBr.CCCCCC.CCN(CC)CC.CN(C)P(=O)(N(C)C)N(C)C.COc1cc([N+](=O)[O-])c2ncccc2c1O.O",
-    "C1CCOC1.CCOC(=O)CCCCCOc1c(C=CC(=O)CCc2ccccc2)occc1=O.CC[BH-](CC)CC.[Li+]",
-    "C#Cc1ccccc1.CCN(CC)CC.CCN(CC)CCOc1cc(Cl)c(I)cc1Cl.[Cu]I.[Pd]",
-    "Cl.I.O.O=C(c1ccccc1)c1ccc(O)cc1.[I-].[K+].[NH4+].[OH-]",
-    "O=Cc1cncc(Cl)c1COC1CCCCO1.OCc1c(Cl)cncc1Cl",
+/// Each with a name a chemist recognises it by (its reaction or its reagents).
+pub const BUILTIN_REACTIONS: &[(&str, &str)] = &[
+    ("1-Naphthol and triphenyl phosphite", "CCN.Oc1cccc2ccccc12.[Na+].[OH-].c1ccc(OP(Oc2ccccc2)Oc2ccccc2)cc1"),
+    (
+        "N-alkylation of azetidine with a mesylate",
+        "C1CNC1.CS(=O)(=O)OCCC#Cc1ccc2c(-c3ccc(Br)cc3)nsc2c1.O=C([O-])[O-].[Na+].[Na+]",
+    ),
+    ("Hydrogenation of a dichlorothiophene", "CCN(CC)CC.CO.COC(=O)c1sc(Cl)c(Cl)c1NC(C)=O.[H][H]"),
+    (
+        "O-alkylation of a nitroquinolinol",
+        "CC1CO1.CCCBr.CCCCCC.CCN(CC)CC.CN(C)P(=O)(N(C)C)N(C)C.COc1cc([N+](=O)[O-])c2ncccc2c1O.O",
+    ),
+    ("Enone reduction with LiEt3BH", "C1CCOC1.CCOC(=O)CCCCCOc1c(C=CC(=O)CCc2ccccc2)occc1=O.CC[BH-](CC)CC.[Li+]"),
+    ("Sonogashira coupling", "C#Cc1ccccc1.CCN(CC)CC.CCN(CC)CCOc1cc(Cl)c(I)cc1Cl.[Cu]I.[Pd]"),
+    ("4-Hydroxybenzophenone with HI and KI", "Cl.I.O.O=C(c1ccccc1)c1ccc(O)cc1.[I-].[K+].[NH4+].[OH-]"),
+    ("THP-protected pyridine aldehyde", "O=Cc1cncc(Cl)c1COC1CCCCO1.OCc1c(Cl)cncc1Cl"),
 ];
+
+/// An example the page offers: what it is called (when it has a name) and the
+/// input it fills in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    pub name: Option<String>,
+    pub text: String,
+}
+
+impl Example {
+    /// A line of `EXAMPLES_FILE`: `name<TAB>input`, or the input alone.
+    fn parse(line: &str) -> Self {
+        match line.split_once('\t') {
+            Some((name, text)) if !name.trim().is_empty() => {
+                Example { name: Some(name.trim().to_string()), text: text.trim().to_string() }
+            }
+            Some((_, text)) => Example { name: None, text: text.trim().to_string() },
+            None => Example { name: None, text: line.trim().to_string() },
+        }
+    }
+}
 
 /// Built-in examples in text mode.
 pub const BUILTIN_EXAMPLES: &[&str] =
@@ -206,7 +234,8 @@ pub struct Config {
     #[arg(long, env = "LAMBDA_WARMUP_CONCURRENCY", default_value_t = 1, global = true)]
     pub lambda_warmup_concurrency: usize,
 
-    /// File of example inputs, one per line (default: built-in examples).
+    /// File of example inputs, one per line, each `name<TAB>input` or the input
+    /// alone (default: built-in examples).
     #[arg(long, env = "EXAMPLES_FILE", global = true)]
     pub examples_file: Option<PathBuf>,
 
@@ -291,7 +320,7 @@ pub struct Config {
 
     /// Example inputs, loaded from `examples_file` by [`Config::finish`].
     #[arg(skip)]
-    pub examples: Vec<String>,
+    pub examples: Vec<Example>,
 
     /// The title shown, from `APP_TITLE` or the default ([`Config::finish`]).
     #[arg(skip)]
@@ -421,20 +450,28 @@ impl Config {
         crate::chem::set_max_atoms(self.max_atoms);
         crate::chem::set_budget(self.chemistry_budget);
         self.examples = match &self.examples_file {
-            None if self.input_format == InputFormat::Smiles => {
-                BUILTIN_REACTIONS.iter().map(|s| s.to_string()).collect()
-            }
-            None => BUILTIN_EXAMPLES.iter().map(|s| s.to_string()).collect(),
+            None if self.input_format == InputFormat::Smiles => BUILTIN_REACTIONS
+                .iter()
+                .map(|(name, text)| Example { name: Some(name.to_string()), text: text.to_string() })
+                .collect(),
+            None => BUILTIN_EXAMPLES.iter().map(|s| Example { name: None, text: s.to_string() }).collect(),
             Some(path) => {
                 let text =
                     std::fs::read_to_string(path).map_err(|e| format!("EXAMPLES_FILE {}: {e}", path.display()))?;
-                let examples: Vec<String> =
-                    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                let examples: Vec<Example> =
+                    text.lines().filter(|l| !l.trim().is_empty()).map(Example::parse).collect();
                 if examples.is_empty() {
                     return Err(format!("EXAMPLES_FILE {} has no examples", path.display()));
                 }
+                if let Some(i) = examples.iter().position(|e| e.text.is_empty()) {
+                    return Err(format!(
+                        "EXAMPLES_FILE {} example {}: a name with no input after its tab",
+                        path.display(),
+                        i + 1
+                    ));
+                }
                 if self.input_format == InputFormat::Smiles {
-                    for (i, e) in examples.iter().enumerate() {
+                    for (i, Example { text: e, .. }) in examples.iter().enumerate() {
                         if let Err(why) = crate::chem::prepare(e) {
                             return Err(format!(
                                 "EXAMPLES_FILE {} example {}: '{e}' {why} (INPUT_FORMAT is smiles)",
@@ -565,8 +602,24 @@ mod tests {
         let file = path.to_str().unwrap();
         let err = parse(&["--examples-file", file]).unwrap_err();
         assert!(err.contains("example 2") && err.contains("C1CC"), "{err}");
-        assert_eq!(parse(&["--examples-file", file, "--input-format", "text"]).unwrap().examples, ["CCO", "C1CC"]);
+        let texts = |c: Config| c.examples.into_iter().map(|e| e.text).collect::<Vec<_>>();
+        assert_eq!(texts(parse(&["--examples-file", file, "--input-format", "text"]).unwrap()), ["CCO", "C1CC"]);
         std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn examples_may_have_names_before_a_tab() {
+        let path = std::env::temp_dir().join(format!("tf-named-{}.txt", std::process::id()));
+        std::fs::write(&path, "Esterification\tCCO.CC(=O)O\r\nCCN\n\n\tCCCl\n").unwrap();
+        let c = parse(&["--examples-file", path.to_str().unwrap()]).unwrap();
+        let named: Vec<(Option<&str>, &str)> =
+            c.examples.iter().map(|e| (e.name.as_deref(), e.text.as_str())).collect();
+        assert_eq!(named, [(Some("Esterification"), "CCO.CC(=O)O"), (None, "CCN"), (None, "CCCl")]);
+        std::fs::write(&path, "Nothing\t\n").unwrap();
+        let err = parse(&["--examples-file", path.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains("no input after its tab"), "{err}");
+        std::fs::remove_file(path).unwrap();
+        assert!(parse(&[]).unwrap().examples.iter().all(|e| e.name.is_some()), "the built-in reactions are named");
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct ConfigView {
     defaults: Defaults,
     limits: Limits,
     examples: Vec<String>,
+    /// Each example's name, in the same order (null for one without).
+    example_names: Vec<Option<String>>,
     /// The result cache, or null when it is off.
     cache: Option<CacheSettings>,
 }
@@ -163,7 +165,8 @@ pub fn config_view(state: &AppState) -> ConfigView {
             max_body_bytes: c.max_body_bytes,
             lambda_timeout_ms: c.lambda_timeout.as_millis() as u64,
         },
-        examples: c.examples.clone(),
+        examples: c.examples.iter().map(|e| e.text.clone()).collect(),
+        example_names: c.examples.iter().map(|e| e.name.clone()).collect(),
         // Whether repeated requests are answered without an invocation.
         cache: (c.cache_max_bytes > 0 && !c.cache_ttl.is_zero())
             .then(|| CacheSettings { max_bytes: c.cache_max_bytes, ttl_s: c.cache_ttl.as_secs() }),

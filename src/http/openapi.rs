@@ -131,7 +131,7 @@ pub fn document(state: &AppState) -> Value {
 /// A real answer to one of this server's examples, made by the code that
 /// answers requests, from the demo model (no invocation).
 fn example(state: &AppState) -> Value {
-    let text = state.config.examples.first().cloned().unwrap_or_else(|| "CCO".into());
+    let text = state.config.examples.first().map(|e| e.text.clone()).unwrap_or_else(|| "CCO".into());
     let service = &state.service;
     let Ok(prepared) = request::prepare(service.reading, &service.limits, &text, "text") else {
         return Value::Null;

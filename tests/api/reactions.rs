@@ -18,8 +18,12 @@ async fn the_pages_say_what_the_tool_predicts_and_how_to_ask() {
     assert!(index.contains("Predict the products of organic reactions"));
     assert!(index.contains("single molecule on its own gives a meaningless answer"));
     assert!(index.contains("<title>Predict · Reaction predictor</title>"));
-    // The examples are reaction mixtures.
+    // The examples are reaction mixtures, each with a name.
     assert!(index.contains("value=\"CCN(CC)CC.CO.COC(=O)c1sc(Cl)c(Cl)c1NC(C)=O.[H][H]\""));
+    assert!(index.contains("<span class=\"chip-name\">Sonogashira coupling</span>"));
+    let config = s.get("/api/v1/config").await.json;
+    assert_eq!(config["example_names"].as_array().unwrap().len(), config["examples"].as_array().unwrap().len());
+    assert_eq!(config["example_names"][5], "Sonogashira coupling");
     let about = s.client.get(s.url("/about")).send().await.unwrap().text().await.unwrap();
     for needle in ["Molecular Transformer", "1.4 million", "Stereochemistry is removed", "arxiv.org/abs/1811.02633"] {
         assert!(about.contains(needle), "{needle}");

@@ -91,7 +91,7 @@ async fn two_clicks_translate_an_example_on_a_phone() {
     b.client.goto(&s.url("/")).await.unwrap();
     b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
     let value = b.client.find(Locator::Css("#text")).await.unwrap().prop("value").await.unwrap();
-    assert_eq!(value.as_deref(), Some(translation_front::config::BUILTIN_REACTIONS[0]));
+    assert_eq!(value.as_deref(), Some(translation_front::config::BUILTIN_REACTIONS[0].1));
     b.client.find(Locator::Css("#submit")).await.unwrap().click().await.unwrap();
     assert_eq!(results(&b).await.len(), 5);
     let width: f64 =
@@ -213,7 +213,7 @@ async fn without_javascript_the_form_posts_and_renders_results() {
     // wait for the new page's answer, not the old page's results.
     b.client.find(Locator::Css("button.chip")).await.unwrap().click().await.unwrap();
     // The demo answers a mixture with its largest component.
-    let example = translation_front::config::BUILTIN_REACTIONS[0];
+    let example = translation_front::config::BUILTIN_REACTIONS[0].1;
     let want = example.split('.').max_by_key(|c| c.len()).unwrap();
     let answered = async {
         loop {

@@ -23,7 +23,7 @@ use crate::translate::request::whole_number_text;
 struct IndexPage<'a> {
     shell: Shell,
     intro: &'a str,
-    examples: &'a [String],
+    examples: &'a [crate::config::Example],
     input_kind: &'static str,
     smiles: bool,
     text: String,

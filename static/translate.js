@@ -278,6 +278,102 @@
   });
   heatmaps(results);
 
+  // Structures in (SMILES mode): a drawing, a MOL or RXN file opened or
+  // pasted. A reaction fills the input with its reactants and reagents and
+  // the expected product with its products.
+  const fill = (input, products) => {
+    text.value = input;
+    updateCounter();
+    if (products && targetField) {
+      targetField.value = products;
+      targetField.closest('details').open = true;
+    }
+    showError(null);
+    text.focus();
+  };
+  // A reaction SMILES from the editor: reactants>reagents>products.
+  const fillSmiles = (smiles) => {
+    const parts = smiles.split('>');
+    if (parts.length === 3) fill([parts[0], parts[1]].filter(Boolean).join('.'), parts[2]);
+    else fill(smiles, null);
+  };
+  const isBlock = (s) => /^\s*\$RXN|M {2}END|V[23]000/.test(s);
+  const readBlock = async (block) => {
+    try {
+      const response = await fetch('/api/v1/structure', { method: 'POST', body: block, headers: { 'Content-Type': 'text/plain' } });
+      const body = await response.json();
+      if (!response.ok) {
+        showError(body.error ? body.error.message : `The file could not be read (HTTP ${response.status}).`);
+        return;
+      }
+      fill(body.smiles, body.products || null);
+      say(body.kind === 'reaction' ? 'The reaction was read: its reactants are in the input.' : 'The molecule was read as SMILES.');
+    } catch (e) {
+      showError('The file could not be sent to the server. Check the connection and try again.');
+    }
+  };
+  const tools = $('#structure-tools');
+  if (tools) {
+    tools.hidden = false;
+    text.addEventListener('paste', (event) => {
+      const pasted = event.clipboardData && event.clipboardData.getData('text/plain');
+      if (!pasted || !isBlock(pasted)) return;
+      event.preventDefault();
+      readBlock(pasted);
+    });
+    $('#structure-file').addEventListener('change', async (event) => {
+      const file = event.target.files[0];
+      event.target.value = '';
+      if (!file) return;
+      if (file.size > 256 * 1024) {
+        showError(`The file has ${file.size} bytes; the limit is 262144.`);
+        return;
+      }
+      readBlock(await file.text());
+    });
+
+    const dialog = $('#editor-dialog');
+    const frame = $('#editor-frame');
+    const use = $('#editor-use');
+    const editorError = $('#editor-error');
+    const post = (message) => frame.contentWindow.postMessage(message, location.origin);
+    const current = () => {
+      const input = text.value.trim();
+      const product = targetField ? targetField.value.trim() : '';
+      return input && product ? `${input}>>${product}` : input;
+    };
+    let ready = false;
+    $('#draw').addEventListener('click', () => {
+      editorError.hidden = true;
+      // The editor (about 500 kB) is loaded the first time it is opened.
+      if (!frame.src) frame.src = frame.dataset.src;
+      else if (ready) post({ type: 'editor-set', smiles: current() });
+      dialog.showModal();
+    });
+    window.addEventListener('message', (event) => {
+      if (event.origin !== location.origin || event.source !== frame.contentWindow) return;
+      const m = event.data || {};
+      if (m.type === 'editor-ready') {
+        ready = true;
+        use.disabled = false;
+        post({ type: 'editor-set', smiles: current() });
+      } else if (m.type === 'editor-smiles') {
+        // An empty reaction drawing is '>>': no atoms, nothing drawn.
+        if (typeof m.smiles !== 'string' || !m.smiles.replace(/[>.\s]/g, '')) {
+          editorError.textContent = 'Nothing is drawn yet: draw the molecules, or cancel.';
+          editorError.hidden = false;
+          return;
+        }
+        dialog.close();
+        fillSmiles(m.smiles);
+        say('The drawing is in the input.');
+      }
+    });
+    use.addEventListener('click', () => post({ type: 'editor-get' }));
+    // A modal dialog gives focus back to the Draw button when it closes.
+    $('#editor-cancel').addEventListener('click', () => dialog.close());
+  }
+
   $('#shortcut').hidden = false;
   // Results the server rendered (a link, a reload) are remembered too.
   if (!remember()) showRecent();

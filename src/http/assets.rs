@@ -28,6 +28,11 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("../../static/translate.js"),
     },
     Asset {
+        name: "editor.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../static/editor.js"),
+    },
+    Asset {
         name: "batch.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../../static/batch.js"),
@@ -94,6 +99,56 @@ pub async fn serve(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    response
+}
+
+/// Vendored browser code (`static/vendor`: the molecule editor), each file's
+/// path under it and its body gzipped at build time (`build.rs`).
+static VENDOR: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/vendor.rs"));
+
+/// `GET /static/vendor/{path}`: a vendored file, gzipped when the client
+/// accepts it (browsers do), else unzipped here. GWT's compiled files carry
+/// their content hash in their names (`.cache.`) and are kept for a year; the
+/// loader (`jsme.nocache.js`) is asked for again each time, as GWT requires.
+pub async fn vendor(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let Some((name, gz)) = VENDOR.iter().find(|(name, _)| *name == path) else {
+        return super::error::ApiError::not_found("no such file").into_response();
+    };
+    let content_type = match name.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("json") => "application/json",
+        _ => "text/plain; charset=utf-8",
+    };
+    let accepts_gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut response = if accepts_gzip {
+        let mut r = gz.into_response();
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        use std::io::Read;
+        let mut body = Vec::new();
+        if flate2::read::GzDecoder::new(*gz).read_to_end(&mut body).is_err() {
+            return super::error::ApiError::internal("a vendored file could not be read").into_response();
+        }
+        body.into_response()
+    };
+    let cache = if name.contains(".cache.") {
+        "public, max-age=31536000, immutable"
+    } else if name.ends_with(".nocache.js") {
+        "no-cache"
+    } else {
+        "public, max-age=86400"
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     response
 }

@@ -135,6 +135,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/about", get(pages::about))
         .route("/batch", get(pages::batch))
         .route("/static/{file}", get(assets::serve))
+        .route("/static/vendor/{*path}", get(assets::vendor))
+        .route("/editor", get(pages::editor))
         .route("/api/v1/translate", post(api::post_translate))
         .route("/api/v1/translate/batch/export", post(batch::post_export))
         .route("/api/v1/config", get(api::config))

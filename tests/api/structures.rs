@@ -192,3 +192,22 @@ async fn the_results_page_links_schemes_downloads_and_a_top_k_grid() {
         assert_eq!(bytes(&s, &link).await.0, 200, "{link}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_a_pasted_block_is_read_by_the_form() {
+    let s = server().spawn();
+    let mol = s.client.get(s.url("/api/v1/structure?smiles=Oc1ccccc1&format=mol")).send().await.unwrap();
+    let mol = mol.text().await.unwrap();
+    let rxn = s.client.get(s.url("/api/v1/structure?reaction=CCO.CC(%3DO)O%3E%3ECCOC(C)%3DO&format=rxn")).send().await;
+    let rxn = rxn.unwrap().text().await.unwrap();
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let post = |text: String| no_redirect.post(s.url("/")).form(&[("text", text)]).send();
+    let r = post(mol).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/?text=Oc1ccccc1&run=1#outcome");
+    let r = post(rxn).await.unwrap();
+    assert_eq!(r.headers()["location"], "/?text=CCO.CC%28%3DO%29O&target=CCOC%28C%29%3DO&run=1#outcome");
+    let r = post("\n  x\n\n  1  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("MOL block cannot be read"));
+}

@@ -9,5 +9,6 @@ mod helpers;
 mod batch_page;
 mod chemistry;
 mod driver;
+mod structures;
 mod translate_page;
 mod ui;

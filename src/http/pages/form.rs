@@ -153,9 +153,40 @@ pub async fn index_post(
             return (error.status, render(&page)).into_response();
         }
     };
-    let text = form.example.or(form.text).unwrap_or_default();
+    let mut text = form.example.or(form.text).unwrap_or_default();
+    let mut target = form.target;
+    // A MOL block or an RXN file pasted without JavaScript: read here, so the
+    // address (and the results) hold its SMILES.
+    if state.config.input_format == InputFormat::Smiles && crate::chem::blocks::is_block(&text) {
+        let block = text.clone();
+        let read = state
+            .chemistry
+            .run(crate::http::error::client(), crate::chem::pool::Admission::FailFast, move || {
+                crate::chem::blocks::read(&block)
+            })
+            .await;
+        match read {
+            Ok(Ok(crate::chem::blocks::Structure::Molecule(smiles))) => text = smiles,
+            Ok(Ok(crate::chem::blocks::Structure::Reaction { reactants, agents, products })) => {
+                text = if agents.is_empty() { reactants } else { format!("{reactants}.{agents}") };
+                if !products.is_empty() {
+                    target = Some(products);
+                }
+            }
+            Ok(Err(e)) => {
+                let mut page = index_page(&state, text, c.default_beam, c.default_n_best);
+                page.error = Some(crate::http::error::sentence(&e.0));
+                return (StatusCode::BAD_REQUEST, render(&page)).into_response();
+            }
+            Err(_) => {
+                let mut page = index_page(&state, text, c.default_beam, c.default_n_best);
+                page.error = Some("The server is busy reading structures; try again in a moment.".into());
+                return (StatusCode::SERVICE_UNAVAILABLE, render(&page)).into_response();
+            }
+        }
+    }
     let mut query = vec![("text", text)];
-    for (name, value) in [("target", form.target), ("beam", form.beam), ("n_best", form.n_best), ("fold", form.fold)] {
+    for (name, value) in [("target", target), ("beam", form.beam), ("n_best", form.n_best), ("fold", form.fold)] {
         if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
             query.push((name, v));
         }

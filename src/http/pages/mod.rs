@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 pub use errors::html_errors;
 pub use form::{index, index_post};
+
 pub use results::ResultsFragment;
 
 use super::AppState;
@@ -92,6 +93,31 @@ pub async fn about(State(state): State<Arc<AppState>>) -> Response {
         max_beam: c.max_beam,
         max_batch: c.max_batch_inputs,
     })
+}
+
+#[derive(Template)]
+#[template(path = "editor.html")]
+struct EditorPage {
+    version: &'static str,
+}
+
+/// The molecule editor's own policy: JSME is compiled by GWT, whose loader
+/// runs inline script and `eval`, so this page (and only this one) allows
+/// them. It holds nothing from a request, loads scripts from this origin
+/// only, may fetch nothing (`connect-src 'none'`), submit nothing, and be
+/// framed only by this origin's pages.
+const EDITOR_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'none'; object-src 'none'; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+
+/// `GET /editor`: the molecule editor, shown in a frame of the translate page
+/// when a chemist chooses to draw (and loaded only then).
+pub async fn editor() -> Response {
+    let mut response = render(&EditorPage { version: crate::http::assets::version() });
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(EDITOR_CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    response
 }
 
 #[derive(Template)]

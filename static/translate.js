@@ -102,7 +102,7 @@
   };
 
   const enhance = () => {
-    for (const b of results.querySelectorAll('[data-copy], #copy-link, .heatmap-tools')) b.hidden = false;
+    for (const b of results.querySelectorAll('[data-copy], #copy-link, .heatmap-tools, .atom-pick')) b.hidden = false;
     if (results.heatmapsChanged) results.heatmapsChanged();
   };
 
@@ -277,6 +277,23 @@
     }
   });
   heatmaps(results);
+  // Attention on the atoms: choosing a product atom shows where it looked
+  // (the drawings are the server's; their addresses come with the page).
+  results.addEventListener('change', (event) => {
+    const select = event.target.closest('.atom-choice');
+    if (!select) return;
+    const view = select.closest('.atom-view');
+    const atom = JSON.parse(view.dataset.atoms)[Number(select.value)];
+    if (!atom) return;
+    const product = view.querySelector('.atom-product');
+    const input = view.querySelector('.atom-input');
+    product.src = atom.p;
+    product.alt = product.alt.replace(/atom \S+ \d+ marked$/, `atom ${atom.l} marked`);
+    input.src = atom.i;
+    input.alt = `The input, the atoms that atom attended to marked: ${atom.r}`;
+    view.querySelector('.atom-label').textContent = atom.l;
+    view.querySelector('.atom-readout').textContent = atom.r;
+  });
 
   // Structures in (SMILES mode): a drawing, a MOL or RXN file opened or
   // pasted. A reaction fills the input with its reactants and reagents and

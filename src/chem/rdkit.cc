@@ -159,7 +159,7 @@ rust::Vec<uint8_t> draw(rust::Str smiles, bool reaction, bool png, uint32_t widt
       atoms.push_back(static_cast<int>(h.atom));
       // From a pale to a strong orange, as the heatmap's scale.
       colours[static_cast<int>(h.atom)] = RDKit::DrawColour(1.0, 0.85 - 0.45 * w, 0.6 - 0.6 * w, 0.35 + 0.55 * w);
-      radii[static_cast<int>(h.atom)] = 0.3 + 0.2 * w;
+      radii[static_cast<int>(h.atom)] = 0.25 + 0.15 * w;
     }
     try {
       RDKit::MolDraw2DUtils::prepareAndDrawMolecule(*drawer, *mol, "", atoms.empty() ? nullptr : &atoms, nullptr,

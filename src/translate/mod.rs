@@ -14,6 +14,7 @@
 //! - `words`: numbers in words for people; `json`: how answers are written;
 //! - this file: the `Service` and one translation (`predict`).
 
+pub mod atom_map;
 pub mod batch;
 pub mod error;
 pub mod json;
@@ -35,7 +36,7 @@ use crate::chem;
 use crate::chem::pool::{self, ClientKey, Pool, PoolError};
 use crate::config::{Config, InputFormat};
 use crate::inference::tokenize::Tokenizer;
-use crate::inference::{Admission, CacheUse, Request, Translator};
+use crate::inference::{Admission, CacheUse, Params, Request, Translator};
 
 /// Said when an input's stereochemistry was removed (the model reads
 /// molecules without it).
@@ -193,7 +194,12 @@ impl Service {
             );
             params.attention = omitted.is_none();
         }
-        let request = Request {
+        // When every result's attention would not fit but one result's would,
+        // result 1's is asked for beside the answer (the same beam gives the
+        // same best result): a long input still gets its first map.
+        let first_only =
+            omitted.is_some() && params.n_best > 1 && source_tokens * source_tokens <= limits.max_attention_cells;
+        let request = |params: Params| Request {
             inputs: vec![prepared.tokenized.clone()],
             params,
             deadline: started + limits.lambda_timeout,
@@ -201,9 +207,26 @@ impl Service {
             cache: if input.cache == Some(false) { CacheUse::Bypass } else { CacheUse::Use },
             request_ids: caller.request_id.iter().cloned().collect(),
         };
-        let invocation = self.translator.invoke(request).await?;
+        let (invocation, first) = if first_only {
+            let one = Params { n_best: 1, attention: true, ..params };
+            let (all, first) =
+                tokio::join!(self.translator.invoke(request(params)), self.translator.invoke(request(one)));
+            (all, first.ok())
+        } else {
+            (self.translator.invoke(request(params)).await, None)
+        };
+        let invocation = invocation?;
         let cached = invocation.was_cached(0);
-        let hypotheses = invocation.results.into_iter().next().unwrap_or_default();
+        let mut hypotheses = invocation.results.into_iter().next().unwrap_or_default();
+        let first = first.and_then(|f| f.results.into_iter().next()).and_then(|h| h.into_iter().next());
+        let mut first_attached = false;
+        if let (Some(first), Some(top)) = (first, hypotheses.first_mut())
+            && first.tokens == top.tokens
+            && first.attention.as_ref().is_some_and(|m| m.rows() * m.cols() <= limits.max_attention_cells)
+        {
+            top.attention = first.attention;
+            first_attached = top.attention.is_some();
+        }
         let cheap = view::view_is_cheap(reading, &hypotheses);
         let text = input.text;
         let mut view =
@@ -212,7 +235,10 @@ impl Service {
             view.notices.push(STEREO_REMOVED.to_string());
         }
         view.attention_omitted = omitted.is_some();
-        view.attention_omitted_reason = omitted;
+        view.attention_omitted_reason = match omitted {
+            Some(why) if first_attached => Some(format!("only result 1 has attention: {why}")),
+            other => other,
+        };
         view.cached = cached;
         let key = target.zip(target_prepared.as_ref()).map(|(t, p)| view::target_key(reading.tokenizer, t, p));
         let fold = input.fold_duplicates == Some(true);

@@ -130,15 +130,26 @@ fn service_text() -> Service {
 async fn folding_and_the_attention_budget_are_applied_after_the_view() {
     let fake = Fake::answering(&["O C C", "C C O"]);
     let mut service = service(fake.clone(), InputFormat::Smiles);
-    service.limits.max_attention_cells = 10;
+    // Under one result's map (3 x 3 tokens): none is asked for.
+    service.limits.max_attention_cells = 8;
     let asked = TranslateInput { fold_duplicates: Some(true), n_best: Some(2), ..input("CCO") };
-    let (view, _) = service.predict(asked, &Caller::default()).await.unwrap();
+    let (view, _) = service.predict(asked.clone(), &Caller::default()).await.unwrap();
     assert_eq!(view.predictions.len(), 1, "the same molecule twice is one");
     assert_eq!(view.predictions[0].merged_ranks, Some(vec![1, 2]));
     assert!(view.attention_omitted && view.predictions[0].attention.is_none());
     let why = view.attention_omitted_reason.unwrap();
-    assert!(why.starts_with("this answer has 18 attention weights, more than the 10"), "{why}");
+    assert!(why.starts_with("this answer has 18 attention weights, more than the 8"), "{why}");
+    assert_eq!(fake.asked.lock().unwrap().len(), 1);
     assert!(!fake.asked.lock().unwrap()[0].params.attention, "attention past the budget is not even asked for");
+    // Room for one result's map: result 1's is asked for beside the answer.
+    service.limits.max_attention_cells = 10;
+    let (view, _) = service.predict(asked, &Caller::default()).await.unwrap();
+    assert!(view.predictions[0].attention.is_some(), "result 1 has its map");
+    let why = view.attention_omitted_reason.unwrap();
+    assert!(why.starts_with("only result 1 has attention: this answer has 18"), "{why}");
+    let asked = fake.asked.lock().unwrap();
+    let params: Vec<(u32, bool)> = asked[1..].iter().map(|r| (r.params.n_best, r.params.attention)).collect();
+    assert!(params.contains(&(2, false)) && params.contains(&(1, true)), "{params:?}");
 }
 
 #[tokio::test]

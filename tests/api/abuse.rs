@@ -336,6 +336,19 @@ async fn the_worst_allowed_request_answers_within_its_budget() {
     let reason = json["attention_omitted_reason"].as_str().unwrap();
     assert!(reason.contains("more than the 100,000 this server sends"), "{reason}");
     assert!(json["predictions"][0].get("attention").is_none());
+    // A long input whose every map would not fit, but whose first would: result
+    // 1 has its map (asked for beside the answer), the others none.
+    let long = "C".repeat(250);
+    let r = s.translate(json!({"text": long, "beam": 5, "n_best": 5, "attention": true})).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["attention_omitted"], true);
+    let reason = r.json["attention_omitted_reason"].as_str().unwrap();
+    assert!(reason.starts_with("only result 1 has attention: this answer has"), "{reason}");
+    assert_eq!(
+        r.json["predictions"][0]["attention"].as_array().map(Vec::len),
+        Some(r.json["predictions"][0]["tokens"].as_array().unwrap().len())
+    );
+    assert!(r.json["predictions"][1].get("attention").is_none());
     // A request within the budget keeps its attention.
     let r = s.translate(json!({"text": "CCO", "n_best": 2})).await;
     assert!(r.json["predictions"][0]["attention"].is_array() && r.json.get("attention_omitted").is_none());

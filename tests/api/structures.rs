@@ -211,3 +211,35 @@ async fn without_javascript_a_pasted_block_is_read_by_the_form() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("MOL block cannot be read"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attention_is_shown_on_the_atoms_and_a_long_input_keeps_result_ones() {
+    let s = server().spawn();
+    let page = s.client.get(s.url("/?text=CC(%3DO)Cl.OCC&run=1")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("class=\"atom-view\""), "an atom view");
+    // Acetyl chloride's Cl (atom 4 as written) attends to the input's Cl in
+    // the demo's near-diagonal attention: the clearest atom, shown first.
+    assert!(
+        page.contains("The product&#39;s atom Cl 4 attended most to the input&#39;s Cl 4"),
+        "{}",
+        &page[page.find("atom-readout").unwrap_or(0)..][..300]
+    );
+    let images: Vec<String> = page
+        .split("src=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|src| src.contains("highlight="))
+        .map(|src| src.replace("&#38;", "&"))
+        .collect();
+    assert!(images.len() >= 4, "{images:?}");
+    for src in &images {
+        assert_eq!(bytes(&s, src).await.0, 200, "{src}");
+    }
+    // A long input: result 1's heatmap and atoms, and a note for the rest.
+    let long = format!("{}O", "C".repeat(150));
+    let page =
+        s.client.get(s.url(&format!("/?text={long}&run=1&n_best=5"))).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Only result 1 has its attention maps"), "the note");
+    assert_eq!(page.matches("class=\"atom-view\"").count(), 1, "result 1's atoms");
+    assert_eq!(page.matches("<svg class=\"heatmap\"").count(), 1, "result 1's heatmap");
+}

@@ -10,11 +10,15 @@ use crate::helpers::server;
 
 const WAIT: Duration = Duration::from_secs(15);
 
+/// The drawings of the input, the target and each prediction (not those of
+/// the attention on the atoms, which are inside their own disclosure).
+const STRUCTURES: &str = ".structure img:not(.atom-view img)";
+
 /// Waits until every structure image on the page has loaded and has a size;
 /// returns how many there are.
 async fn structures_loaded(b: &Browser) -> usize {
-    b.client.wait().at_most(WAIT).for_element(Locator::Css(".structure img")).await.expect("structures appear");
-    let images = b.client.find_all(Locator::Css(".structure img")).await.unwrap();
+    b.client.wait().at_most(WAIT).for_element(Locator::Css(STRUCTURES)).await.expect("structures appear");
+    let images = b.client.find_all(Locator::Css(STRUCTURES)).await.unwrap();
     for img in &images {
         b.wait_loaded(img).await;
     }

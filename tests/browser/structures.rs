@@ -192,3 +192,49 @@ async fn results_show_a_top_k_grid_schemes_and_files_with_and_without_javascript
         }
     }
 }
+
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choosing_a_product_atom_shows_where_it_looked() {
+    let s = server().spawn();
+    for javascript in [true, false] {
+        for (width, height, name) in [(1280, 900, "desktop"), (390, 844, "phone")] {
+            let options = Options { javascript, width, height, ..Default::default() };
+            let Some(b) = browser("choosing_a_product_atom", options).await else {
+                return;
+            };
+            b.client.goto(&s.url("/?text=CC(%3DO)Cl.OCC&run=1")).await.unwrap();
+            let view = b.client.find(Locator::Css("#result-1 .atom-view")).await.unwrap();
+            let images = view.find_all(Locator::Css("img")).await.unwrap();
+            for img in &images {
+                b.wait_loaded(img).await;
+            }
+            let readout = view.find(Locator::Css(".atom-readout")).await.unwrap().text().await.unwrap();
+            assert!(readout.starts_with("The product's atom Cl 4 attended most"), "{readout}");
+            let pick = view.find(Locator::Css(".atom-pick")).await.unwrap().is_displayed().await.unwrap();
+            assert_eq!(pick, javascript, "the atom choice needs JavaScript; without, the clearest atom's picture");
+            if javascript {
+                let before = images[1].attr("src").await.unwrap().unwrap();
+                view.find(Locator::Css("select.atom-choice")).await.unwrap().select_by_value("2").await.unwrap();
+                let readout = view.find(Locator::Css(".atom-readout")).await.unwrap().text().await.unwrap();
+                assert!(readout.starts_with("The product's atom O 3 attended most"), "{readout}");
+                let after = images[1].attr("src").await.unwrap().unwrap();
+                assert_ne!(before, after, "the input's marks follow the chosen atom");
+                assert!(images[0].attr("src").await.unwrap().unwrap().ends_with("&highlight=3"));
+                for img in &images {
+                    b.wait_loaded(img).await;
+                }
+                let violations = b.axe().await;
+                assert!(violations.is_empty(), "axe at {width} px: {violations:#?}");
+            }
+            b.client
+                .execute("arguments[0].scrollIntoView()", vec![serde_json::to_value(&view).unwrap()])
+                .await
+                .unwrap();
+            b.screenshot(&format!("atoms-{name}-{}", if javascript { "js" } else { "nojs" })).await;
+            let (scroll, inner) = b.widths().await;
+            assert!(scroll <= inner, "no sideways scrolling at {width} px");
+            b.close().await;
+        }
+    }
+}

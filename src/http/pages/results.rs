@@ -7,6 +7,7 @@ use askama::Template;
 use crate::http::heatmap::Heatmap;
 use crate::http::{depict, structure};
 use crate::inference::tokenize::Tokens;
+use crate::translate::atom_map::{AtomMap, atom_map};
 use crate::translate::{TranslateInput, TranslationView};
 
 pub struct Item {
@@ -28,6 +29,9 @@ pub struct Item {
     /// The prediction is the expected product.
     pub correct: bool,
     pub heatmap: Option<Heatmap>,
+    /// SMILES mode: the attention on the atoms, when both texts' atoms are
+    /// known.
+    pub atoms: Option<AtomView>,
 }
 
 /// A structure drawing on the page: the image's URL and its SMILES, a larger
@@ -53,6 +57,71 @@ impl Structure {
             mol: structure::mol_url(smiles),
             url,
             smiles: smiles.to_string(),
+        }
+    }
+}
+
+/// Attention on the atoms of one prediction: a product atom chosen (the
+/// clearest first), the product with it marked and the input with the atoms it
+/// attended to marked; `data` holds the same for every product atom, for the
+/// page's script to switch between without asking the server.
+pub struct AtomView {
+    pub options: Vec<(usize, String)>,
+    pub selected: usize,
+    pub label: String,
+    pub product_url: String,
+    pub input_url: String,
+    pub readout: String,
+    /// JSON: `[{"l": label, "p": product drawing, "i": input drawing, "r": readout}]`.
+    pub data: String,
+}
+
+/// Input atoms shown per product atom: the strongest, down to a tenth of it.
+const ATOMS_SHOWN: usize = 8;
+
+impl AtomView {
+    fn of(map: &AtomMap, input: &str, product: &str) -> Self {
+        let label = |symbols: &[String], a: usize| format!("{} {}", symbols[a], a + 1);
+        let entry = |p: usize| {
+            let attended = map.attended(p, ATOMS_SHOWN);
+            let top = attended.first().map_or(1.0, |a| a.1).max(f32::EPSILON);
+            let marks: Vec<String> = attended.iter().map(|(a, w)| format!("{}:{:.2}", a + 1, w / top)).collect();
+            let words: Vec<String> = attended
+                .iter()
+                .take(3)
+                .map(|(a, w)| format!("{} ({:.0}%)", label(&map.input, *a), w * 100.0))
+                .collect();
+            let readout = if words.is_empty() {
+                format!("The product's atom {} attended to no atom of the input.", label(&map.product, p))
+            } else {
+                format!(
+                    "The product's atom {} attended most to the input's {}.",
+                    label(&map.product, p),
+                    words.join(", ")
+                )
+            };
+            (
+                label(&map.product, p),
+                format!("{}&highlight={}", depict::url(product), p + 1),
+                format!("{}&highlight={}", depict::url(input), marks.join(",")),
+                readout,
+            )
+        };
+        let entries: Vec<_> = (0..map.product.len()).map(entry).collect();
+        let data = serde_json::to_string(
+            &entries.iter().map(|(l, p, i, r)| serde_json::json!({"l": l, "p": p, "i": i, "r": r})).collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
+        let selected = map.clearest();
+        let (label, product_url, input_url, readout) = entries[selected].clone();
+        AtomView {
+            options: entries.iter().enumerate().map(|(i, e)| (i, e.0.clone())).collect(),
+            selected,
+            label,
+            product_url,
+            input_url,
+            readout,
+            data,
         }
     }
 }
@@ -128,6 +197,11 @@ impl ResultsFragment {
             .map(|p| {
                 let targets: Vec<&str> = p.tokens.iter().collect();
                 let heatmap = p.attention.as_ref().and_then(|m| Heatmap::new(&sources, &targets, m));
+                let atoms = match (&view.canonical, &p.attention, &p.canonical) {
+                    (Some(input), Some(m), Some(Some(_))) => atom_map(input, &view.tokens, &p.text, &p.tokens, m)
+                        .map(|map| AtomView::of(&map, input, &p.text)),
+                    _ => None,
+                };
                 Item {
                     rank: p.rank,
                     text: p.text,
@@ -150,6 +224,7 @@ impl ResultsFragment {
                     structure: p.canonical.flatten().as_deref().map(Structure::of),
                     correct: correct_rank == Some(p.rank),
                     heatmap,
+                    atoms,
                 }
             })
             .collect::<Vec<_>>();
@@ -170,7 +245,12 @@ impl ResultsFragment {
             input: view.canonical.as_deref().map(Structure::of),
             target_missed: view.target.is_some() && correct_rank.is_none(),
             // The core's words, as the API gives them.
-            attention_omitted: view.attention_omitted_reason,
+            attention_omitted: view.attention_omitted_reason.map(|why| {
+                match why.strip_prefix("only result 1 has attention: ") {
+                    Some(rest) => format!("Only result 1 has its attention maps: {rest}."),
+                    None => format!("No attention heatmaps for this answer: {why}."),
+                }
+            }),
             notices: view.notices,
             sdf: view.canonical.is_some().then(|| format!("/?{share}&format=sdf")),
             target,

@@ -437,14 +437,15 @@
     }
   };
 
-  // The CSV of the rows that arrived, written by the server (the same as the
-  // batch's ?format=csv, from one request or several).
-  $('#download').addEventListener('click', async () => {
+  // The rows that arrived as a file written by the server: the CSV (the same
+  // as the batch's ?format=csv) or, in SMILES mode, the SDF of their
+  // predictions (one record per molecule), from one request or several.
+  const downloadAs = async (format, name, what) => {
     let response;
     try {
-      response = await exportRows('format=csv');
+      response = await exportRows(`format=${format}`);
     } catch (_) {
-      showError('The CSV could not be made: the server cannot be reached. Try again in a moment.');
+      showError(`The ${what} could not be made: the server cannot be reached. Try again in a moment.`);
       return;
     }
     if (!response.ok) {
@@ -454,12 +455,15 @@
     const blob = await response.blob();
     const a = document.createElement('a');
     a.href = URL.createObjectURL(blob);
-    a.download = 'translations.csv';
+    a.download = name;
     document.body.appendChild(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-  });
+  };
+  const downloads = [$('#download'), $('#download-sdf')].filter(Boolean);
+  $('#download').addEventListener('click', () => downloadAs('csv', 'translations.csv', 'CSV'));
+  if ($('#download-sdf')) $('#download-sdf').addEventListener('click', () => downloadAs('sdf', 'predictions.sdf', 'SDF'));
 
   const running = (on) => {
     start.disabled = on;
@@ -540,6 +544,8 @@
     } finally {
       controller = null;
       running(false);
+      // Nothing to download from a batch cancelled before its first row.
+      for (const b of downloads) b.disabled = rows.length === 0;
       draw();
     }
   });

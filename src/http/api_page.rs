@@ -22,6 +22,8 @@ struct ApiPage {
 }
 
 struct Operation {
+    /// A request to copy and paste (curl), when there is one to show.
+    example: Option<String>,
     anchor: String,
     method: String,
     path: String,
@@ -115,6 +117,70 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
 }
 
+/// The document's descriptions write code in backticks (Markdown): escaped
+/// for HTML, with each `code` span as `<code>`. The template shows it as is.
+fn inline_code(text: &str) -> String {
+    let escaped = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    let mut out = String::with_capacity(escaped.len() + 16);
+    let mut parts = escaped.split('`').peekable();
+    let mut inside = false;
+    while let Some(part) = parts.next() {
+        out.push_str(part);
+        if parts.peek().is_some() {
+            out.push_str(if inside { "</code>" } else { "<code>" });
+            inside = !inside;
+        }
+    }
+    if inside {
+        out.push_str("</code>");
+    }
+    out
+}
+
+/// A request to paste into a shell for the operations people try first, with
+/// this server's own examples in it.
+fn curl(method: &str, path: &str, base: &str, example: &str) -> Option<String> {
+    let query = super::depict::escape(example);
+    let json = serde_json::to_string(example).unwrap_or_default();
+    Some(match (method, path) {
+        ("POST", "/api/v1/translate") => format!(
+            "curl -s {base}/api/v1/translate -H 'content-type: application/json' \\\n  -d '{{\"text\": {json}, \"beam\": 5, \"n_best\": 3}}'"
+        ),
+        ("POST", "/api/v1/translate/batch") => format!(
+            "curl -sN {base}/api/v1/translate/batch -H 'content-type: application/json' \\\n  -d '{{\"inputs\": [{json}, {json}], \"n_best\": 2}}'"
+        ),
+        ("POST", "/api/v1/translate/batch/export") => {
+            format!("curl -s '{base}/api/v1/translate/batch/export?format=csv' --data-binary @rows.ndjson -o rows.csv")
+        }
+        ("GET", "/api/v1/depict") => format!("curl -s '{base}/api/v1/depict?smiles={query}' -o drawing.svg"),
+        ("GET", "/api/v1/structure") => {
+            format!("curl -s '{base}/api/v1/structure?smiles={query}&format=mol' -o molecule.mol")
+        }
+        ("POST", "/api/v1/structure") => format!("curl -s {base}/api/v1/structure --data-binary @molecule.mol"),
+        ("GET", _) if !path.contains('{') => format!("curl -s {base}{path}"),
+        _ => return None,
+    })
+}
+
+/// This server's address as the client reached it (the `Host` header when it
+/// is a plain host name or address, else the default), for the examples.
+fn base(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty() && h.len() <= 255 && h.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
+        .unwrap_or("localhost:8501");
+    let https = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
 fn fields(doc: &Value, schema: &Value) -> Vec<Field> {
     let schema = resolve(doc, schema);
     let required: Vec<&str> =
@@ -129,7 +195,7 @@ fn fields(doc: &Value, schema: &Value) -> Vec<Field> {
             kind: kind(p),
             required: required.contains(&name.as_str()),
             rules: rules(p),
-            description: text(&p["description"]),
+            description: inline_code(&text(&p["description"])),
         })
         .collect()
 }
@@ -151,7 +217,7 @@ fn operations(doc: &Value) -> Vec<Operation> {
                             kind: kind(&p["schema"]),
                             required: p["required"] == true,
                             rules: rules(&p["schema"]),
-                            description: text(&p["description"]),
+                            description: inline_code(&text(&p["description"])),
                         })
                         .collect()
                 })
@@ -173,7 +239,7 @@ fn operations(doc: &Value) -> Vec<Operation> {
                     rs.iter()
                         .map(|(status, r)| Reply {
                             status: status.clone(),
-                            description: text(&r["description"]),
+                            description: inline_code(&text(&r["description"])),
                             content_types: r["content"]
                                 .as_object()
                                 .map(|c| c.keys().cloned().collect::<Vec<_>>().join(", "))
@@ -183,11 +249,12 @@ fn operations(doc: &Value) -> Vec<Operation> {
                 })
                 .unwrap_or_default();
             out.push(Operation {
+                example: None,
                 anchor: format!("{method}-{}", path.trim_matches('/').replace(['/', '.'], "-")),
                 method: method.to_uppercase(),
                 path: path.clone(),
                 summary: text(&op["summary"]),
-                description: text(&op["description"]),
+                description: inline_code(&text(&op["description"])),
                 params,
                 bodies,
                 responses,
@@ -197,11 +264,13 @@ fn operations(doc: &Value) -> Vec<Operation> {
     out
 }
 
-pub async fn api_page(State(state): State<Arc<AppState>>) -> Response {
+pub async fn api_page(State(state): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
     let doc = state.openapi();
-    render(&ApiPage {
-        shell: Shell::new(&state, "api"),
-        version: text(&doc["info"]["version"]),
-        operations: operations(doc),
-    })
+    let base = base(&headers);
+    let example = state.config.examples.first().map_or("CCO", |e| e.text.as_str());
+    let mut operations = operations(doc);
+    for op in &mut operations {
+        op.example = curl(&op.method, &op.path, &base, example);
+    }
+    render(&ApiPage { shell: Shell::new(&state, "api"), version: text(&doc["info"]["version"]), operations })
 }

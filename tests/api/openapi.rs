@@ -75,4 +75,18 @@ async fn the_api_page_reads_the_document() {
     assert!(html.contains("1 to 2000 characters"), "the text's limits");
     assert!(html.contains("1 to 10000 items"), "the batch's limits");
     assert!(html.contains("lambda_timeout"), "the errors");
+    // Code in the document's descriptions is shown as code, not as Markdown.
+    assert!(html.contains("<code>Cache-Control: no-cache</code>"), "inline code");
+    let prose: String = html.split("<pre").map(|part| part.split("</pre>").last().unwrap_or("")).collect();
+    assert!(!prose.contains('`'), "no Markdown backticks left in the page's text");
+    // A request to copy, with this server's address and its first example.
+    let host = s.url("").trim_start_matches("http://").to_string();
+    let example = s.get("/api/v1/config").await.json["examples"][0].as_str().unwrap().to_string();
+    let curl = format!("curl -s http://{host}/api/v1/translate -H &#39;content-type: application/json&#39;");
+    assert!(html.contains(&curl), "a curl request for the translation");
+    assert!(html.contains(&example), "with this server's example");
+    // A hostile Host header is not written into the page.
+    let r = s.client.get(s.url("/api")).header("host", "evil.example/<script>").send().await.unwrap();
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("<script>") && html.contains("curl -s http://localhost:8501/api/v1/config"));
 }

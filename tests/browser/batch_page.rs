@@ -13,19 +13,30 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Predictions in a standard CSV that are molecules (a canonical form).
+fn records_are_molecules(csv: &str) -> usize {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    reader.records().map(Result::unwrap).filter(|r| !r[4].is_empty() && &r[4] != "(not a molecule)").count()
+}
+
 /// Waits for a finished download (Chromium writes `.crdownload` until done).
 fn wait_for_download(dir: &Path) -> String {
+    wait_for_file(dir, "csv")
+}
+
+/// Waits for a finished download whose name ends in `.{extension}`.
+fn wait_for_file(dir: &Path, extension: &str) -> String {
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(20) {
         for entry in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "csv") {
+            if path.extension().is_some_and(|e| e == extension) {
                 return std::fs::read_to_string(path).unwrap();
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("no CSV was downloaded into {}", dir.display());
+    panic!("no .{extension} file was downloaded into {}", dir.display());
 }
 
 #[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
@@ -40,6 +51,7 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     std::fs::write(&targets, lines.join("\n") + "\n").unwrap();
     let downloads = dir.join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
+    let downloads_sdf = downloads.clone();
     let options = Options { downloads: Some(downloads.clone()), ..Default::default() };
     let Some(b) = browser("upload_a_file_watch_it_finish_and_download_the_csv", options).await else {
         return;
@@ -77,6 +89,15 @@ async fn upload_a_file_watch_it_finish_and_download_the_csv() {
     assert_eq!(records.len(), 500, "two predictions per row");
     assert_eq!(&records[0][1], molecule(0));
     assert_eq!((&records[0][4], &records[0][7]), (molecule(0).as_str(), "true"), "canonical, correct");
+    // The same rows' predictions as an SDF: one record per prediction that is
+    // a molecule, numbered by line.
+    b.client.find(Locator::Css("#download-sdf")).await.unwrap().click().await.unwrap();
+    let sdf_dir = downloads_sdf.clone();
+    let sdf = tokio::task::spawn_blocking(move || wait_for_file(&sdf_dir, "sdf")).await.unwrap();
+    let records = sdf.matches("$$$$\n").count();
+    let molecules = records_are_molecules(&csv);
+    assert_eq!(records, molecules, "one record per prediction that is a molecule");
+    assert!(sdf.starts_with("line 1, rank 1\n") && sdf.contains("> <id>\n250\n"), "{}", &sdf[..200]);
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -282,6 +303,41 @@ async fn rows_that_would_fail_again_are_summed_up_by_kind_and_not_offered_a_retr
     );
     let retry = b.client.find(Locator::Css("#retry")).await.unwrap();
     assert!(!retry.is_displayed().await.unwrap(), "no retry for rows that would fail again");
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[ignore = "a browser test: needs Chromium and chromedriver (apt-get install chromium chromium-driver); cargo test -- --include-ignored runs it, as .ci/run does"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cancelled_before_its_first_row_offers_nothing_to_download() {
+    let emu = crate::emulator::Emulator::start(crate::emulator::Behavior::default()).await;
+    emu.hold();
+    let s = server().lambda(&emu).spawn();
+    let dir = scratch("cancel");
+    let inputs = dir.join("inputs.txt");
+    std::fs::write(&inputs, (0..20).map(molecule).collect::<Vec<_>>().join("\n")).unwrap();
+    let Some(b) = browser("a_batch_cancelled_before_its_first_row", Options::default()).await else {
+        return;
+    };
+    b.client.goto(&s.url("/batch")).await.unwrap();
+    b.client.find(Locator::Css("#inputs")).await.unwrap().send_keys(inputs.to_str().unwrap()).await.unwrap();
+    b.client.find(Locator::Css("#start")).await.unwrap().click().await.unwrap();
+    // The function holds every invocation: no row can arrive.
+    let held = async {
+        while emu.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), held).await.expect("the batch reaches the function");
+    b.client.find(Locator::Css("#cancel")).await.unwrap().click().await.unwrap();
+    let text =
+        b.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#start:not([disabled])")).await;
+    text.expect("the batch stops");
+    for id in ["#download", "#download-sdf"] {
+        let disabled = b.client.find(Locator::Css(id)).await.unwrap().attr("disabled").await.unwrap();
+        assert!(disabled.is_some(), "{id}: nothing arrived, nothing to download");
+    }
+    emu.release();
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -20,6 +20,8 @@ const LIBS: &[&str] = &[
     "RDKitSmilesParse",
     "RDKitGraphMol",
     "RDKitRDGeneral",
+    // MolDraw2DCairo's inline code calls Cairo itself (PNG drawings).
+    "cairo",
 ];
 
 /// Gzips each file under `static/vendor` into `OUT_DIR` and lists them in

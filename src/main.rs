@@ -41,6 +41,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        let status = runtime.block_on(startup::serve_status(config));
+        telemetry::log_buffer::flush();
+        startup::exit_now(status);
+    }
     let code = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => startup::serve(config).await,

@@ -189,12 +189,17 @@ async fn first_signal() {
 /// `translation-front serve`: exit 0 after a clean shutdown, 2 when a listener
 /// cannot be bound.
 pub async fn serve(config: Config) -> ExitCode {
+    ExitCode::from(serve_status(config).await)
+}
+
+/// [`serve`]'s exit status, for [`exit_now`].
+pub async fn serve_status(config: Config) -> u8 {
     let backend = config.backend_name();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     tracing::info!(
@@ -205,11 +210,35 @@ pub async fn serve(config: Config) -> ExitCode {
         app.local_addr()
     );
     match app.run_until(shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: server failed: {e}");
-            ExitCode::FAILURE
+            1
         }
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe extern "C" {
+    /// POSIX `_exit`: ends the process without running `atexit` handlers.
+    fn _exit(status: i32) -> !;
+}
+
+/// Ends the server's process once its output is flushed, without running the
+/// C++ libraries' static destructors: a chemistry thread may still be inside
+/// RDKit (a job whose client left; RDKit cannot be stopped mid-call), and
+/// destroying RDKit's tables under it crashed the process at exit (a segfault
+/// in a chemistry thread, seen as an exit by signal instead of 0). Every
+/// response has been sent and every log line written before this.
+pub fn exit_now(status: u8) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` takes any status and never returns; nothing after it
+    // runs, so no Rust invariant can be observed broken.
+    #[allow(unsafe_code)]
+    unsafe {
+        _exit(i32::from(status))
     }
 }
 

@@ -299,6 +299,15 @@
         return;
       }
       const done = offset + msg.done;
+      if (msg.done === 0) {
+        // Nothing back yet (a chunk takes seconds, more when the function
+        // starts cold): an indeterminate bar and the rows being translated.
+        bar.removeAttribute('value');
+        const withModel = msg.in_flight ? ` · ${msg.in_flight} being translated` : '';
+        const soFar = msg.elapsed_ms >= 1000 ? ` · ${duration(msg.elapsed_ms)} so far` : '';
+        progressText.textContent = `${done} of ${total} rows${withModel}${soFar}…`;
+        return;
+      }
       bar.value = total ? done / total : 1;
       const left = msg.eta_ms == null ? '' : ` · about ${duration(msg.eta_ms)} left`;
       progressText.textContent = `${done} of ${total} rows · ${msg.rate_per_s} rows/s${left}`;

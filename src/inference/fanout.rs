@@ -115,7 +115,8 @@ pub async fn invoke_chunk(
 /// Dropping this aborts every chunk still in flight.
 #[derive(Default)]
 pub struct InFlight {
-    chunks: std::collections::VecDeque<tokio::task::JoinHandle<ChunkResult>>,
+    chunks: std::collections::VecDeque<(usize, tokio::task::JoinHandle<ChunkResult>)>,
+    rows: usize,
 }
 
 impl InFlight {
@@ -127,18 +128,25 @@ impl InFlight {
         self.chunks.is_empty()
     }
 
-    /// Starts `chunk` after those already in flight.
-    pub fn start(&mut self, chunk: impl Future<Output = ChunkResult> + Send + 'static) {
-        self.chunks.push_back(tokio::spawn(chunk));
+    /// Rows in the chunks in flight.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Starts `chunk` of `rows` rows after those already in flight.
+    pub fn start(&mut self, rows: usize, chunk: impl Future<Output = ChunkResult> + Send + 'static) {
+        self.rows += rows;
+        self.chunks.push_back((rows, tokio::spawn(chunk)));
     }
 
     /// The oldest chunk's result, when it is done (pending forever when none
     /// is in flight). A chunk that panicked panics here, in the job.
     pub async fn next(&mut self) -> ChunkResult {
-        let Some(first) = self.chunks.front_mut() else {
+        let Some((rows, first)) = self.chunks.front_mut() else {
             return std::future::pending().await;
         };
         let done = first.await;
+        self.rows -= *rows;
         self.chunks.pop_front();
         match done {
             Ok(result) => result,
@@ -149,7 +157,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        for chunk in &self.chunks {
+        for (_, chunk) in &self.chunks {
             chunk.abort();
         }
     }

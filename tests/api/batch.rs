@@ -374,3 +374,35 @@ async fn a_batch_resumed_from_a_row_keeps_its_numbers_and_the_export_writes_what
         s.send(s.client.post(s.url("/api/v1/translate/batch/export?format=summary&n_best=99999999")).body("{}")).await;
     assert_eq!((r.status.as_u16(), r.code()), (400, "invalid_input"), "n_best is bounded: {}", r.json);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rows_with_the_function_are_reported_before_any_comes_back() {
+    let emu = Emulator::start(Behavior::default()).await;
+    emu.hold();
+    let s = server().lambda(&emu).env("LAMBDA_FAN_OUT", "2").spawn();
+    // Beam 5: chunks of 50 rows, two of them in flight, the third waits.
+    let mut r = s
+        .client
+        .post(s.url("/api/v1/translate/batch"))
+        .json(&json!({"inputs": inputs(120), "beam": 5, "n_best": 1}))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while text.lines().count() < 2 {
+        text.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().expect("more lines")));
+    }
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["type"], "start");
+    let first = &lines[1];
+    assert_eq!(first["type"], "progress", "{first}");
+    assert_eq!((first["done"].as_u64(), first["in_flight"].as_u64()), (Some(0), Some(100)), "{first}");
+    // Sent as the chunks start, not by the heartbeat (every 2 s).
+    assert!(first["elapsed_ms"].as_u64().unwrap() < 2000, "{first}");
+    emu.release();
+    let rest = r.text().await.unwrap();
+    let last: Vec<Value> = rest.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let progress = of_type(&last, "progress");
+    assert_eq!(progress.last().unwrap()["in_flight"], 0, "nothing is with the function at the end");
+    assert_eq!(last.last().unwrap()["type"], "summary");
+}

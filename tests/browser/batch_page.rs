@@ -5,6 +5,7 @@ use fantoccini::Locator;
 
 use crate::driver::{Options, browser};
 use crate::helpers::{molecule, server};
+use crate::ui::until;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tf-batch-{}-{name}", std::process::id()));
@@ -329,6 +330,12 @@ async fn a_batch_cancelled_before_its_first_row_offers_nothing_to_download() {
         }
     };
     tokio::time::timeout(Duration::from_secs(20), held).await.expect("the batch reaches the function");
+    // Before any row is back the page says the rows are with the model, and
+    // its bar shows activity rather than a still 0%.
+    let said = "document.querySelector('#progress-text').textContent.startsWith('0 of 20 rows · 20 being translated')";
+    until(&b, said).await;
+    let position = b.client.execute("return document.querySelector('#bar').position", vec![]).await.unwrap();
+    assert_eq!(position.as_f64(), Some(-1.0), "an indeterminate bar while nothing is back");
     b.client.find(Locator::Css("#cancel")).await.unwrap().click().await.unwrap();
     let text =
         b.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css("#start:not([disabled])")).await;

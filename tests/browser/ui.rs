@@ -36,7 +36,7 @@ fn input_of(len: usize) -> (String, &'static str, &'static str) {
 }
 
 /// Waits until `condition` (a JavaScript expression) is true.
-async fn until(b: &Browser, condition: &str) {
+pub(crate) async fn until(b: &Browser, condition: &str) {
     let script = format!("return !!({condition})");
     let holds = async {
         while b.client.execute(&script, vec![]).await.unwrap() != Value::Bool(true) {

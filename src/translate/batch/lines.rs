@@ -31,6 +31,10 @@ pub enum BatchLine<'a> {
         elapsed_ms: u64,
         eta_ms: Option<u64>,
         rate_per_s: f64,
+        /// Rows sent to the function whose answers have not come back yet
+        /// (rows arrive in input order, so `done` can stay still while these
+        /// are being translated).
+        in_flight: usize,
     },
     Summary(BatchSummary),
     Interrupted {

@@ -306,14 +306,25 @@ impl Job {
             // Chunks start only while the output has room (the reader keeps
             // up), or when none is in flight: a stalled reader's batch asks the
             // function for nothing more and waits for no invocation slot.
+            let before = in_flight.rows();
             while in_flight.len() < fan_out && (in_flight.is_empty() || tx.capacity() > 0) {
                 let Some(range) = to_start.next() else { break };
                 let (translator, rows, params) = (translator.clone(), self.rows.clone(), self.params);
                 let ids = self.caller.request_id.iter().cloned().collect();
-                in_flight.start(fanout::invoke_chunk(translator, rows, range, params, timeout, cache, ids));
+                in_flight
+                    .start(range.len(), fanout::invoke_chunk(translator, rows, range, params, timeout, cache, ids));
             }
             if in_flight.is_empty() {
                 break;
+            }
+            if out.done == 0 && before == 0 {
+                // The first rows come back after a whole chunk's translation
+                // (seconds with a slow or cold function): say at once that
+                // they are with the model.
+                out.progress(total, started, in_flight.rows());
+                if !out.flush(&tx).await {
+                    return None;
+                }
             }
             tokio::select! {
                 // (wait_for's guard is dropped inside: it must not live across
@@ -364,7 +375,7 @@ impl Job {
                         out
                     };
                     out = chemistry(&service, self.caller.client, move || write(out)).await;
-                    out.progress(total, started);
+                    out.progress(total, started, in_flight.rows());
                     if let Some(p) = &progress {
                         p.send_replace(out.done);
                     }
@@ -374,7 +385,7 @@ impl Job {
                     heartbeat.reset();
                 }
                 _ = heartbeat.tick() => {
-                    out.progress(total, started);
+                    out.progress(total, started, in_flight.rows());
                     if !out.flush(&tx).await {
                         return None;
                     }

@@ -179,7 +179,7 @@ impl Output {
         }
     }
 
-    pub(super) fn progress(&mut self, total: usize, started: Instant) {
+    pub(super) fn progress(&mut self, total: usize, started: Instant, in_flight: usize) {
         if self.format != Format::Ndjson {
             return;
         }
@@ -192,6 +192,7 @@ impl Output {
             elapsed_ms: (elapsed * 1e3).round() as u64,
             eta_ms,
             rate_per_s: (rate * 10.0).round() / 10.0,
+            in_flight,
         });
     }
 

@@ -161,7 +161,10 @@
     const pages = Math.max(1, Math.ceil(Math.max(list.length, 1) / PAGE));
     page = Math.min(page, pages - 1);
     tbody.replaceChildren();
-    for (const r of list.slice(page * PAGE, page * PAGE + PAGE)) {
+    const visible = list.slice(page * PAGE, page * PAGE + PAGE);
+    // Without targets the Target and Correct at columns would stay empty.
+    tbody.parentElement.classList.toggle('no-targets', !visible.some((r) => r.target != null));
+    for (const r of visible) {
       const tr = document.createElement('tr');
       const first = el('td', 'num');
       if (r.error) {
@@ -190,8 +193,8 @@
         cell(tr, top ? top.text + (top.canonical === null ? ' (not a molecule)' : '') : '', 'mono').title = top ? top.text : '';
         cell(tr, top ? top.probability_text : '', 'num');
       }
-      cell(tr, r.target == null ? '' : r.target, 'mono').title = r.target || '';
-      const verdict = el('td');
+      cell(tr, r.target == null ? '' : r.target, 'mono target').title = r.target || '';
+      const verdict = el('td', 'verdict');
       if (r.target != null && !r.error) {
         if (r.correct_rank) {
           verdict.appendChild(el('span', 'mark good', `✓ top-${r.correct_rank}`));

@@ -166,8 +166,18 @@
     try { localStorage.removeItem(RECENT_KEY); } catch (_) { /* nothing kept */ }
     showRecent();
   });
-  // Back and Forward: the page of that address, as the server renders it.
-  window.addEventListener('popstate', () => location.reload());
+  // Back and Forward: the page of that address, as the server renders it. A
+  // move between fragments of the same address (the top-k grid's links to
+  // their cards) also fires popstate: that one stays on the page.
+  const here = () => location.pathname + location.search;
+  let shownAddress = here();
+  const go = (address) => {
+    history.pushState(null, '', address);
+    shownAddress = here();
+  };
+  window.addEventListener('popstate', () => {
+    if (here() !== shownAddress) location.reload();
+  });
 
   let inflight = null;
   form.addEventListener('submit', async (event) => {
@@ -207,7 +217,7 @@
         results.classList.remove('stale');
         enhance();
         const share = remember();
-        if (share && location.pathname + location.search !== share) history.pushState(null, '', share);
+        if (share && here() !== share) go(share);
         const n = results.querySelectorAll('.prediction').length;
         say(`${n} result${n === 1 ? '' : 's'} ready.`);
         // The results in view, and focus on their heading (not left on the
@@ -255,7 +265,7 @@
 
   $('#clear').addEventListener('click', (event) => {
     event.preventDefault();
-    if (location.search) history.pushState(null, '', '/');
+    if (location.search) go('/');
     text.value = '';
     results.innerHTML = '';
     results.classList.remove('stale');

@@ -155,6 +155,28 @@ async fn on_a_phone_a_row_opens_to_every_prediction_and_its_structure() {
         out
     };
     assert_eq!(cells[5], "target not readable");
+    // The whole row fits a phone's screen: no sideways scrolling to read the
+    // probability or whether the target was found.
+    let fits = b
+        .client
+        .execute(
+            "const box = document.querySelector('.table-scroll');
+             const cells = [...document.querySelectorAll('#table tbody tr:first-child td')]
+               .filter((td) => td.offsetParent !== null);
+             return [box.scrollWidth <= box.clientWidth,
+                     cells.map((td) => td.className + ':' + (td.getBoundingClientRect().right <= window.innerWidth))]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.client.execute("document.querySelector('#table').scrollIntoView()", vec![]).await.unwrap();
+    b.screenshot("batch-table-phone").await;
+    let widths = b.client.execute("return [...document.querySelectorAll('#table tbody tr:first-child td')].map((td) => [td.className, td.getBoundingClientRect().width, td.scrollWidth])", vec![]).await.unwrap();
+    assert_eq!(
+        fits,
+        serde_json::json!([true, ["num:true", "mono:true", "mono:true", "num:true", "verdict:true"]]),
+        "{widths}"
+    );
     let toggle = b.client.find(Locator::Css("#table tbody tr:first-child .row-toggle")).await.unwrap();
     assert_eq!(toggle.attr("aria-expanded").await.unwrap().as_deref(), Some("false"));
     toggle.click().await.unwrap();
@@ -269,6 +291,9 @@ async fn a_batch_cut_by_a_scale_down_resumes_by_itself_on_another_server() {
     assert!(progress.contains("resumed 1 time on another server"), "{progress}");
     let page = b.client.find(Locator::Css("#page")).await.unwrap().text().await.unwrap();
     assert!(page.ends_with("1500 of 1500 rows"), "{page}");
+    // No targets were given: no empty Target and Correct at columns.
+    let headers = b.client.execute("return [...document.querySelectorAll('#table th')].filter((th) => th.offsetParent !== null).map((th) => th.textContent)", vec![]).await.unwrap();
+    assert_eq!(headers, serde_json::json!(["#", "Input", "Top prediction", "Probability"]));
     assert_eq!(tokio::task::spawn_blocking(move || a.wait(Duration::from_secs(30))).await.unwrap(), Some(0));
     b.client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     b.screenshot("batch-resumed-desktop").await;

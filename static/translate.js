@@ -103,6 +103,7 @@
 
   const enhance = () => {
     for (const b of results.querySelectorAll('[data-copy], #copy-link, .heatmap-tools, .atom-pick')) b.hidden = false;
+    for (const v of results.querySelectorAll('.atom-view')) v.classList.add('pointable');
     if (results.heatmapsChanged) results.heatmapsChanged();
   };
 
@@ -303,6 +304,58 @@
     input.alt = `The input, the atoms that atom attended to marked: ${atom.r}`;
     view.querySelector('.atom-label').textContent = atom.l;
     view.querySelector('.atom-readout').textContent = atom.r;
+  });
+  // Pointing at an atom on the product's drawing (hover, click or tap)
+  // chooses it: the drawing's SVG says where RDKit drew each atom (its
+  // metadata, drawing-x and drawing-y per atom, numbered from 1).
+  const placed = new WeakMap();
+  const placesIn = (view) => {
+    if (!placed.has(view)) {
+      const img = view.querySelector('.atom-product');
+      placed.set(view, fetch(img.currentSrc || img.src)
+        .then((r) => (r.ok ? r.text() : Promise.reject(new Error(r.statusText))))
+        .then((svg) => {
+          const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+          const box = (doc.documentElement.getAttribute('viewBox') || '').split(/\s+/).map(Number);
+          const atoms = [...doc.getElementsByTagNameNS('http://www.rdkit.org/xml', 'atom')].map((a) => ({
+            index: Number(a.getAttribute('idx')) - 1,
+            x: Number(a.getAttribute('drawing-x')),
+            y: Number(a.getAttribute('drawing-y')),
+          }));
+          return box.length === 4 && box[2] > 0 ? { width: box[2], height: box[3], atoms } : null;
+        })
+        .catch(() => null));
+    }
+    return placed.get(view);
+  };
+  let hover = null;
+  const pointAt = async (event) => {
+    const img = event.target.closest && event.target.closest('.atom-product');
+    if (!img) return;
+    const view = img.closest('.atom-view');
+    const select = view.querySelector('.atom-choice');
+    const places = await placesIn(view);
+    if (!places || !select) return;
+    const rect = img.getBoundingClientRect();
+    const x = ((event.clientX - rect.left) * places.width) / rect.width;
+    const y = ((event.clientY - rect.top) * places.height) / rect.height;
+    let nearest = null;
+    let best = (places.width * 0.08) ** 2; // within about a bond's length
+    for (const a of places.atoms) {
+      const d = (a.x - x) ** 2 + (a.y - y) ** 2;
+      if (d < best) [nearest, best] = [a, d];
+    }
+    if (!nearest || select.value === String(nearest.index)) return;
+    if (![...select.options].some((o) => o.value === String(nearest.index))) return;
+    select.value = String(nearest.index);
+    select.dispatchEvent(new Event('change', { bubbles: true }));
+  };
+  results.addEventListener('click', pointAt);
+  results.addEventListener('pointermove', (event) => {
+    if (event.pointerType !== 'mouse') return;
+    // Each new atom asks for two drawings: wait until the pointer rests.
+    clearTimeout(hover);
+    hover = setTimeout(() => pointAt(event), 120);
   });
 
   // Structures in (SMILES mode): a drawing, a MOL or RXN file opened or

@@ -127,6 +127,8 @@ rust::String canonical_smiles(rust::Str smiles, bool remove_stereo) {
 rust::Vec<uint8_t> draw(rust::Str smiles, bool reaction, bool png, uint32_t width, uint32_t height,
                         uint32_t max_atoms, rust::Slice<const Highlight> highlights) {
   std::unique_ptr<RDKit::MolDraw2D> drawer;
+  // The molecule as drawn (coordinates, kekulized), for the SVG's metadata.
+  std::unique_ptr<RDKit::RWMol> drawn;
   if (png) {
     drawer.reset(new RDKit::MolDraw2DCairo(static_cast<int>(width), static_cast<int>(height)));
   } else {
@@ -162,9 +164,10 @@ rust::Vec<uint8_t> draw(rust::Str smiles, bool reaction, bool png, uint32_t widt
       radii[static_cast<int>(h.atom)] = 0.25 + 0.15 * w;
     }
     try {
-      RDKit::MolDraw2DUtils::prepareAndDrawMolecule(*drawer, *mol, "", atoms.empty() ? nullptr : &atoms, nullptr,
-                                                   atoms.empty() ? nullptr : &colours, nullptr,
-                                                   atoms.empty() ? nullptr : &radii);
+      drawn.reset(new RDKit::RWMol(*mol));
+      RDKit::MolDraw2DUtils::prepareMolForDrawing(*drawn);
+      drawer->drawMolecule(*drawn, "", atoms.empty() ? nullptr : &atoms, nullptr, atoms.empty() ? nullptr : &colours,
+                           nullptr, atoms.empty() ? nullptr : &radii);
     } catch (const std::exception &e) {
       throw std::runtime_error(std::string("could not draw the structure: ") + e.what());
     }
@@ -175,6 +178,10 @@ rust::Vec<uint8_t> draw(rust::Str smiles, bool reaction, bool png, uint32_t widt
     return bytes(cairo->getDrawingText());
   }
   auto svg = static_cast<RDKit::MolDraw2DSVG *>(drawer.get());
+  // Each atom's place in the picture (RDKit's metadata: drawing-x and
+  // drawing-y by atom, numbered from 1), so a page can tell which atom a
+  // pointer is over.
+  if (drawn) svg->addMoleculeMetadata(*drawn);
   svg->finishDrawing();
   return bytes(svg->getDrawingText());
 }

@@ -8,9 +8,11 @@
 use std::time::Duration;
 
 use fantoccini::Locator;
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, TouchActions};
 
 use crate::driver::{Browser, Options, browser};
 use crate::helpers::server;
+use crate::ui::until;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -234,6 +236,45 @@ async fn choosing_a_product_atom_shows_where_it_looked() {
                 let after = images[1].attr("src").await.unwrap().unwrap();
                 assert_ne!(before, after, "the input's marks follow the chosen atom");
                 assert!(images[0].attr("src").await.unwrap().unwrap().ends_with("&highlight=3"));
+                for img in &images {
+                    b.wait_loaded(img).await;
+                }
+                // Pointing at atom 1 on the product's drawing chooses it: a
+                // mouse resting there on a desktop, a tap on a phone. Where
+                // RDKit drew it comes from the drawing's own metadata.
+                let at = b
+                    .client
+                    .execute_async(
+                        "const done = arguments[arguments.length - 1];
+                         const img = document.querySelector('#result-1 .atom-product');
+                         img.scrollIntoView({ block: 'center' });
+                         fetch(img.src).then((r) => r.text()).then((svg) => {
+                           const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+                           const a = [...doc.getElementsByTagNameNS('http://www.rdkit.org/xml', 'atom')]
+                             .find((e) => e.getAttribute('idx') === '1');
+                           const r = img.getBoundingClientRect();
+                           done([r.left + Number(a.getAttribute('drawing-x')) * r.width / 300,
+                                 r.top + Number(a.getAttribute('drawing-y')) * r.height / 220]);
+                         });",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let (x, y) = (at[0].as_f64().unwrap().round(), at[1].as_f64().unwrap().round());
+                if width > 600 {
+                    let rest = MouseActions::new("mouse".into()).then(PointerAction::MoveTo { duration: None, x, y });
+                    b.client.perform_actions(rest).await.unwrap();
+                } else {
+                    let tap = TouchActions::new("finger".into())
+                        .then(PointerAction::MoveTo { duration: None, x, y })
+                        .then(PointerAction::Down { button: 0 })
+                        .then(PointerAction::Up { button: 0 });
+                    b.client.perform_actions(tap).await.unwrap();
+                }
+                until(&b, "document.querySelector('#result-1 .atom-choice').value === '0'").await;
+                let readout = view.find(Locator::Css(".atom-readout")).await.unwrap().text().await.unwrap();
+                assert!(readout.starts_with("The product's atom C 1 attended most"), "{readout}");
+                assert!(images[0].attr("src").await.unwrap().unwrap().ends_with("&highlight=1"));
                 for img in &images {
                     b.wait_loaded(img).await;
                 }

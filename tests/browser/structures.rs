@@ -180,20 +180,7 @@ async fn results_show_a_top_k_grid_schemes_and_files_with_and_without_javascript
             let at = b.client.current_url().await.unwrap();
             assert_eq!(at.fragment(), Some("result-3"));
             // (the browser scrolls to the fragment on its own time)
-            let scrolled = async {
-                loop {
-                    let script = "return document.querySelector('#result-3').getBoundingClientRect().top";
-                    let top = b.client.execute(script, vec![]).await.unwrap();
-                    if top.as_f64().unwrap().abs() < 5.0 {
-                        break;
-                    }
-                    tokio::task::yield_now().await;
-                }
-            };
-            if tokio::time::timeout(WAIT, scrolled).await.is_err() {
-                let state = b.client.execute("return [location.href, window.scrollY, document.documentElement.scrollHeight, window.innerHeight, document.querySelector('#result-3').getBoundingClientRect().top, document.activeElement.outerHTML.slice(0, 80)]", vec![]).await.unwrap();
-                panic!("card 3 is not scrolled to at {name} (JavaScript {javascript}): {state}");
-            }
+            until(&b, "Math.abs(document.querySelector('#result-3').getBoundingClientRect().top) < 5").await;
             let same = b.client.execute("return window.stillHere === true", vec![]).await.unwrap();
             assert_eq!(same, serde_json::Value::Bool(true), "the page was not reloaded");
             b.screenshot(&format!("results-grid-{name}-{}", if javascript { "js" } else { "nojs" })).await;

@@ -109,6 +109,10 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200,
                    30, "the service answering")
+        # Until its storage is open Prometheus answers 503 in plain text, not
+        # the API's JSON: wait for it to say it is ready.
+        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/-/ready", timeout=2).status == 200,
+                   60, "Prometheus ready")
         wait_until(lambda: query(prom_port, 'up{job="translation"} == 1')["data"]["result"], 60,
                    "Prometheus scraping the service")
         # What the panels show: translations, a batch, errors, throttles.

@@ -51,11 +51,10 @@ RUN mkdir -p /libs \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /libs/ /
 COPY --from=builder /src/target/release/translation-front /translation-front
-# The service's own allocations go to mimalloc (compiled in); RDKit's C++ ones
-# still go to glibc's malloc, which makes an arena per thread that allocates (up
-# to 8 per core). On a 250m pod two are plenty, and fewer arenas keep RSS lower
-# after bursts of chemistry (measured with glibc for everything: 88 -> 75 MB peak).
-ENV MALLOC_ARENA_MAX=2
+# Every allocation, RDKit's C++ ones included, goes to mimalloc (compiled in and
+# replacing malloc for the process), so glibc's MALLOC_* settings do nothing here;
+# MIMALLOC_PURGE_DELAY (ms, default 100 as the binary sets it) tunes how soon
+# freed memory goes back to the system.
 USER 65532:65532
 # 8501: UI and API (behind the load balancer); 9090: Prometheus metrics.
 EXPOSE 8501 9090

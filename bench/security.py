@@ -67,8 +67,6 @@ class Server:
             "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{emu_port}",
             "LAMBDA_WARM_ON_VISIT": "0",
             "SHUTDOWN_GRACE": "1s",
-            # As aws.Dockerfile sets it.
-            "MALLOC_ARENA_MAX": "2",
         }
         e.update({k: str(v) for k, v in env.items()})
         self.proc = subprocess.Popen([BIN], env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

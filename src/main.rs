@@ -6,6 +6,7 @@ use translation_front::cli::{Cli, Command, KeyCommand};
 use translation_front::{startup, telemetry};
 
 fn main() -> ExitCode {
+    translation_front::memory::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),

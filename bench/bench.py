@@ -562,15 +562,23 @@ hop, and the response's trip through the kernel.
   the result cache storing every distinct answer with its attention (it fills
   to its 32 MiB budget; RSS after the phase {med("smiles_distinct_sat_rss_mb"):.0f} MB), and in SMILES mode
   two hand-offs to a chemistry thread and back. A profile of the
-  distinct-molecule path (perf, the `profiling` build, 128 in flight): in
-  text mode reading the answer (30%), inflating it (12%) and writing the
-  attention (6%) are about the codec floor's own work, since the floor reads
-  the same padded answers; what sits above it is spread thin: the kernel's
-  scheduling and interrupts ~11%, the allocator ~5%, copies 3%, and routing,
-  middleware, the SDK and the coalescer at 1% or less each. The next steps
-  are structural: canonicalizing a coalesced group's predictions in one
-  chemistry job instead of one per request. Where the service stands against
-  a Python front end doing the same work is at the end of this section.
+  distinct-molecule path in text mode (perf with call stacks, the `profiling`
+  build, 128 in flight), each sample given to the first of these it passes
+  through: decoding the function's answer 46% (float digits, inflate, base64),
+  hyper's server side 16% (its `write(2)` of the ~20 KB response about a
+  third of that), the SDK 9%, writing the response JSON 8%, routing and
+  middleware 5%, the result cache 6% (moka 2%), the coalescer 3%, the
+  request's JSON 2.5%, the view 2%, tokio 2%, the access log 1%. Decoding
+  alone is more than the codec floor's reading (about 30% of the request's
+  CPU): the floor reads one answer 2,000 times in a loop, warm in the
+  processor's caches, while the service reads each answer once, cold, as it
+  comes off a socket, beside the load generator and the emulator. The rest
+  is spread thin; no one part holds the gap. The next steps are structural:
+  canonicalizing a coalesced group's predictions in one chemistry job
+  instead of one per request (SMILES mode), and fewer bytes per answer (the
+  attention weights' digits are the largest single part of the decoding).
+  Where the service stands against a Python front end doing the same work is
+  at the end of this section.
 - **RSS with 1,000 connections**: measured on the service that has just run
   the distinct-molecule phases, so it includes the result cache filled to its
   budget ({med("conn_rss_mb"):.0f} MB; earlier runs measured it on a fresh service, ~44 MB).
@@ -652,21 +660,39 @@ HISTORY = """
   not write again an answer it holds (102 → 82 µs); mimalloc instead of
   glibc's allocator, whose arena locks and free-list consolidation were a
   sixth of the profile (73 → 55 µs in paired runs). RDKit's own allocations
-  (C++ `new` goes to `malloc`) stay with glibc: with distinct molecules in
-  SMILES mode, glibc's malloc and free are ~13% of the service's CPU.
-- Tried and not kept: mimalloc's `override` feature, which replaces `malloc`
-  and `free` for the whole process so RDKit's allocations use it too. It cut
-  SMILES mode's CPU per request with distinct molecules by 14% (three paired
-  runs at saturation: 835/847/822 → 732/718/714 µs, 1,552 → 1,722 req/s).
-  But in the 10-minute soak at 64 in flight with the result cache at its
-  defaults, RSS over the last 5 minutes was 111–136 MB (flat, but past the
-  128 MiB line; 101–119 MB with glibc for RDKit). Without the cache it stayed
-  at 75–99 MB (16 in flight: 65–74 MB; text mode: 50–65 MB). Worth another
-  look with a smaller cache budget or mimalloc's purge options. Also: one tokio worker instead of two
+  (C++ `new` goes to `malloc`) stayed with glibc at first: with distinct
+  molecules in SMILES mode, glibc's malloc and free were ~13% of the
+  service's CPU.
+- mimalloc for the whole process (its `override` feature: `malloc` and
+  `free` are mimalloc's, so RDKit's allocations use it too), freed memory
+  purged after 100 ms. Tried first with mimalloc's default purge delay (1 s):
+  −14% CPU per request in SMILES mode (three pairs: 835/847/822 →
+  732/718/714 µs), but in the 10-minute soak at 64 in flight with the result
+  cache full RSS reached 111–136 MB, past the 128 MiB line (101–119 MB with
+  glibc for RDKit). Freed pages waiting a second to go back held the
+  difference. 4-minute soaks of the same load, by purge delay: 1 s 112–127 MiB,
+  100 ms 93–106, 10 ms 93–98, 0 90–99; minor page faults per request (text
+  mode, distinct molecules) ~4 at 1 s, ~12.5 at 100 ms, ~23 at 10 ms, with
+  CPU to match (446 / 466 / 524 µs, medians of 4 pairs). So 100 ms
+  (`memory::tune_allocator`; `MIMALLOC_PURGE_DELAY` overrides it). Against
+  glibc for RDKit, 10 interleaved pairs of 4 s saturation phases, SMILES mode,
+  distinct molecules: 1,277 → 1,109 µs median (−13%), faster in 9 of 10
+  pairs (absolute figures from a noisy hour; the ratio is the finding).
+  The table at the top was measured in the same hour, when this shared
+  machine ran everything slower: `GET /healthz` cost 26 µs against 18 µs in
+  the run before the change, the repeated input 94 and 89 µs against 65 and
+  63, and text mode, which the change leaves alone but for the purge delay,
+  458 against 283 µs with distinct molecules. The loaded phases slowed more
+  than the floor's codec and RDKit parts, which run alone, so every ratio to
+  the floor rose with them (text mode's with distinct molecules 2.01× →
+  2.39×, SMILES mode's 1.60× → 1.79×); read the change from the pairs above.
+  The memory figures (the soaks) do not depend on the machine's speed.
+- Also tried: one tokio worker instead of two
   (`TOKIO_WORKER_THREADS=1`, read by the runtime: ~10% less CPU per request,
   ~15% less throughput, left to operators); jemalloc (the same as mimalloc
   within the noise, a slower build); mimalloc with transparent huge pages
-  (14 MB more idle RSS).
+  (14 MB more idle RSS); glibc's tcache enlarged for RDKit
+  (`GLIBC_TUNABLES`, before the override: ~10% less CPU, within the noise).
 """
 
 

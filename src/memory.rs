@@ -28,8 +28,8 @@ unsafe extern "C" {
 /// system. mimalloc's default, 1 s, held ~25 MB more under a load test of
 /// distinct molecules at 64 in flight with the result cache full (4-minute
 /// soaks: 112-127 MiB against 93-106 MiB at 100 ms), enough to cross the
-/// 128 MiB line in 10 minutes; 10 ms or 0 held no less than 100 ms and
-/// cost twice the page faults (~23 per request in text mode against ~12 at
+/// 128 MiB line in 10 minutes; 10 ms or 0 held a little less (90-99 MiB)
+/// for twice the page faults (~23 per request in text mode against ~12 at
 /// 100 ms and ~4 at 1 s) and more CPU (docs/performance.md).
 pub const PURGE_DELAY_MS: i64 = 100;
 

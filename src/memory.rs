@@ -21,6 +21,7 @@ const MI_OPTION_PURGE_DELAY: i32 = 15;
 unsafe extern "C" {
     /// Compiled into the program with mimalloc (libmimalloc-sys).
     fn mi_option_set(option: i32, value: std::ffi::c_long);
+    #[cfg(test)]
     fn mi_option_get(option: i32) -> std::ffi::c_long;
 }
 
@@ -46,17 +47,17 @@ pub fn tune_allocator() {
     }
 }
 
-/// The purge delay mimalloc uses now, in milliseconds.
-pub fn purge_delay_ms() -> i64 {
-    // SAFETY: reads one of mimalloc's options.
-    #[allow(unsafe_code)]
-    let ms = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
-    ms as i64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The purge delay mimalloc uses now, in milliseconds.
+    fn purge_delay_ms() -> i64 {
+        // SAFETY: reads one of mimalloc's options.
+        #[allow(unsafe_code)]
+        let ms = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+        ms as i64
+    }
 
     /// The option's number is mimalloc's, not ours: before tuning it reads
     /// mimalloc 3's documented default for `purge_delay` (1000 ms, which no

@@ -355,6 +355,7 @@
     if (event.pointerType !== 'mouse') return;
     // Each new atom asks for two drawings: wait until the pointer rests.
     clearTimeout(hover);
+    if (!(event.target.closest && event.target.closest('.atom-product'))) return;
     hover = setTimeout(() => pointAt(event), 120);
   });
 

@@ -292,6 +292,44 @@ mod tests {
     }
 
     #[test]
+    fn reading_without_stereo_perception_writes_what_rdkits_full_reading_writes() {
+        // The shortcut (no stereo perception when no stereochemistry is
+        // written) must not change one canonical SMILES or error: held to
+        // RDKit's default reading on load-test molecules, the demo model's
+        // predictions of them (scrambled tokens, often not molecules), and
+        // the spellings where hydrogens, charges, isotopes and stereo meet.
+        use crate::inference::demo;
+        use crate::inference::tokenize::Tokenizer;
+        let mut texts: Vec<String> = "[H][H] [H]C([H])([H])O [2H]C [H]n1cccc1 C[H] [H]N1CC1 [13CH3]O [NH4+].[Cl-] \
+            c1ccc2[nH]ccc2c1 C[N+](C)(C)C [CH2]C O=C([O-])[O-].[K+].[K+] C1CC2CCC1C2 CC(C)(F)Cl FC(Cl)(Br)I CC=CC \
+            C/C=C/C C[C@H](N)O N[C@@H](C)C(=O)O F/C=C\\F c1ccccc1C=CC C%10CCCCC%10 [Fe+2] [se]1cccc1 C1=CC=CC=C1 \
+            OC1CCCCC1O C=C1CCC1 C1CC c1cccc1 C(C)(C)(C)(C)C not-a-molecule"
+            .split_whitespace()
+            .map(String::from)
+            .chain([String::new()])
+            .collect();
+        let params = crate::inference::Params { beam: 5, n_best: 5, attention: false };
+        for k in 0..1_500 {
+            let molecule = crate::loadtest::molecules::molecule(7_000_000 + k);
+            let canonical = rdkit::canonical_smiles_fully_perceived(&molecule, true).expect("a molecule");
+            let predicted = demo::hypotheses(&Tokenizer::Chars.tokenize(&canonical), params);
+            texts.extend(predicted.iter().map(|h| Tokenizer::Chars.detokenize(&h.tokens)));
+            texts.push(molecule);
+        }
+        let mut molecules = 0;
+        for text in &texts {
+            for remove_stereo in [true, false] {
+                let ours = rdkit::canonical_smiles(text, remove_stereo).map_err(|e| reason(e.what()));
+                let full = rdkit::canonical_smiles_fully_perceived(text, remove_stereo).map_err(|e| reason(e.what()));
+                assert_eq!(ours, full, "{text:?}, stereo removed: {remove_stereo}");
+                molecules += usize::from(ours.is_ok());
+            }
+        }
+        // Most of them molecules, some not: both kinds of answer were compared.
+        assert!(molecules > texts.len() && molecules < 2 * texts.len() - 100, "{molecules} of {}", 2 * texts.len());
+    }
+
+    #[test]
     fn inputs_written_any_valid_way_meet_in_one_canonical_form() {
         let acetic = prepare("CC(=O)O").unwrap();
         assert_eq!(acetic, "CC(=O)O");

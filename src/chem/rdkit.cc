@@ -54,13 +54,36 @@ void install_logs() {
   });
 }
 
-std::unique_ptr<RDKit::RWMol> parse(rust::Str smiles) {
+// Stereochemistry is written only with '@' (chirality) and '/' '\' (double
+// bond geometry): a SMILES without them describes a molecule without any.
+bool writes_stereo(const std::string &smiles) { return smiles.find_first_of("@/\\") != std::string::npos; }
+
+// `perceive`: RDKit's full reading (what SmilesToMol does by default). Else a
+// SMILES that writes no stereochemistry is read without the stereo perception
+// that follows parsing (which ranks every atom that could be a stereocentre,
+// a fifth of a small molecule's canonicalization, to find nothing), and the
+// molecule is marked as perceived so that writing it does not start over.
+// Everything else is the parser's own: sanitization, then explicit hydrogens
+// removed (tests hold the two readings to the same canonical SMILES).
+std::unique_ptr<RDKit::RWMol> parse(rust::Str smiles, bool perceive = true) {
   install_logs();
   captured.clear();
   std::string text(smiles.data(), smiles.size());
   std::unique_ptr<RDKit::RWMol> mol;
   try {
-    mol.reset(RDKit::SmilesToMol(text));
+    if (perceive || writes_stereo(text)) {
+      mol.reset(RDKit::SmilesToMol(text));
+    } else {
+      RDKit::SmilesParserParams params;
+      params.sanitize = false;
+      params.removeHs = false;
+      mol.reset(RDKit::SmilesToMol(text, params));
+      if (mol) {
+        bool implicit_only = false, update_explicit_count = true, sanitize = true;
+        RDKit::MolOps::removeHs(*mol, implicit_only, update_explicit_count, sanitize);
+        mol->setProp(RDKit::common_properties::_StereochemDone, 1, true);
+      }
+    }
   } catch (const std::exception &e) {
     // Sanitization: valence, aromaticity (kekulization), ring problems.
     throw std::runtime_error(e.what());
@@ -119,6 +142,14 @@ rust::Vec<uint8_t> bytes(const std::string &text) {
 }  // namespace
 
 rust::String canonical_smiles(rust::Str smiles, bool remove_stereo) {
+  bool stereo = writes_stereo(std::string(smiles.data(), smiles.size()));
+  auto mol = parse(smiles, false);
+  // Without stereochemistry written there is none to remove.
+  if (remove_stereo && stereo) RDKit::MolOps::removeStereochemistry(*mol);
+  return rust::String(RDKit::MolToSmiles(*mol));
+}
+
+rust::String canonical_smiles_fully_perceived(rust::Str smiles, bool remove_stereo) {
   auto mol = parse(smiles);
   if (remove_stereo) RDKit::MolOps::removeStereochemistry(*mol);
   return rust::String(RDKit::MolToSmiles(*mol));

@@ -13,6 +13,10 @@ struct Highlight;
 // The canonical SMILES of `smiles`, stereochemistry removed when asked.
 rust::String canonical_smiles(rust::Str smiles, bool remove_stereo);
 
+// The same through RDKit's default reading, stereo perception always run:
+// what `canonical_smiles` must agree with (tests and the codec benchmark).
+rust::String canonical_smiles_fully_perceived(rust::Str smiles, bool remove_stereo);
+
 // A drawing as bytes: of a molecule (`reaction` false), with its atoms in
 // `highlights` marked, or of a reaction written `reactants>>products`; SVG on a
 // transparent background, or PNG on white.

@@ -3,6 +3,8 @@
 //! exceptions arrive as `Err(cxx::Exception)`.
 
 #[cxx::bridge(namespace = "tf_chem")]
+// The fully perceived reading is what tests hold the other to.
+#[cfg_attr(not(test), allow(dead_code))]
 mod ffi {
     /// An atom to highlight in a drawing, by its index in the SMILES as
     /// written, and how strongly (0 to 1).
@@ -15,6 +17,7 @@ mod ffi {
         include!("translation-front/src/chem/rdkit.h");
 
         fn canonical_smiles(smiles: &str, remove_stereo: bool) -> Result<String>;
+        fn canonical_smiles_fully_perceived(smiles: &str, remove_stereo: bool) -> Result<String>;
         fn draw(
             smiles: &str,
             reaction: bool,
@@ -29,4 +32,6 @@ mod ffi {
     }
 }
 
+#[cfg(test)]
+pub use ffi::canonical_smiles_fully_perceived;
 pub use ffi::{Highlight, block_to_smiles, canonical_smiles, draw, mol_block};

@@ -538,8 +538,10 @@ Targets met: {"; ".join(met) or "none"}. Missed: {"; ".join(missed) or "none"}.
 **The floor** of each row, measured in the same run: a request through this
 HTTP stack at all (`GET /healthz`, same load generator, 128 in flight); the
 codec alone (`examples/codec-bench`, no sockets) reading the request's share
-of a coalesced answer for the same kind of input and writing its response;
-and in SMILES mode with distinct molecules RDKit alone preparing the input
+of a coalesced answer for the same kind of input and writing its response
+(for distinct molecules, 64 groups of 11 read in turn: a group's cost
+depends on its longest molecule, since every matrix is padded to it, so one
+group is no sample of a load test's); and in SMILES mode with distinct molecules RDKit alone preparing the input
 and canonicalizing its five predictions (`codec-bench --molecules`, each
 molecule once, one thread). With the repeated input RDKit's answers are
 remembered, so its floor has no chemistry. Everything above the floor is the
@@ -561,22 +563,36 @@ hop, and the response's trip through the kernel.
   invocation through the SDK ({med("text_distinct_sat_invocations_per_request"):.3f} invocations per request in text mode),
   the result cache storing every distinct answer with its attention (it fills
   to its 32 MiB budget; RSS after the phase {med("smiles_distinct_sat_rss_mb"):.0f} MB), and in SMILES mode
-  two hand-offs to a chemistry thread and back. A profile of the
-  distinct-molecule path in text mode (perf with call stacks, the `profiling`
-  build, 128 in flight), each sample given to the first of these it passes
-  through: decoding the function's answer 46% (float digits, inflate, base64),
-  hyper's server side 16% (its `write(2)` of the ~20 KB response about a
-  third of that), the SDK 9%, writing the response JSON 8%, routing and
-  middleware 5%, the result cache 6% (moka 2%), the coalescer 3%, the
-  request's JSON 2.5%, the view 2%, tokio 2%, the access log 1%. Decoding
-  alone is more than the codec floor's reading (about 30% of the request's
-  CPU): the floor reads one answer 2,000 times in a loop, warm in the
-  processor's caches, while the service reads each answer once, cold, as it
-  comes off a socket, beside the load generator and the emulator. The rest
-  is spread thin; no one part holds the gap. The next steps are structural:
-  canonicalizing a coalesced group's predictions in one chemistry job
-  instead of one per request (SMILES mode), and fewer bytes per answer (the
-  attention weights' digits are the largest single part of the decoding).
+  two hand-offs to a chemistry thread and back. Profiles of the
+  distinct-molecule path (perf with call stacks, the `profiling` build, 128
+  in flight), each sample given to the first of these it passes through:
+  - text mode: decoding the function's answer 46% (float digits, inflate,
+    base64), hyper's server side 16% (its `write(2)` of the response about a
+    third of that), the SDK 9%, writing the response JSON 8%, routing and
+    middleware 5%, the result cache 6% (moka 2%), the coalescer 3%, the
+    request's JSON 2.5%, the view 2%, tokio 2%, the access log 1%;
+  - SMILES mode (before the stereo shortcut): RDKit 54% (canonicalizing
+    predictions 37%, preparing the input 15%; C++ exceptions for predictions
+    that are not molecules ~2%), decoding 20%, hyper's server side 7%, the
+    SDK 5%, writing the response 4%, routing 3%, the result cache 2%, tokio
+    2%, the coalescer 1%; the hand-offs to the chemistry threads outside
+    RDKit's own work 0.7%.
+
+  Neither the reading nor the chemistry is done twice or in a worse way than
+  the floor does it: reading cold costs what reading warm does (above), and
+  the hand-offs are under 1%, so one chemistry job per coalesced group would
+  save little. Both cost more in the service than alone because they share
+  two cores with the load generator, the emulator and each other: RDKit alone
+  for the same molecules, timed by its thread's CPU clock, cost 260–370 µs on
+  an idle machine and 340–450 µs while a text-mode saturation phase ran
+  beside it (one sitting, 5 and 3 runs). What the floor leaves out is work no
+  request avoids: its share of an invocation through the SDK (SigV4, the
+  orchestrator, the HTTP client: ~40 µs), the answer's share and the
+  ~17 KB response through loopback TCP twice, the result cache and the
+  coalescer. The 1.25× target asks all of that, routing and the request's
+  JSON included, to cost under a quarter of the floor ({med("text_distinct_floor_us") / 4:.0f} µs in text mode),
+  which no single part's removal reaches: the gap is spread over a dozen
+  parts of 1–9% each.
   Where the service stands against a Python front end doing the same work is
   at the end of this section.
 - **RSS with 1,000 connections**: measured on the service that has just run
@@ -678,15 +694,31 @@ HISTORY = """
   glibc for RDKit, 10 interleaved pairs of 4 s saturation phases, SMILES mode,
   distinct molecules: 1,277 → 1,109 µs median (−13%), faster in 9 of 10
   pairs (absolute figures from a noisy hour; the ratio is the finding).
-  The table at the top was measured in the same hour, when this shared
-  machine ran everything slower: `GET /healthz` cost 26 µs against 18 µs in
-  the run before the change, the repeated input 94 and 89 µs against 65 and
-  63, and text mode, which the change leaves alone but for the purge delay,
-  458 against 283 µs with distinct molecules. The loaded phases slowed more
-  than the floor's codec and RDKit parts, which run alone, so every ratio to
-  the floor rose with them (text mode's with distinct molecules 2.01× →
-  2.39×, SMILES mode's 1.60× → 1.79×); read the change from the pairs above.
-  The memory figures (the soaks) do not depend on the machine's speed.
+  The report of that day was measured in the same hour, when this shared
+  machine ran everything slower (`GET /healthz` 26 µs against 18 µs the run
+  before); the loaded phases slowed more than the floor's parts, which run
+  alone, so every ratio to the floor rose with them (text mode's with
+  distinct molecules 2.01× → 2.39×, SMILES mode's 1.60× → 1.79×).
+- RDKit's stereo perception skipped where there is nothing to perceive: by
+  default RDKit ranks every atom that could be a stereocentre after parsing
+  (CIP ranks), and finds nothing when the SMILES writes no `@`, `/` or `\`.
+  Such SMILES are now read unsanitized, sanitized with explicit hydrogens
+  removed as the parser does, and marked as perceived
+  (`chem/rdkit.cc`; a test holds the result to RDKit's full reading, and
+  once did on 30,000 load-test molecules and their 150,000 predictions, all
+  identical). RDKit alone for a request: 313/407/459 → 245/290/314 µs in
+  three interleaved pairs; SMILES mode at saturation, 8 interleaved pairs of
+  4 s phases: 880 → 788 µs median, faster in all 8. Writing without
+  isomeric information when there are neither stereo marks nor isotopes was
+  tried too: no faster (3 of 5 pairs slower).
+- The codec floor for distinct molecules corrected: until 2026-12-04 it read
+  one group, molecules 0–10, shorter than a load test's mix (1,117 attention
+  cells per request against 1,516 over 64 groups): 123 µs to read a share
+  where 64 groups read 146–182 µs. The ratios of earlier reports are against
+  that lower floor. The same 64 answers read each again and again (warm) or
+  in turn (none warm in the processor's caches) cost the same within the
+  noise (190/193/201 against 179/206/202 µs in one sitting), so the service
+  does not pay for reading answers cold, as this report once supposed.
 - Also tried: one tokio worker instead of two
   (`TOKIO_WORKER_THREADS=1`, read by the runtime: ~10% less CPU per request,
   ~15% less throughput, left to operators); jemalloc (the same as mimalloc

@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <streambuf>
 #include <string>
+#include <string_view>
 
 namespace tf_chem {
 namespace {
@@ -56,13 +57,16 @@ void install_logs() {
 
 // Stereochemistry is written only with '@' (chirality) and '/' '\' (double
 // bond geometry): a SMILES without them describes a molecule without any.
-bool writes_stereo(const std::string &smiles) { return smiles.find_first_of("@/\\") != std::string::npos; }
+bool writes_stereo(rust::Str smiles) {
+  return std::string_view(smiles.data(), smiles.size()).find_first_of("@/\\") != std::string_view::npos;
+}
 
-// `perceive`: RDKit's full reading (what SmilesToMol does by default). Else a
-// SMILES that writes no stereochemistry is read without the stereo perception
-// that follows parsing (which ranks every atom that could be a stereocentre,
-// a fifth of a small molecule's canonicalization, to find nothing), and the
-// molecule is marked as perceived so that writing it does not start over.
+// `perceive`: RDKit's full reading (what SmilesToMol does by default). Else,
+// for a SMILES that writes no stereochemistry (the caller checks
+// `writes_stereo`), no stereo perception follows parsing (it ranks every atom
+// that could be a stereocentre, a fifth of a small molecule's
+// canonicalization, to find nothing), and the molecule is marked as perceived
+// so that writing it does not start over.
 // Everything else is the parser's own: sanitization, then explicit hydrogens
 // removed (tests hold the two readings to the same canonical SMILES).
 std::unique_ptr<RDKit::RWMol> parse(rust::Str smiles, bool perceive = true) {
@@ -71,7 +75,7 @@ std::unique_ptr<RDKit::RWMol> parse(rust::Str smiles, bool perceive = true) {
   std::string text(smiles.data(), smiles.size());
   std::unique_ptr<RDKit::RWMol> mol;
   try {
-    if (perceive || writes_stereo(text)) {
+    if (perceive) {
       mol.reset(RDKit::SmilesToMol(text));
     } else {
       RDKit::SmilesParserParams params;
@@ -142,8 +146,8 @@ rust::Vec<uint8_t> bytes(const std::string &text) {
 }  // namespace
 
 rust::String canonical_smiles(rust::Str smiles, bool remove_stereo) {
-  bool stereo = writes_stereo(std::string(smiles.data(), smiles.size()));
-  auto mol = parse(smiles, false);
+  bool stereo = writes_stereo(smiles);
+  auto mol = parse(smiles, stereo);
   // Without stereochemistry written there is none to remove.
   if (remove_stereo && stereo) RDKit::MolOps::removeStereochemistry(*mol);
   return rust::String(RDKit::MolToSmiles(*mol));
